@@ -1,0 +1,65 @@
+"""Per-op overhead: a 1000-op chain alternating tanh and multiply-by-constant on a 0-d
+float64 value, forward + backward, mibun vs PyTorch CPU in one process.
+
+Run:  python benchmarks/overhead.py   (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE first)
+"""
+import gc
+import time
+
+import numpy as np
+
+import mibun
+import mibun.functions as F
+
+N_OPS = 1000
+REPEAT = 30
+
+
+def chain_mibun():
+    x = mibun.Variable(np.array(0.5))
+    y = x
+    for _ in range(N_OPS // 2):
+        y = F.tanh(y)
+        y = y * 1.01
+    y.backward()
+    return x.grad
+
+
+def chain_torch():
+    import torch
+    x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    y = x
+    for _ in range(N_OPS // 2):
+        y = torch.tanh(y)
+        y = y * 1.01
+    y.backward()
+    return x.grad
+
+
+def best_time(fn):
+    fn()
+    times = []
+    for _ in range(REPEAT):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), float(np.median(times))
+
+
+def main():
+    gc.collect()
+    m_best, m_med = best_time(chain_mibun)
+    print(f"mibun  : {m_best / N_OPS * 1e6:6.2f} us/op (median {m_med / N_OPS * 1e6:.2f})")
+    try:
+        import torch
+        torch.set_num_threads(1)
+        assert abs(float(chain_torch()) - float(chain_mibun().data)) < 1e-12
+        t_best, t_med = best_time(chain_torch)
+        print(f"pytorch: {t_best / N_OPS * 1e6:6.2f} us/op (median {t_med / N_OPS * 1e6:.2f})")
+        print(f"ratio mibun/pytorch: {m_best / t_best:.2f}x (median {m_med / t_med:.2f}x)")
+    except ImportError:
+        print("pytorch not installed: no ratio")
+
+
+if __name__ == "__main__":
+    main()

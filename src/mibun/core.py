@@ -1,0 +1,522 @@
+"""The engine: ``Variable``, ``Function`` and backprop.
+
+This follows DeZero's core (a Variable boxes an ndarray; calling a Function records the
+graph; ``backward`` walks it from the output) with four changes that matter in practice:
+
+* Backward pops functions from a heap keyed on generation, iteratively: O(n log n) on any
+  graph, and no recursion limit.
+* A function keeps only what its backward needs. It records, for each input, an *edge*: the
+  input's creator and output index (or the leaf Variable itself), not the input's data.
+  Built-in ops name the inputs / outputs whose data they read (``retain_inputs`` /
+  ``retain_outputs``); a user Function keeps every input, so ``self.input.data`` works.
+* Outputs are held by weak reference, so a dropped graph is freed at once by refcounting:
+  nothing here creates a reference cycle for the garbage collector to chase.
+* Grad mode lives in a thread-local ``Config``.
+"""
+from __future__ import annotations
+
+import heapq
+import weakref
+
+import numpy as np
+
+from mibun import backend
+from mibun.config import Config, using_config
+
+_array_types = backend.array_types
+
+
+# =============================================================================
+# Variable
+# =============================================================================
+class Variable:
+    """An ndarray in the graph: ``data``, its gradient ``grad`` (a Variable) and ``creator``.
+
+    Args:
+        data (ndarray or None): a NumPy or CuPy array (a NumPy scalar is turned into a 0-d
+            array). ``None`` is allowed for a parameter that is initialised later.
+        name (str): optional, shown in ``repr`` and graph drawings.
+
+    >>> x = Variable(np.array(2.0))
+    >>> y = x ** 2
+    >>> y.backward()
+    >>> x.grad
+    variable(4.)
+    """
+
+    __slots__ = ("data", "name", "grad", "_node", "generation", "__weakref__")
+    # Make ndarray <op> Variable defer to Variable (NumPy also honours __array_ufunc__).
+    __array_priority__ = 200
+
+    def __init__(self, data, name: str | None = None):
+        if data is not None and not isinstance(data, _array_types):
+            if isinstance(data, np.generic):
+                data = np.asarray(data)
+            else:
+                raise TypeError(
+                    f"Variable: data must be a numpy.ndarray (or cupy.ndarray) or None, "
+                    f"got {type(data).__name__}: {data!r:.60}. "
+                    "Wrap it first, e.g. Variable(np.array(...))."
+                )
+        self.data = data
+        self.name = name
+        self.grad = None
+        self._node = None  # (creator Function, output index), or None for a leaf
+        self.generation = 0
+
+    # --- graph ----------------------------------------------------------------------------
+    @property
+    def creator(self):
+        """The Function that produced this Variable, or None for a leaf."""
+        node = self._node
+        return None if node is None else node[0]
+
+    @creator.setter
+    def creator(self, func):
+        self.set_creator(func)
+
+    def set_creator(self, func, index: int = 0) -> None:
+        if func is None:
+            self._node = None
+            return
+        self._node = (func, index)
+        self.generation = func.generation + 1
+
+    def cleargrad(self) -> None:
+        self.grad = None
+
+    def unchain(self) -> None:
+        """Forget the creator: this Variable becomes a leaf for functions called from now on."""
+        self._node = None
+
+    def unchain_backward(self) -> None:
+        """Cut every Variable of the graph below this one from its creator (truncated BPTT)."""
+        node = self._node
+        self._node = None
+        if node is None:
+            return
+        stack, seen = [node[0]], {id(node[0])}
+        while stack:
+            f = stack.pop()
+            for ref in f.outputs:
+                y = ref()
+                if y is not None:
+                    y._node = None
+            for e in f._edges:
+                if type(e) is tuple and id(e[0]) not in seen:
+                    seen.add(id(e[0]))
+                    stack.append(e[0])
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``grad``.
+
+        Args:
+            retain_grad: also store the gradient of every intermediate Variable still alive.
+            create_graph: record the backward computation, so the gradients can be
+                differentiated again (higher-order derivatives).
+        """
+        _run_backward(self, retain_grad, create_graph)
+
+    # --- array-like -----------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        if self.data is None:
+            return "variable(None)"
+        p = str(self.data).replace("\n", "\n" + " " * 9)
+        return "variable(" + p + ")"
+
+    def __bool__(self):
+        raise TypeError(
+            "The truth value of a Variable is ambiguous (it would cut the graph); "
+            "compare v.data instead."
+        )
+
+    def __hash__(self):
+        return id(self)
+
+    def __array__(self, dtype=None, copy=None):
+        # Explicit conversion (np.asarray(v)) gives the data; ufuncs dispatch through
+        # __array_ufunc__ (installed by mibun.functions) and stay in the graph.
+        if dtype is None:
+            return backend.as_numpy(self.data)
+        return backend.as_numpy(self.data).astype(dtype, copy=False)
+
+    def to_cpu(self) -> None:
+        if self.data is not None:
+            self.data = backend.as_numpy(self.data)
+
+    def to_gpu(self) -> None:
+        if self.data is not None:
+            self.data = backend.as_cupy(self.data)
+
+
+class Parameter(Variable):
+    """A Variable that a Layer registers as a trainable parameter (it may carry attributes)."""
+
+
+def as_array(x, xp=np):
+    """Turn a scalar into a 0-d ndarray; arrays pass through unchanged (DeZero's helper)."""
+    return backend.as_array(x, xp)
+
+
+def as_variable(obj) -> Variable:
+    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars)."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(as_array(obj))
+
+
+# =============================================================================
+# Function
+# =============================================================================
+class Function:
+    """A differentiable operation: ``forward`` on arrays, ``backward`` on Variables.
+
+    Subclasses define ``forward(self, *xs)`` (raw ndarrays in, ndarray or tuple out) and
+    ``backward(self, *gys)`` (Variables in, one gradient per input out; ``None`` for an
+    input needing none). Inside backward, ``self.inputs`` are the input Variables and
+    ``self.outputs`` weak references to the outputs.
+
+    Class attributes let an op keep less (the default keeps every input, as DeZero does):
+
+    * ``retain_inputs``: indices of the inputs whose Variables backward reads; others are
+      stored as ``None`` in ``self.inputs`` so their data can be freed.
+    * ``retain_outputs``: indices of the outputs backward reads through
+      ``self.retained_output(i)``.
+    """
+
+    retain_inputs: tuple | None = None
+    retain_outputs: tuple = ()
+    generation = 0
+
+    def __call__(self, *inputs):
+        # The hot path of the whole library: keep it lean (see benchmarks/overhead.py).
+        xs = []
+        edges = []
+        for x in inputs:
+            if isinstance(x, Variable):
+                xs.append(x.data)
+                edges.append(x._node or x)
+            else:  # a raw array or scalar: a constant, no gradient flows to it
+                break
+        else:
+            variables = inputs
+        if len(xs) != len(inputs):
+            variables, xs, edges = _wrap_inputs(inputs)
+
+        ys = self.forward(*xs)
+        if type(ys) is tuple:
+            outputs = [Variable(y if isinstance(y, _array_types) else as_array(y)) for y in ys]
+        else:
+            outputs = [Variable(ys if isinstance(ys, _array_types) else as_array(ys))]
+
+        if Config.enable_backprop:
+            if len(variables) == 1:
+                gen = variables[0].generation
+            else:
+                gen = max([x.generation for x in variables]) if variables else 0
+            self.generation = gen
+            keep = self.retain_inputs
+            if keep is None or len(keep) == len(variables):
+                self.inputs = variables
+            else:
+                self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
+            self._edges = edges
+            if len(outputs) == 1:
+                y = outputs[0]
+                d = y.data
+                y._node = (self, 0)
+                y.generation = gen + 1
+                self.outputs = [weakref.ref(y)]
+                self._meta = ((d.shape, d.dtype),)
+                if self.retain_outputs:
+                    self._ys = (d,)
+            else:
+                for i, y in enumerate(outputs):
+                    y._node = (self, i)
+                    y.generation = gen + 1
+                self.outputs = [weakref.ref(y) for y in outputs]
+                self._meta = [(y.data.shape, y.data.dtype) for y in outputs]
+                if self.retain_outputs:
+                    self._ys = [y.data for y in outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def forward(self, *xs):
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def backward(self, *gys):
+        raise NotImplementedError(
+            f"{type(self).__name__}.backward is not defined: this op cannot be differentiated"
+        )
+
+    # --- helpers for backward ---------------------------------------------------------------
+    @property
+    def input(self):
+        """The input Variable of a single-input function (seed style)."""
+        return self.inputs[0]
+
+    @input.setter
+    def input(self, value):
+        self.inputs = [value]
+
+    @property
+    def output(self):
+        """The output Variable of a single-output function (seed style), or None if freed."""
+        return self.outputs[0]()
+
+    @output.setter
+    def output(self, value):
+        self.outputs = [weakref.ref(value)]
+
+    def retained_output(self, i: int = 0) -> Variable:
+        """Output ``i`` as a Variable linked to this function (for backward formulas).
+
+        The op must list ``i`` in ``retain_outputs``. If the user dropped the output, a new
+        Variable is made from the kept data and attached to this function, so a
+        ``create_graph`` backward still differentiates through it.
+        """
+        y = self.outputs[i]()
+        if y is None:
+            y = Variable(self._ys[i])
+            y._node = (self, i)
+            y.generation = self.generation + 1
+        return y
+
+    def needs_grad(self, i: int) -> bool:
+        """False when input ``i`` is a constant (a raw array): backward may skip its gradient."""
+        return self._edges[i] is not None
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _wrap_inputs(inputs):
+    variables, xs, edges = [], [], []
+    for x in inputs:
+        if isinstance(x, Variable):
+            edges.append(x._node or x)
+        else:  # a raw array or scalar: a constant, no gradient flows to it
+            x = Variable(as_array(x, backend.get_array_module(x)))
+            edges.append(None)
+        variables.append(x)
+        xs.append(x.data)
+    return variables, xs, edges
+
+
+# =============================================================================
+# Backprop
+# =============================================================================
+def _is_float_dtype(dtype) -> bool:
+    return dtype.kind in "fc"
+
+
+def _fmt(shape, dtype) -> str:
+    return f"shape={tuple(shape)} dtype={dtype}"
+
+
+def _check_grad(f, i, gx, shape, dtype):
+    """Return ``gx`` as a Variable of the given dtype, or raise if its shape is wrong."""
+    if not isinstance(gx, Variable):
+        if isinstance(gx, (list, tuple)) or not hasattr(gx, "shape") and not np.isscalar(gx):
+            raise TypeError(
+                f"{type(f).__name__}.backward returned a {type(gx).__name__} as the "
+                f"gradient of input {i}; return a Variable, an ndarray or None"
+            )
+        gx = Variable(as_array(gx, backend.get_array_module(gx)))
+    data = gx.data
+    if data.shape != shape:
+        raise ValueError(
+            f"{type(f).__name__}.backward: the gradient of input {i} has the wrong shape\n"
+            f"  gradient: {_fmt(data.shape, data.dtype)}\n"
+            f"  input:    {_fmt(shape, dtype)}"
+        )
+    if data.dtype != dtype:
+        gx = _cast(gx, dtype)
+    return gx
+
+
+class _Cast(Function):
+    retain_inputs = ()
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype, copy=False)
+
+    def backward(self, gy):
+        return _cast(gy, self.x_dtype)
+
+
+def _cast(x, dtype):
+    if x.data.dtype == dtype:
+        return x
+    return _Cast(dtype)(x)
+
+
+def _run_backward(start: Variable, retain_grad: bool, create_graph: bool) -> None:
+    data = start.data
+    if start.grad is None:
+        xp = backend.get_array_module(data)
+        dtype = data.dtype if _is_float_dtype(data.dtype) else np.float64
+        start.grad = Variable(xp.ones(data.shape, dtype=dtype))
+    elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
+        start.grad = Variable(as_array(start.grad, backend.get_array_module(start.grad)))
+    node = start._node
+    if node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
+        return
+
+    # pending[id(f)] holds the gradients of f's outputs summed so far. A function is pushed
+    # on the heap when its first output gradient arrives and popped after every function of
+    # a higher generation, i.e. after all gradients for its outputs have been summed.
+    f0, i0 = node
+    pending = {id(f0): [None] * len(f0.outputs)}
+    pending[id(f0)][i0] = start.grad
+    heap = [(-f0.generation, 0, f0)]
+    count = 1
+    pop, push = heapq.heappop, heapq.heappush
+
+    with using_config("enable_backprop", create_graph):
+        while heap:
+            f = pop(heap)[2]
+            gys = pending.pop(id(f))
+            if None in gys:  # an output that did not reach `start`: its gradient is zero
+                gys = _fill_zeros(f, gys)
+            if retain_grad:
+                for ref, gy in zip(f.outputs, gys):
+                    y = ref()
+                    if y is not None and y is not start:
+                        y.grad = gy if y.grad is None else y.grad + gy
+
+            gxs = f.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+            edges = f._edges
+            if len(gxs) != len(edges):
+                raise RuntimeError(
+                    f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
+                    f"{len(edges)} input(s); return one per input (None for no gradient)"
+                )
+            for i, e in enumerate(edges):
+                gx = gxs[i]
+                if e is None or gx is None:
+                    continue
+                if type(e) is tuple:  # an intermediate Variable: output j of function c
+                    c, j = e
+                    shape, dtype = c._meta[j]
+                    if not _is_float_dtype(dtype):
+                        continue
+                    if type(gx) is not Variable or gx.data.shape != shape or (
+                            gx.data.dtype != dtype):
+                        gx = _check_grad(f, i, gx, shape, dtype)
+                    slot = pending.get(id(c))
+                    if slot is None:
+                        slot = pending[id(c)] = [None] * len(c.outputs)
+                        push(heap, (-c.generation, count, c))
+                        count += 1
+                    slot[j] = gx if slot[j] is None else slot[j] + gx
+                else:  # a leaf Variable: accumulate into its grad
+                    x = e.data
+                    if not _is_float_dtype(x.dtype):
+                        continue  # integer / bool data is a constant for backprop
+                    if type(gx) is not Variable or gx.data.shape != x.shape or (
+                            gx.data.dtype != x.dtype):
+                        gx = _check_grad(f, i, gx, x.shape, x.dtype)
+                    e.grad = gx if e.grad is None else e.grad + gx
+
+
+def _fill_zeros(f, gys):
+    out = list(gys)
+    for i, gy in enumerate(out):
+        if gy is None:
+            shape, dtype = f._meta[i]
+            ref = f._ys[i] if f.retain_outputs and i < len(getattr(f, "_ys", ())) else None
+            xp = backend.get_array_module(ref) if ref is not None else _xp_of(f)
+            out[i] = Variable(xp.zeros(shape, dtype=dtype))
+    return out
+
+
+def _xp_of(f):
+    for ref in f.outputs:
+        y = ref()
+        if y is not None:
+            return backend.get_array_module(y.data)
+    for x in f.inputs:
+        if x is not None:
+            return backend.get_array_module(x.data)
+    return np
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False):
+    """Gradients of ``outputs`` w.r.t. ``inputs``, returned without touching ``.grad``.
+
+    Args:
+        outputs (Variable): a Variable (scalar, or any shape with ``grad_outputs``).
+        inputs (Variable or sequence of Variable): the variables to differentiate against.
+        grad_outputs (array or Variable): the cotangent; ones by default.
+        create_graph (bool): record the computation for higher-order derivatives.
+    Returns:
+        tuple of Variable (or a single Variable when ``inputs`` is one Variable); an input
+        that ``outputs`` does not depend on gets zeros.
+
+    >>> x = Variable(np.array(3.0))
+    >>> grad(x ** 3, x)
+    variable(27.)
+    """
+    single = isinstance(inputs, Variable)
+    xs = [inputs] if single else list(inputs)
+    saved = [x.grad for x in xs]
+    saved_out = outputs.grad
+    try:
+        for x in xs:
+            x.grad = None
+        outputs.grad = None if grad_outputs is None else as_variable(grad_outputs)
+        outputs.backward(create_graph=create_graph)
+        gs = []
+        for x in xs:
+            g = x.grad
+            if g is None:
+                xp = backend.get_array_module(x.data)
+                g = Variable(xp.zeros_like(x.data))
+            gs.append(g)
+    finally:
+        for x, s in zip(xs, saved):
+            x.grad = s
+        outputs.grad = saved_out
+    return gs[0] if single else tuple(gs)
+
+
+def numerical_diff(f, x, eps: float = 1e-4):
+    """Central difference ``(f(x + eps) - f(x - eps)) / (2 eps)`` (the seed's check).
+
+    Args:
+        f: a Function or any callable taking and returning a Variable.
+        x (Variable): the point; integer data is promoted by ``x ± eps``.
+    Returns:
+        ndarray: the derivative of ``f`` at ``x`` (elementwise for array ``x``).
+    """
+    x = as_variable(x)
+    x0 = Variable(x.data - eps)
+    x1 = Variable(x.data + eps)
+    y0 = as_variable(f(x0))
+    y1 = as_variable(f(x1))
+    return (y1.data - y0.data) / (2 * eps)

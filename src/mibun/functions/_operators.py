@@ -1,0 +1,112 @@
+"""Python operators and NumPy protocols on Variable, bound to the mibun ops."""
+from __future__ import annotations
+
+import numpy as np
+
+from mibun.core import Variable
+from mibun.functions import array, linalg, math, reduction
+
+
+def _ufunc_table():
+    return {
+        np.add: math.add, np.subtract: math.sub, np.multiply: math.mul,
+        np.true_divide: math.div, np.divide: math.div, np.power: math.pow,
+        np.negative: math.neg, np.positive: lambda x: x,
+        np.exp: math.exp, np.log: math.log, np.sin: math.sin, np.cos: math.cos,
+        np.tan: math.tan, np.tanh: math.tanh, np.sqrt: math.sqrt, np.absolute: math.abs,
+        np.square: math.square, np.maximum: math.maximum, np.minimum: math.minimum,
+        np.matmul: linalg.matmul,
+    }
+
+
+def _function_table():
+    import mibun.functions as F
+    table = {np.sum: F.sum, np.reshape: F.reshape, np.transpose: F.transpose,
+             np.broadcast_to: F.broadcast_to, np.matmul: F.matmul, np.dot: F.matmul,
+             np.where: F.where, np.clip: F.clip}
+    for np_name in ("mean", "max", "min", "concatenate", "stack", "split", "squeeze",
+                    "expand_dims", "var", "std"):
+        f_name = {"concatenate": "concat"}.get(np_name, np_name)
+        if hasattr(F, f_name):
+            table[getattr(np, np_name)] = getattr(F, f_name)
+    return table
+
+
+def install():
+    V = Variable
+    V.__add__ = math.add
+    V.__radd__ = math.add
+    V.__sub__ = math.sub
+    V.__rsub__ = math.rsub
+    V.__mul__ = math.mul
+    V.__rmul__ = math.mul
+    V.__truediv__ = math.div
+    V.__rtruediv__ = math.rdiv
+    V.__neg__ = math.neg
+    V.__pos__ = lambda self: self
+    V.__pow__ = math.pow
+    V.__rpow__ = math.rpow
+    V.__abs__ = math.abs
+    V.__matmul__ = linalg.matmul
+    V.__rmatmul__ = lambda self, other: linalg.matmul(other, self)
+
+    def getitem(self, slices):
+        return array.get_item(self, slices)
+
+    V.__getitem__ = getitem
+
+    def vreshape(self, *shape):
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+        return array.reshape(self, *shape)
+
+    def vtranspose(self, *axes):
+        """``x.transpose()``, ``x.transpose(1, 0, 2)`` or ``x.transpose((1, 0, 2))``."""
+        if len(axes) == 0 or axes == (None,):
+            axes = None
+        elif len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return array.transpose(self, axes)
+
+    def vsum(self, axis=None, keepdims=False):
+        return reduction.sum(self, axis, keepdims)
+
+    V.reshape = vreshape
+    V.transpose = vtranspose
+    V.T = property(lambda self: array.transpose(self))
+    V.sum = vsum
+
+    def astype(self, dtype):
+        from mibun.core import _cast
+        return _cast(self, np.dtype(dtype))
+
+    V.astype = astype
+
+    ufuncs = _ufunc_table()
+
+    def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+        fn = ufuncs.get(ufunc)
+        if method != "__call__" or fn is None or kwargs:
+            raise TypeError(
+                f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method} "
+                f"is not differentiable in mibun{' with ' + str(list(kwargs)) if kwargs else ''}"
+                f"; use the mibun op (mibun.functions), or apply it to v.data to leave "
+                f"the graph on purpose"
+            )
+        return fn(*inputs)
+
+    V.__array_ufunc__ = array_ufunc
+
+    functions = {}
+
+    def array_function(self, func, types, args, kwargs):
+        if not functions:
+            functions.update(_function_table())
+        fn = functions.get(func)
+        if fn is None:
+            raise TypeError(
+                f"np.{func.__name__} on a Variable would leave the graph; use the mibun op "
+                "(mibun.functions) or apply it to v.data explicitly"
+            )
+        return fn(*args, **kwargs)
+
+    V.__array_function__ = array_function

@@ -1,0 +1,4 @@
+"""activation ops (see STYLE.md)."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,4 @@
+"""loss ops (see STYLE.md)."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,588 @@
+"""Elementwise math: arithmetic with broadcasting, exp/log, trig, powers, clip, where.
+
+Binary ops reduce a broadcast gradient back to each input's shape with ``sum_to``.
+A Python or NumPy scalar operand becomes a constant of the Variable's dtype, so
+``float32 * 2.0`` and ``float32 * np.float64(2)`` stay float32 (NumPy 2 would promote a
+NumPy float64 scalar; DeZero promoted everything through float64 arrays).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from mibun import backend
+from mibun.core import Function, Variable, as_variable
+
+__all__ = [
+    "add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow", "rpow",
+    "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sigmoid",
+    "clip", "maximum", "minimum", "where", "square",
+]
+
+
+# --- scalar operands ----------------------------------------------------------------------
+def _is_scalar(c) -> bool:
+    t = type(c)
+    if t is float or t is int:
+        return True
+    if t is Variable:
+        return False
+    return isinstance(c, (numbers.Number, np.generic)) or (
+        isinstance(c, np.ndarray) and c.ndim == 0)
+
+
+def _scalar(x: Variable, c):
+    """``c`` as a constant that keeps ``x``'s floating dtype (a Python number stays weak)."""
+    if type(c) is float or type(c) is int:
+        return c  # weak under NumPy 2 (NEP 50) and under 1.26's value-based casting
+    kind = x.data.dtype.kind
+    if kind in "fc":
+        return x.data.dtype.type(c)
+    if isinstance(c, np.ndarray):
+        return c[()]
+    return c
+
+
+def _sum_to(gx, shape):
+    if gx.shape == shape:
+        return gx
+    from mibun.functions.array import sum_to
+    return sum_to(gx, shape)
+
+
+# --- binary arithmetic ----------------------------------------------------------------------
+class Add(Function):
+    retain_inputs = ()
+
+    def forward(self, x0, x1):
+        self.shapes = (x0.shape, x1.shape)
+        return x0 + x1
+
+    def backward(self, gy):
+        s0, s1 = self.shapes
+        return _sum_to(gy, s0), _sum_to(gy, s1)
+
+
+class AddConstant(Function):
+    retain_inputs = ()
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x + self.c
+
+    def backward(self, gy):
+        return gy
+
+
+class Sub(Function):
+    retain_inputs = ()
+
+    def forward(self, x0, x1):
+        self.shapes = (x0.shape, x1.shape)
+        return x0 - x1
+
+    def backward(self, gy):
+        s0, s1 = self.shapes
+        return _sum_to(gy, s0), _sum_to(-gy, s1)
+
+
+class SubConstant(Function):
+    retain_inputs = ()
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x - self.c
+
+    def backward(self, gy):
+        return gy
+
+
+class SubFromConstant(Function):
+    """``c - x``."""
+
+    retain_inputs = ()
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return self.c - x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Mul(Function):
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = _sum_to(gy * x1, x0.shape) if self.needs_grad(0) else None
+        gx1 = _sum_to(gy * x0, x1.shape) if self.needs_grad(1) else None
+        return gx0, gx1
+
+
+class MulConstant(Function):
+    retain_inputs = ()
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, gy):
+        return MulConstant(self.c)(gy)
+
+
+class Div(Function):
+    def forward(self, x0, x1):
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy / x1
+        gx1 = -gx0 * x0 / x1 if self.needs_grad(1) else None
+        return _sum_to(gx0, x0.shape), None if gx1 is None else _sum_to(gx1, x1.shape)
+
+
+class DivByConstant(Function):
+    retain_inputs = ()
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x / self.c
+
+    def backward(self, gy):
+        return gy / self.c
+
+
+class DivConstantBy(Function):
+    """``c / x``."""
+
+    retain_inputs = (0,)
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return self.c / x
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return -gy * self.c / (x * x)
+
+
+class Neg(Function):
+    retain_inputs = ()
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """``x ** c`` for a constant exponent."""
+
+    retain_inputs = (0,)
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        c = self.c
+        if c == 2:
+            return gy * (x * c)
+        return gy * (x ** (c - 1) * c)
+
+
+class PowVariable(Function):
+    """``x0 ** x1`` with both differentiable: d/dx1 = y log(x0) (needs x0 > 0)."""
+
+    retain_outputs = (0,)
+
+    def forward(self, x0, x1):
+        return x0 ** x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        y = self.retained_output()
+        gx0 = _sum_to(gy * x1 * x0 ** (x1 - 1), x0.shape)
+        gx1 = _sum_to(gy * y * log(x0), x1.shape) if self.needs_grad(1) else None
+        return gx0, gx1
+
+
+class ConstantPow(Function):
+    """``c ** x`` for a constant base: d/dx = y log(c)."""
+
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return self.c ** x
+
+    def backward(self, gy):
+        y = self.retained_output()
+        xp = backend.get_array_module(y.data)
+        return gy * y * xp.log(self.c).astype(y.dtype)
+
+
+def add(x0, x1):
+    """``x0 + x1`` with broadcasting; either side may be a scalar or an ndarray."""
+    if _is_scalar(x1):
+        x0 = as_variable(x0)
+        return AddConstant(_scalar(x0, x1))(x0)
+    if _is_scalar(x0):
+        x1 = as_variable(x1)
+        return AddConstant(_scalar(x1, x0))(x1)
+    return Add()(x0, x1)
+
+
+def sub(x0, x1):
+    """``x0 - x1`` with broadcasting."""
+    if _is_scalar(x1):
+        x0 = as_variable(x0)
+        return SubConstant(_scalar(x0, x1))(x0)
+    if _is_scalar(x0):
+        x1 = as_variable(x1)
+        return SubFromConstant(_scalar(x1, x0))(x1)
+    return Sub()(x0, x1)
+
+
+def rsub(x0, x1):
+    """``x1 - x0`` (the reflected operator)."""
+    return sub(x1, x0)
+
+
+def mul(x0, x1):
+    """``x0 * x1`` with broadcasting."""
+    if _is_scalar(x1):
+        x0 = as_variable(x0)
+        return MulConstant(_scalar(x0, x1))(x0)
+    if _is_scalar(x0):
+        x1 = as_variable(x1)
+        return MulConstant(_scalar(x1, x0))(x1)
+    return Mul()(x0, x1)
+
+
+def div(x0, x1):
+    """``x0 / x1`` (true division) with broadcasting. Division by zero follows NumPy
+    (inf/nan, with NumPy's warning); the gradient there is inf/nan too."""
+    if _is_scalar(x1):
+        x0 = as_variable(x0)
+        return DivByConstant(_scalar(x0, x1))(x0)
+    if _is_scalar(x0):
+        x1 = as_variable(x1)
+        return DivConstantBy(_scalar(x1, x0))(x1)
+    return Div()(x0, x1)
+
+
+def rdiv(x0, x1):
+    """``x1 / x0`` (the reflected operator)."""
+    return div(x1, x0)
+
+
+def neg(x):
+    """``-x``."""
+    return Neg()(x)
+
+
+def pow(x, c):
+    """``x ** c``: ``c`` a constant scalar, or a Variable/array (then both get gradients;
+    the exponent's gradient ``y log(x)`` needs ``x > 0``)."""
+    if _is_scalar(c):
+        x = as_variable(x)
+        c = c[()] if isinstance(c, np.ndarray) else c
+        if isinstance(c, np.generic) and x.data.dtype.kind in "fc":
+            c = x.data.dtype.type(c)
+        return Pow(c)(x)
+    if _is_scalar(x):
+        c = as_variable(c)
+        return ConstantPow(_scalar(c, x))(c)
+    return PowVariable()(x, c)
+
+
+def rpow(x, c):
+    """``c ** x`` (the reflected operator)."""
+    return pow(c, x)
+
+
+def square(x):
+    """``x ** 2``."""
+    return Pow(2)(x)
+
+
+# --- unary elementwise ----------------------------------------------------------------------
+class Exp(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.exp(x)
+
+    def backward(self, gy):
+        return gy * self.retained_output()
+
+
+class Log(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.log(x)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Sin(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.sin(x)
+
+    def backward(self, gy):
+        return gy * cos(self.inputs[0])
+
+
+class Cos(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.cos(x)
+
+    def backward(self, gy):
+        return gy * -sin(self.inputs[0])
+
+
+class Tan(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.tan(x)
+
+    def backward(self, gy):
+        y = self.retained_output()
+        return gy * (y * y + 1)
+
+
+class Tanh(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.tanh(x)
+
+    def backward(self, gy):
+        return TanhGrad()(self.retained_output(), gy)
+
+
+class TanhGrad(Function):
+    """``gy * (1 - y²)`` fused into one node: tanh's backward is on the hot path."""
+
+    def forward(self, y, gy):
+        return gy * (1 - y * y)
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        return ggx * gy * -2 * y, ggx * (1 - y * y)
+
+
+class Sqrt(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.sqrt(x)
+
+    def backward(self, gy):
+        return gy / (self.retained_output() * 2)
+
+
+class Abs(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.abs(x)
+
+    def backward(self, gy):
+        # Convention at the kink: d|x|/dx = sign(0) = 0, as in PyTorch.
+        x = self.inputs[0]
+        xp = backend.get_array_module(x.data)
+        return gy * xp.sign(x.data)
+
+
+class Sigmoid(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        # tanh form: no overflow warning for |x| large, unlike 1 / (1 + exp(-x)).
+        return xp.tanh(x * 0.5) * 0.5 + 0.5
+
+    def backward(self, gy):
+        y = self.retained_output()
+        return gy * y * (1 - y)
+
+
+def exp(x):
+    """Elementwise ``e**x``.
+
+    >>> exp(np.array(0.0))
+    variable(1.)
+    """
+    return Exp()(x)
+
+
+def log(x):
+    """Elementwise natural log. ``log(0)`` is ``-inf`` (NumPy warns), its gradient ``inf``."""
+    return Log()(x)
+
+
+def sin(x):
+    """Elementwise sine."""
+    return Sin()(x)
+
+
+def cos(x):
+    """Elementwise cosine."""
+    return Cos()(x)
+
+
+def tan(x):
+    """Elementwise tangent."""
+    return Tan()(x)
+
+
+def tanh(x):
+    """Elementwise tanh; the gradient ``1 - y²`` is computed from the output."""
+    return Tanh()(x)
+
+
+def sqrt(x):
+    """Elementwise square root."""
+    return Sqrt()(x)
+
+
+def abs(x):
+    """Elementwise absolute value; the gradient at 0 is 0."""
+    return Abs()(x)
+
+
+def sigmoid(x):
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed as ``tanh(x/2)/2 + 1/2``: finite
+    and warning-free for any ``x``."""
+    return Sigmoid()(x)
+
+
+# --- clip, maximum, minimum, where ------------------------------------------------------------
+class Clip(Function):
+    retain_inputs = (0,)
+
+    def __init__(self, x_min, x_max):
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.clip(x, self.x_min, self.x_max)
+
+    def backward(self, gy):
+        # Gradient passes where x_min <= x <= x_max (PyTorch's convention at the bounds).
+        x = self.inputs[0].data
+        mask = x >= self.x_min if self.x_min is not None else True
+        if self.x_max is not None:
+            mask = mask & (x <= self.x_max)
+        return gy * mask.astype(gy.dtype) if not isinstance(mask, bool) else gy
+
+
+def clip(x, x_min, x_max):
+    """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
+    closed interval, 0 outside."""
+    x = as_variable(x)
+    return Clip(x_min, x_max)(x)
+
+
+class Where(Function):
+    retain_inputs = ()
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, x0, x1):
+        xp = backend.get_array_module(x0)
+        self.shapes = (x0.shape, x1.shape)
+        return xp.where(self.condition, x0, x1)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy.data)
+        zero = xp.zeros((), dtype=gy.dtype)
+        s0, s1 = self.shapes
+        gx0 = where(self.condition, gy, zero)
+        gx1 = where(self.condition, zero, gy)
+        return _sum_to(gx0, s0), _sum_to(gx1, s1)
+
+
+def where(condition, x0, x1):
+    """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
+    (bool array or Variable), never differentiated."""
+    if isinstance(condition, Variable):
+        condition = condition.data
+    xp = backend.get_array_module(condition)
+    condition = xp.asarray(condition, dtype=bool)
+    if _is_scalar(x0) and not _is_scalar(x1):
+        x1 = as_variable(x1)
+        x0 = xp.asarray(_scalar(x1, x0))
+    elif _is_scalar(x1) and not _is_scalar(x0):
+        x0 = as_variable(x0)
+        x1 = xp.asarray(_scalar(x0, x1))
+    return Where(condition)(x0, x1)
+
+
+def maximum(x0, x1):
+    """Elementwise maximum. At ties the gradient goes to ``x0`` (documented convention;
+    PyTorch splits it in half)."""
+    x0, x1 = _pair(x0, x1)
+    return where(x0.data >= x1.data, x0, x1)
+
+
+def minimum(x0, x1):
+    """Elementwise minimum. At ties the gradient goes to ``x0``."""
+    x0, x1 = _pair(x0, x1)
+    return where(x0.data <= x1.data, x0, x1)
+
+
+def _pair(x0, x1):
+    if _is_scalar(x1):
+        x0 = as_variable(x0)
+        x1 = np.asarray(_scalar(x0, x1))
+    elif _is_scalar(x0):
+        x1 = as_variable(x1)
+        x0 = np.asarray(_scalar(x1, x0))
+    return as_variable(x0), as_variable(x1)

@@ -1,0 +1,4 @@
+"""norm ops (see STYLE.md)."""
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,128 @@
+"""One-line op checks: finite differences (1st and 2nd order) and PyTorch in float64.
+
+    check_op(F.sin, torch.sin, (3, 4))
+    check_op(lambda x, y: x * y, lambda x, y: x * y, (3, 1), (1, 4))
+
+``check_op`` runs, for random inputs of the given shapes (or given arrays):
+  1. forward values against PyTorch;
+  2. ``gradient_check`` (random projections, every float input, ``order`` 1 or 2);
+  3. gradients for a random cotangent and Hessian-vector products (through
+     ``create_graph=True``) against ``torch.autograd``;
+  4. float32 inputs give float32 outputs and float32 gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import mibun
+from mibun import Variable
+from mibun.utils import gradient_check
+
+try:
+    import torch
+except ImportError:  # the reference is optional; tests using it are skipped
+    torch = None
+
+
+def make_inputs(specs, rng, low=-1.0, high=1.0, dtype=np.float64):
+    """Shapes become uniform random arrays; arrays and other values pass through."""
+    out = []
+    for s in specs:
+        if isinstance(s, tuple):
+            out.append(rng.uniform(low, high, size=s).astype(dtype))
+        else:
+            out.append(s)
+    return out
+
+
+def _is_float_array(a):
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
+
+
+def _as_tuple(y):
+    return tuple(y) if isinstance(y, (tuple, list)) else (y,)
+
+
+def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-6,
+             atol=1e-8, gc_rtol=1e-4, gc_atol=1e-5, float32=True, hvp=True, diff_args=None):
+    """Check a mibun op thoroughly; see the module docstring.
+
+    Args:
+        fn: mibun callable on Variables/arrays.
+        torch_fn: the PyTorch equivalent on tensors (None to skip the reference).
+        specs: a shape tuple (random float input) or a fixed value per argument.
+        order: highest derivative order checked by finite differences.
+        diff_args: indices of inputs to differentiate (default: every float array).
+    """
+    rng = np.random.default_rng(seed)
+    xs = make_inputs(specs, rng, low, high)
+    idx = [i for i, a in enumerate(xs) if _is_float_array(a)] if diff_args is None \
+        else list(diff_args)
+
+    # 1. forward against the reference, 3. gradients and HVPs against the reference
+    vs = [Variable(a.copy()) if i in idx else a for i, a in enumerate(xs)]
+    ys = _as_tuple(fn(*vs))
+    if torch_fn is not None and torch is not None:
+        ts = [torch.tensor(a, requires_grad=True) if i in idx else
+              (torch.tensor(a) if isinstance(a, np.ndarray) else a) for i, a in enumerate(xs)]
+        tys = _as_tuple(torch_fn(*ts))
+        assert len(tys) == len(ys), "output count differs from the reference"
+        for y, ty in zip(ys, tys):
+            np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol,
+                                       err_msg="forward differs from PyTorch")
+            assert y.shape == tuple(ty.shape)
+        ws = [rng.standard_normal(y.shape) for y in ys]
+        L = sum(((y * w).sum() for y, w in zip(ys, ws) if y.dtype.kind == "f"), start=0.0)
+        tL = sum((ty * torch.tensor(w)).sum() for ty, w in zip(tys, ws)
+                 if ty.dtype.is_floating_point)
+        dvs = [vs[i] for i in idx]
+        gs = mibun.grad(L, dvs, create_graph=hvp)
+        tgs = torch.autograd.grad(tL, [ts[i] for i in idx], create_graph=hvp,
+                                  allow_unused=True)
+        for k, (g, tg) in enumerate(zip(gs, tgs)):
+            tg = np.zeros(g.shape) if tg is None else tg.detach().numpy()
+            np.testing.assert_allclose(g.data, tg, rtol=rtol, atol=atol,
+                                       err_msg=f"gradient of input {idx[k]} differs from PyTorch")
+        if hvp:
+            us = [rng.standard_normal(vs[i].shape) for i in idx]
+            gu = sum(((g * u).sum() for g, u in zip(gs, us)), start=0.0)
+            tgu = sum((tg * torch.tensor(u)).sum() for tg, u in zip(tgs, us)
+                      if tg is not None and tg.requires_grad)
+            if isinstance(gu, Variable) and gu.creator is not None:
+                hs = mibun.grad(gu, dvs)
+            else:
+                hs = [Variable(np.zeros(v.shape)) for v in dvs]
+            if isinstance(tgu, torch.Tensor) and tgu.requires_grad:
+                ths = torch.autograd.grad(tgu, [ts[i] for i in idx], allow_unused=True)
+            else:
+                ths = [None] * len(idx)
+            for k, (h, th) in enumerate(zip(hs, ths)):
+                th = np.zeros(h.shape) if th is None else th.detach().numpy()
+                np.testing.assert_allclose(h.data, th, rtol=rtol, atol=atol,
+                                           err_msg=f"HVP for input {idx[k]} differs from PyTorch")
+
+    # 2. finite differences, every float input, up to `order`
+    def only_diff(*args):
+        full = list(xs)
+        for i, a in zip(idx, args):
+            full[i] = a
+        return fn(*full)
+
+    gradient_check(only_diff, *[xs[i] for i in idx], order=order, rtol=gc_rtol, atol=gc_atol,
+                   seed=seed)
+
+    # 4. float32 stays float32, gradients too
+    if float32:
+        vs32 = [Variable(a.astype(np.float32)) if i in idx else a for i, a in enumerate(xs)]
+        ys32 = _as_tuple(fn(*vs32))
+        for y in ys32:
+            if y.dtype.kind == "f":
+                assert y.dtype == np.float32, f"float32 input gave a {y.dtype} output"
+        L32 = sum(((y * 1.5).sum() for y in ys32 if y.dtype.kind == "f"), start=0.0)
+        if isinstance(L32, Variable):
+            L32.backward()
+            for i in idx:
+                g = vs32[i].grad
+                if g is not None:
+                    assert g.dtype == np.float32, f"float32 input {i} got a {g.dtype} grad"
+    return ys

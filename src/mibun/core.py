@@ -107,15 +107,18 @@ class Variable:
                     seen.add(id(e[0]))
                     stack.append(e[0])
 
-    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+    def backward(self, retain_grad: bool = False, create_graph: bool = False, *,
+                 observer=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``grad``.
 
         Args:
             retain_grad: also store the gradient of every intermediate Variable still alive.
             create_graph: record the backward computation, so the gradients can be
                 differentiated again (higher-order derivatives).
+            observer: optional ``observer(f, gys, gxs)`` called after each function's
+                backward, in execution order (used by ``mibun grad --trace``).
         """
-        _run_backward(self, retain_grad, create_graph)
+        _run_backward(self, retain_grad, create_graph, observer)
 
     # --- array-like -----------------------------------------------------------------------
     @property
@@ -373,7 +376,8 @@ def _cast(x, dtype):
     return _Cast(dtype)(x)
 
 
-def _run_backward(start: Variable, retain_grad: bool, create_graph: bool) -> None:
+def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
+                  observer=None) -> None:
     data = start.data
     if start.grad is None:
         xp = backend.get_array_module(data)
@@ -416,6 +420,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool) -> Non
                     f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
                     f"{len(edges)} input(s); return one per input (None for no gradient)"
                 )
+            if observer is not None:
+                observer(f, gys, gxs)
             for i, e in enumerate(edges):
                 gx = gxs[i]
                 if e is None or gx is None:

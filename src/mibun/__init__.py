@@ -6,7 +6,12 @@ from mibun.config import Config, enable_grad, no_grad, test_mode, using_config
 from mibun.core import (Function, Parameter, Variable, as_array, as_variable, grad,
                         numerical_diff)
 import mibun.functions  # noqa: F401  (installs the operators on Variable)
-from mibun import utils  # noqa: F401
+from mibun import cuda, utils  # noqa: F401
+from mibun import layers, models, optimizers, datasets, dataloaders, transforms  # noqa: F401
+from mibun import checkpoint, visualize  # noqa: F401
+from mibun.layers import *  # noqa: F401,F403  (Layer)
+from mibun.models import *  # noqa: F401,F403  (Model)
+from mibun.dataloaders import *  # noqa: F401,F403  (DataLoader, SeqDataLoader)
 
 __all__ = [
     "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",

@@ -1,0 +1,2 @@
+"""dataloaders (being written)."""
+__all__ = []

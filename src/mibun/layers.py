@@ -1,0 +1,2 @@
+"""layers (being written)."""
+__all__ = []

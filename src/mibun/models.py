@@ -1,0 +1,2 @@
+"""models (being written)."""
+__all__ = []

@@ -1,0 +1,1 @@
+"""optimizers (being written)."""

@@ -1,0 +1,551 @@
+"""The engine: the seed's examples, DeZero's core behaviour, and where mibun goes further."""
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import mibun
+import mibun.functions as F
+from mibun import Function, Parameter, Variable, numerical_diff
+from mibun.utils import GradientCheckError, gradient_check
+
+
+# --- 1. the seed's own code -------------------------------------------------------------------
+class Square(Function):
+    def forward(self, data):
+        return data ** 2
+
+    def backward(self, gy):
+        x = self.input.data
+        gx = 2 * x * gy
+        return gx
+
+
+class Exp(Function):
+    def forward(self, data):
+        return np.exp(data)
+
+    def backward(self, gy):
+        x = self.input.data
+        gx = np.exp(x) * gy
+        return gx
+
+
+SEED_GRAD = 3.297442541400256
+
+
+def test_seed_automatic_backprop():
+    A, B, C = Square(), Exp(), Square()
+    x = Variable(np.array(0.5))
+    a = A(x)
+    b = B(a)
+    y = C(b)
+    y.grad = np.array(1.0)
+    y.backward()
+    assert float(x.grad.data) == pytest.approx(SEED_GRAD, rel=1e-15)
+    assert repr(x.grad) == "variable(3.297442541400256)"
+
+
+def test_seed_manual_backprop():
+    A, B, C = Square(), Exp(), Square()
+    x = Variable(np.array(0.5))
+    a = A(x)
+    b = B(a)
+    y = C(b)
+    y.grad = np.array(1.0)
+    b.grad = C.backward(y.grad)
+    a.grad = B.backward(b.grad)
+    x.grad = A.backward(a.grad)
+    assert float(np.asarray(x.grad)) == pytest.approx(SEED_GRAD, rel=1e-15)
+
+
+def test_seed_numerical_diff():
+    def f(x):
+        return Square()(Exp()(Square()(x)))
+
+    assert numerical_diff(f, Variable(np.array(0.5))) == pytest.approx(3.2974426293330694,
+                                                                       rel=1e-12)
+    assert numerical_diff(Square(), Variable(np.array(2.0))) == pytest.approx(4.0, rel=1e-8)
+    # an integer array: x +/- eps promotes to float
+    d = numerical_diff(lambda x: 10 * x - 5, Variable(np.array(10)))
+    assert d == pytest.approx(10.000000000047748, rel=1e-9)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (np.array([0.5, 1.0, 2.0]), [3.29744254e+00, 2.95562244e+01, 2.38476639e+04]),
+    (np.array([[0.5, 1.0, 2.0], [2.1, 2.5, 3.0]]),
+     [[3.29744254e+00, 2.95562244e+01, 2.38476639e+04],
+      [5.68534229e+04, 2.68337287e+06, 7.87919630e+08]]),
+])
+@pytest.mark.parametrize("set_grad", [True, False])
+def test_seed_vector_and_matrix(data, expected, set_grad):
+    x = Variable(data)
+    y = Square()(Exp()(Square()(x)))
+    if set_grad:
+        y.grad = np.array(1.0) if data.ndim == 0 else np.ones_like(data)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-8)
+    np.testing.assert_allclose(x.grad.data, 4 * data * np.exp(2 * data ** 2), rtol=1e-14)
+
+
+def test_input_output_accessors():
+    f = Square()
+    x = Variable(np.array(3.0))
+    y = f(x)
+    assert f.input is x and f.inputs == [x] or f.inputs == (x,)
+    assert f.output is y and f.outputs[0]() is y
+
+
+# --- 2. DeZero's core -----------------------------------------------------------------------
+class Split2(Function):
+    """A two-output user function: (x, 2x)."""
+
+    def forward(self, x):
+        return x, 2 * x
+
+    def backward(self, gy0, gy1):
+        return gy0 + 2 * gy1
+
+
+class AddMul(Function):
+    """A two-input user function: x0 * x1 + x0."""
+
+    def forward(self, x0, x1):
+        return x0 * x1 + x0
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        return gy * (x1 + 1), gy * x0
+
+
+def test_multi_input_and_multi_output():
+    x = Variable(np.array(3.0))
+    w = Variable(np.array(4.0))
+    y = AddMul()(x, w)
+    assert float(y.data) == 15.0
+    y.backward()
+    assert float(x.grad.data) == 5.0 and float(w.grad.data) == 3.0
+
+    x = Variable(np.array([1.0, 2.0]))
+    a, b = Split2()(x)
+    (a * 3 + b * 5).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [13.0, 13.0])
+    # an output that does not reach the loss contributes zero
+    x.cleargrad()
+    a, b = Split2()(x)
+    a.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+
+
+def test_general_graphs():
+    # a variable used three times
+    x = Variable(np.array(3.0))
+    y = x + x + x
+    y.backward()
+    assert float(x.grad.data) == 3.0
+    # a diamond: y = (x^2)^2 + (x^2)^2
+    x = Variable(np.array(2.0))
+    a = x ** 2
+    y = a ** 2 + a ** 2
+    y.backward()
+    assert float(x.grad.data) == 64.0
+    # fan-out into different ops, the same Function class applied many times
+    x = Variable(np.array(0.3))
+    y = F.sin(x) * F.cos(x) + F.sin(F.sin(x))
+    y.backward()
+    expected = np.cos(2 * 0.3) + np.cos(np.sin(0.3)) * np.cos(0.3)
+    assert float(x.grad.data) == pytest.approx(expected, rel=1e-14)
+
+
+def test_gradient_accumulates_until_cleargrad():
+    x = Variable(np.array(3.0))
+    (x * x).backward()
+    (x * x).backward()
+    assert float(x.grad.data) == 12.0
+    x.cleargrad()
+    (x * x).backward()
+    assert float(x.grad.data) == 6.0
+
+
+def test_retain_grad():
+    x = Variable(np.array(1.0))
+    a = x * 2
+    b = a * 3
+    y = b + a
+    y.backward()
+    assert a.grad is None and b.grad is None
+    x.cleargrad()
+    y.backward(retain_grad=True)
+    assert float(a.grad.data) == 4.0 and float(b.grad.data) == 1.0
+    assert float(x.grad.data) == 8.0
+
+
+def test_backward_on_leaf_sets_ones():
+    x = Variable(np.array([[1.0, 2.0]], dtype=np.float32))
+    x.backward()
+    np.testing.assert_array_equal(x.grad.data, np.ones((1, 2)))
+    assert x.grad.dtype == np.float32
+
+
+def test_intermediate_outputs_are_freed():
+    x = Variable(np.random.rand(100))
+    a = F.sin(x)
+    ref_a = weakref.ref(a)
+    b = a * 2.0  # MulConstant keeps nothing: a can be freed now that we drop it
+    del a
+    gc.disable()
+    try:
+        assert ref_a() is None, "an op kept an input it does not need"
+        b.sum().backward()
+        np.testing.assert_allclose(x.grad.data, 2 * np.cos(x.data), rtol=1e-15)
+        ref_b = weakref.ref(b)
+        ref_f = weakref.ref(b.creator)
+        del b
+        assert ref_b() is None and ref_f() is None, "the graph was not freed by refcounting"
+    finally:
+        gc.enable()
+
+
+def test_retained_output_rebuilt_for_higher_order():
+    # tanh keeps its output's data; the output Variable itself is dropped here
+    x = Variable(np.array(0.7))
+    y = F.tanh(x) * 1.0
+    (gx,) = [mibun.grad(y, x, create_graph=True)]
+    (ggx,) = [mibun.grad(gx, x)]
+    t = np.tanh(0.7)
+    assert float(gx.data) == pytest.approx(1 - t * t, rel=1e-14)
+    assert float(ggx.data) == pytest.approx(-2 * t * (1 - t * t), rel=1e-14)
+
+
+def test_higher_order_derivatives():
+    x = Variable(np.array(2.0))
+    y = x ** 4 - 2 * x ** 2
+    y.backward(create_graph=True)
+    gx = x.grad
+    assert float(gx.data) == 24.0
+    x.cleargrad()
+    gx.backward()
+    assert float(x.grad.data) == 44.0
+    # Newton's method on the same function converges to 1 (DeZero step 33)
+    x = Variable(np.array(2.0))
+    for _ in range(10):
+        y = x ** 4 - 2 * x ** 2
+        x.cleargrad()
+        y.backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        gx.backward()
+        x.data = x.data - gx.data / x.grad.data
+    assert float(x.data) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_nth_derivative_of_tanh():
+    x = Variable(np.array(0.4))
+    y = F.tanh(x)
+    g = y
+    for _ in range(3):
+        g = mibun.grad(g, x, create_graph=True)
+    t = np.tanh(0.4)
+    # d3/dx3 tanh = -2 (1 - t^2) (1 - 3 t^2)
+    assert float(g.data) == pytest.approx(-2 * (1 - t * t) * (1 - 3 * t * t), rel=1e-13)
+
+
+def test_unchain_and_unchain_backward():
+    x = Variable(np.array(1.0))
+    a = x * 2
+    b = a * 3
+    y = b * 4
+    y.unchain_backward()
+    assert y.creator is None and b.creator is None and a.creator is None
+    z = a * 5
+    z.backward()
+    assert x.grad is None and float(a.grad.data) == 5.0
+    c = x * 2
+    c.unchain()
+    assert c.creator is None
+
+
+def test_variable_properties():
+    x = Variable(np.arange(6.0).reshape(2, 3), name="x")
+    assert x.name == "x" and x.shape == (2, 3) and x.ndim == 2 and x.size == 6
+    assert x.dtype == np.float64 and len(x) == 2
+    assert repr(Variable(np.array([1.0, 2.0]))) == "variable([1. 2.])"
+    assert repr(x) == "variable([[0. 1. 2.]\n          [3. 4. 5.]])"
+    assert repr(Variable(None)) == "variable(None)"
+    assert x.T.shape == (3, 2) and x.transpose().shape == (3, 2)
+    assert x.reshape(3, 2).shape == (3, 2) and x.reshape((6,)).shape == (6,)
+    y = Variable(np.zeros((2, 3, 4)))
+    assert y.transpose(1, 0, 2).shape == (3, 2, 4)
+    assert y.transpose((2, 0, 1)).shape == (4, 2, 3)
+    assert float(x.sum().data) == 15.0
+    np.testing.assert_array_equal(x.sum(axis=0, keepdims=True).data, [[3.0, 5.0, 7.0]])
+    assert isinstance(Parameter(np.array(1.0)), Variable)
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], "abc", 1.0, 3, {"a": 1}])
+def test_variable_rejects_non_arrays(bad):
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        Variable(bad)
+
+
+def test_variable_accepts_numpy_scalars_and_none():
+    assert Variable(np.float32(2.0)).dtype == np.float32
+    assert Variable(None).data is None
+
+
+def test_operators_with_arrays_and_scalars():
+    x = Variable(np.array([1.0, 2.0]))
+    a = np.array([3.0, 4.0])
+    for y, expected in [
+        (x + a, [4, 6]), (a + x, [4, 6]), (x - a, [-2, -2]), (a - x, [2, 2]),
+        (x * a, [3, 8]), (a * x, [3, 8]), (x / a, [1 / 3, 0.5]), (a / x, [3, 2]),
+        (x + 1, [2, 3]), (1 + x, [2, 3]), (x - 1, [0, 1]), (1 - x, [0, -1]),
+        (x * 2, [2, 4]), (2 * x, [2, 4]), (x / 2, [0.5, 1]), (2 / x, [2, 1]),
+        (x ** 2, [1, 4]), (2 ** x, [2, 4]), (-x, [-1, -2]), (np.float64(2) * x, [2, 4]),
+        (x * np.float32(2), [2, 4]), (x ** x, [1, 4]), (+x, [1, 2]),
+    ]:
+        assert isinstance(y, Variable)
+        np.testing.assert_allclose(y.data, expected, rtol=1e-15)
+    m = Variable(np.ones((2, 3)))
+    assert (m @ np.ones((3, 4))).shape == (2, 4)
+    assert (np.ones((4, 2)) @ m).shape == (4, 3)
+
+
+@pytest.mark.parametrize("c", [2.0, 2, np.float64(2.0), np.float32(2.0), np.int64(2),
+                               np.array(2.0)])
+def test_float32_kept_with_scalars(c):
+    x = Variable(np.ones(3, dtype=np.float32))
+    for y in (x * c, c * x, x + c, c + x, x - c, c - x, x / c, c / x, x ** c):
+        assert y.dtype == np.float32, (c, y.dtype)
+    y = (x * c + c) / c
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_grad_has_dtype_and_shape_of_variable():
+    x = Variable(np.ones(3, dtype=np.float32))
+    y = x * np.ones(3)  # a float64 array promotes the result, as in NumPy
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == (3,)
+
+
+def test_integer_inputs_are_constants():
+    # documented: integer/bool data never receives a gradient; ops follow NumPy promotion
+    n = Variable(np.array([1, 2, 3]))
+    x = Variable(np.array([0.5, 0.5, 0.5]))
+    y = (n * x).sum()
+    y.backward()
+    assert n.grad is None
+    np.testing.assert_array_equal(x.grad.data, [1, 2, 3])
+    z = n * 2.5
+    assert z.dtype == np.float64
+
+
+def test_numpy_ufuncs_dispatch_or_refuse():
+    x = Variable(np.array([0.1, 0.2]))
+    w = Variable(np.array([1.0, 2.0]))
+    for y, ref in [(np.exp(x), np.exp(x.data)), (np.sin(x), np.sin(x.data)),
+                   (np.add(x, w), x.data + w.data), (np.multiply(2.0, x), 2 * x.data),
+                   (np.tanh(x), np.tanh(x.data)), (np.sum(x), x.data.sum())]:
+        assert isinstance(y, Variable)
+        np.testing.assert_allclose(y.data, ref)
+    y = np.exp(x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.exp(x.data))
+    with pytest.raises(TypeError, match="np.arctan2"):
+        np.arctan2(x, w)
+    with pytest.raises(TypeError, match="np.sort"):
+        np.sort(x)
+    with pytest.raises(TypeError, match="np.add.reduce"):
+        np.add.reduce(x)
+    with pytest.raises(TypeError):
+        np.exp(x, out=np.empty(2))
+    np.testing.assert_array_equal(np.asarray(x), x.data)  # explicit conversion is allowed
+
+
+def test_truth_value_is_an_error():
+    with pytest.raises(TypeError, match="ambiguous"):
+        bool(Variable(np.array(1.0)))
+
+
+def test_backward_returning_wrong_count_or_shape():
+    class TwoGrads(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy, gy
+
+    class BadShape(Function):
+        def forward(self, x):
+            return x.sum()
+
+        def backward(self, gy):
+            return gy  # should be broadcast to x's shape
+
+    x = Variable(np.ones(3))
+    with pytest.raises(RuntimeError, match=r"TwoGrads\.backward returned 2 gradient\(s\) for 1"):
+        TwoGrads()(x).backward()
+    with pytest.raises(ValueError, match=r"BadShape\.backward.*input 0[\s\S]*shape=\(\)"
+                                         r"[\s\S]*shape=\(3,\)"):
+        BadShape()(x).backward()
+
+
+# --- gradient_check cannot be fooled ------------------------------------------------------
+class WrongTranspose(Function):
+    """Transpose whose backward forgets to transpose back: DeZero's check sums the outputs,
+    so it passes this for square inputs; a random projection does not."""
+
+    def forward(self, x):
+        return x.T
+
+    def backward(self, gy):
+        return gy
+
+
+class FirstOrderOnlySin(Function):
+    """Right first derivative, but backward on raw data: the second derivative is lost."""
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, gy):
+        return gy * np.cos(self.inputs[0].data)
+
+
+def test_gradient_check_passes_correct_ops():
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 3))
+    assert gradient_check(lambda v: F.transpose(v), x, order=2)
+    assert gradient_check(lambda a, b: a * b + F.sin(a), x, x + 1, order=2)
+    big = np.random.default_rng(2).uniform(-1, 1, (20, 30))  # directional path
+    assert gradient_check(lambda v: F.tanh(v) * v, big, order=2)
+
+
+def test_gradient_check_catches_wrong_transpose():
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 3))
+    # DeZero's sum-of-outputs numerical gradient cannot see the bug ...
+    num = mibun.utils.numerical_grad(lambda v: WrongTranspose()(Variable(v)), x.copy())
+    v = Variable(x.copy())
+    WrongTranspose()(v).backward()
+    np.testing.assert_allclose(num, v.grad.data, rtol=1e-6)
+    # ... but gradient_check does, with the numbers
+    with pytest.raises(GradientCheckError, match="numerical:[\\s\\S]*analytical:"):
+        gradient_check(lambda v: WrongTranspose()(v), x)
+    big = np.random.default_rng(2).uniform(-1, 1, (12, 12))
+    with pytest.raises(GradientCheckError, match="random direction"):
+        gradient_check(lambda v: WrongTranspose()(v), big)
+
+
+def test_gradient_check_second_order():
+    x = np.random.default_rng(3).uniform(-1, 1, (4,))
+    assert gradient_check(lambda v: FirstOrderOnlySin()(v), x, order=1)
+    with pytest.raises(GradientCheckError):
+        gradient_check(lambda v: FirstOrderOnlySin()(v), x, order=2)
+
+
+def test_gradient_check_checks_every_input():
+    class WrongSecondInput(Function):
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, gy):
+            a, b = self.inputs
+            return gy * b, gy * b  # second is wrong
+
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    with pytest.raises(GradientCheckError, match="input 1"):
+        gradient_check(lambda x, y: WrongSecondInput()(x, y), a, b)
+
+
+def test_gradient_check_dezero_call_style():
+    # DeZero: gradient_check(f, x, *args) with extra args passed through to f
+    x = np.random.rand(3, 2)
+    assert gradient_check(F.sum, x, axis=1) is True
+
+
+# --- config: thread-local, context managers and decorators -------------------------------
+def test_no_grad_and_using_config():
+    x = Variable(np.array(2.0))
+    with mibun.no_grad():
+        y = x * x
+    assert y.creator is None
+    assert mibun.Config.enable_backprop is True
+
+    @mibun.no_grad()
+    def f(v):
+        return v * v
+
+    @mibun.no_grad
+    def g(v):
+        return v * v
+
+    assert f(x).creator is None and g(x).creator is None
+    assert (x * x).creator is not None
+
+    with mibun.test_mode():
+        assert mibun.Config.train is False
+    assert mibun.Config.train is True
+
+    @mibun.using_config("train", False)
+    def h():
+        return mibun.Config.train
+
+    assert h() is False and mibun.Config.train is True
+    with pytest.raises(AttributeError, match="unknown setting"):
+        mibun.using_config("nonsense", 1)
+
+
+def test_grad_mode_is_thread_local():
+    seen = {}
+    entered = threading.Event()
+    release = threading.Event()
+
+    def worker():
+        with mibun.no_grad():
+            entered.set()
+            release.wait(5)
+            seen["worker"] = mibun.Config.enable_backprop
+
+    t = threading.Thread(target=worker)
+    t.start()
+    entered.wait(5)
+    seen["main"] = mibun.Config.enable_backprop
+    x = Variable(np.array(1.0))
+    seen["main_graph"] = (x * 2).creator is not None
+    release.set()
+    t.join()
+    assert seen == {"worker": False, "main": True, "main_graph": True}
+
+
+# --- scale ----------------------------------------------------------------------------------
+def test_100k_op_chain_backprops_without_recursion_error():
+    x = Variable(np.array(1.0))
+    y = x
+    for _ in range(100_000):
+        y = y * 1.00001
+    y.backward()
+    assert float(x.grad.data) == pytest.approx(1.00001 ** 100_000, rel=1e-9)
+
+
+def test_wide_graph():
+    x = Variable(np.array(1.0))
+    y = x * 0
+    for i in range(2000):
+        y = y + x * i
+    y.backward()
+    assert float(x.grad.data) == 2000 * 1999 / 2
+
+
+# --- DeZero compatibility -------------------------------------------------------------------
+def test_dezero_public_names():
+    import mibun as dezero
+    for name in ["Variable", "Parameter", "Function", "using_config", "no_grad", "test_mode",
+                 "as_array", "as_variable", "Config", "functions", "utils", "cuda",
+                 "Layer", "Model", "DataLoader", "optimizers", "layers", "datasets",
+                 "dataloaders", "transforms"]:
+        assert hasattr(dezero, name), name
+    assert callable(dezero.utils.gradient_check) and callable(dezero.utils.numerical_grad)
+    assert dezero.as_array(1.0).shape == () and isinstance(dezero.as_variable(1.0), Variable)

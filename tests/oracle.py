@@ -60,15 +60,17 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
         else list(diff_args)
 
     # 1. forward against the reference, 3. gradients and HVPs against the reference
-    vs = [Variable(a.copy()) if i in idx else a for i, a in enumerate(xs)]
+    vs = [Variable(a) if i in idx else a for i, a in enumerate(xs)]  # keep the layout
     ys = _as_tuple(fn(*vs))
     if torch_fn is not None and torch is not None:
-        ts = [torch.tensor(a, requires_grad=True) if i in idx else
-              (torch.tensor(a) if isinstance(a, np.ndarray) else a) for i, a in enumerate(xs)]
+        # torch.tensor refuses negative strides: hand it a copy
+        ts = [torch.tensor(a.copy(), requires_grad=True) if i in idx else
+              (torch.tensor(a.copy()) if isinstance(a, np.ndarray) else a)
+              for i, a in enumerate(xs)]
         tys = _as_tuple(torch_fn(*ts))
         assert len(tys) == len(ys), "output count differs from the reference"
         for y, ty in zip(ys, tys):
-            np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol,
+            np.testing.assert_allclose(y.data, ty.detach().numpy(force=True), rtol=rtol, atol=atol,
                                        err_msg="forward differs from PyTorch")
             assert y.shape == tuple(ty.shape)
         ws = [rng.standard_normal(y.shape) for y in ys]
@@ -80,7 +82,7 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
         tgs = torch.autograd.grad(tL, [ts[i] for i in idx], create_graph=hvp,
                                   allow_unused=True)
         for k, (g, tg) in enumerate(zip(gs, tgs)):
-            tg = np.zeros(g.shape) if tg is None else tg.detach().numpy()
+            tg = np.zeros(g.shape) if tg is None else tg.detach().numpy(force=True)
             np.testing.assert_allclose(g.data, tg, rtol=rtol, atol=atol,
                                        err_msg=f"gradient of input {idx[k]} differs from PyTorch")
         if hvp:
@@ -97,7 +99,7 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
             else:
                 ths = [None] * len(idx)
             for k, (h, th) in enumerate(zip(hs, ths)):
-                th = np.zeros(h.shape) if th is None else th.detach().numpy()
+                th = np.zeros(h.shape) if th is None else th.detach().numpy(force=True)
                 np.testing.assert_allclose(h.data, th, rtol=rtol, atol=atol,
                                            err_msg=f"HVP for input {idx[k]} differs from PyTorch")
 

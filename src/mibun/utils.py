@@ -242,15 +242,14 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
         ga = backend.as_numpy(g.data)
         if a.size <= full_size:
             num = np.zeros(a.shape)
-            flat = a.reshape(-1)
-            for j in range(a.size):
-                old = flat[j].copy()
-                flat[j] = old + eps
+            for j in np.ndindex(a.shape):  # index in place: keeps a non-contiguous layout
+                old = a[j].copy()
+                a[j] = old + eps
                 lp = loss_value(base)
-                flat[j] = old - eps
+                a[j] = old - eps
                 lm = loss_value(base)
-                flat[j] = old
-                num.reshape(-1)[j] = (lp - lm) / (2 * eps)
+                a[j] = old
+                num[j] = (lp - lm) / (2 * eps)
             if not np.allclose(num, ga, rtol=rtol, atol=atol):
                 _fail(f, i, num, ga, "elementwise")
         else:

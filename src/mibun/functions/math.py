@@ -44,6 +44,13 @@ def _scalar(x: Variable, c):
     return c
 
 
+def _const_array(x: Variable, c):
+    """A scalar operand as a 0-d array on ``x``'s backend, in ``x``'s floating dtype."""
+    xp = backend.get_array_module(x.data)
+    dtype = x.data.dtype if x.data.dtype.kind in "fc" else None
+    return xp.asarray(c, dtype=dtype)
+
+
 def _sum_to(gx, shape):
     if gx.shape == shape:
         return gx
@@ -443,8 +450,17 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        # tanh form: no overflow warning for |x| large, unlike 1 / (1 + exp(-x)).
-        return xp.tanh(x * 0.5) * 0.5 + 0.5
+        # exp(-|x|) never overflows; picking the form per sign keeps full relative precision
+        # in both tails (tanh(x/2)/2 + 1/2 rounds sigmoid(-50) to 0).
+        # sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|)), the same value in both branches.
+        d = xp.abs(x, out=xp.empty_like(x))  # out=: 0-d inputs stay arrays for the in-place ops
+        xp.negative(d, out=d)
+        xp.exp(d, out=d)
+        d += 1
+        y = xp.minimum(x, 0, out=xp.empty_like(x))
+        xp.exp(y, out=y)
+        y /= d
+        return y
 
     def backward(self, gy):
         y = self.retained_output()
@@ -496,8 +512,8 @@ def abs(x):
 
 
 def sigmoid(x):
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed as ``tanh(x/2)/2 + 1/2``: finite
-    and warning-free for any ``x``."""
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed from ``exp(-|x|)``: finite,
+    warning-free and accurate in both tails for any ``x``."""
     return Sigmoid()(x)
 
 
@@ -526,6 +542,9 @@ def clip(x, x_min, x_max):
     """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
     closed interval, 0 outside."""
     x = as_variable(x)
+    if x.data.dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
+        x_min = None if x_min is None else x.data.dtype.type(x_min)
+        x_max = None if x_max is None else x.data.dtype.type(x_max)
     return Clip(x_min, x_max)(x)
 
 
@@ -558,10 +577,10 @@ def where(condition, x0, x1):
     condition = xp.asarray(condition, dtype=bool)
     if _is_scalar(x0) and not _is_scalar(x1):
         x1 = as_variable(x1)
-        x0 = xp.asarray(_scalar(x1, x0))
+        x0 = _const_array(x1, x0)
     elif _is_scalar(x1) and not _is_scalar(x0):
         x0 = as_variable(x0)
-        x1 = xp.asarray(_scalar(x0, x1))
+        x1 = _const_array(x0, x1)
     return Where(condition)(x0, x1)
 
 
@@ -581,8 +600,8 @@ def minimum(x0, x1):
 def _pair(x0, x1):
     if _is_scalar(x1):
         x0 = as_variable(x0)
-        x1 = np.asarray(_scalar(x0, x1))
+        x1 = _const_array(x0, x1)
     elif _is_scalar(x0):
         x1 = as_variable(x1)
-        x0 = np.asarray(_scalar(x1, x0))
+        x0 = _const_array(x1, x0)
     return as_variable(x0), as_variable(x1)

@@ -1,0 +1,160 @@
+"""Elementwise math: every op against finite differences (1st and 2nd order) and PyTorch."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import mibun.functions as F
+from mibun import Variable
+from oracle import check_op
+
+SHAPES = [(), (3,), (3, 4)]
+BROADCAST = [((3, 1), (1, 4)), ((3, 4), (4,)), ((), (2, 3)), ((2, 1, 3), (4, 1))]
+
+UNARY = [  # (mibun op, torch op, sampling range)
+    (F.exp, torch.exp, (-1, 1)),
+    (F.log, torch.log, (0.5, 2)),
+    (F.sin, torch.sin, (-3, 3)),
+    (F.cos, torch.cos, (-3, 3)),
+    (F.tan, torch.tan, (-1, 1)),
+    (F.tanh, torch.tanh, (-2, 2)),
+    (F.sqrt, torch.sqrt, (0.5, 2)),
+    (F.sigmoid, torch.sigmoid, (-3, 3)),
+    (F.neg, torch.neg, (-1, 1)),
+    (F.square, torch.square, (-1, 1)),
+    (lambda x: F.clip(x, -0.5, 0.5), lambda x: torch.clamp(x, -0.5, 0.5), (-1, 1)),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("op, torch_op, rng", UNARY, ids=lambda v: getattr(v, "__name__", ""))
+def test_unary(op, torch_op, rng, shape):
+    check_op(op, torch_op, shape, low=rng[0], high=rng[1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_abs_away_from_kink(shape):
+    x = np.asarray(np.random.default_rng(0).uniform(0.2, 1.0, shape) * np.where(
+        np.random.default_rng(1).random(shape) < 0.5, -1, 1))
+    check_op(F.abs, torch.abs, x)
+
+
+def test_abs_kink_convention():
+    x = Variable(np.array([-1.0, 0.0, 2.0]))
+    F.abs(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [-1.0, 0.0, 1.0])  # sign(0) = 0, as PyTorch
+
+
+BINARY = [
+    (F.add, torch.add, (-1, 1)),
+    (F.sub, torch.sub, (-1, 1)),
+    (F.mul, torch.mul, (-1, 1)),
+    (F.div, torch.div, (0.5, 2)),
+    (F.pow, torch.pow, (0.5, 2)),
+]
+
+
+@pytest.mark.parametrize("shapes", [(s, s) for s in SHAPES] + BROADCAST)
+@pytest.mark.parametrize("op, torch_op, rng", BINARY, ids=lambda v: getattr(v, "__name__", ""))
+def test_binary_broadcasting(op, torch_op, rng, shapes):
+    check_op(op, torch_op, *shapes, low=rng[0], high=rng[1])
+
+
+@pytest.mark.parametrize("c", [2.5, -3, 0.5])
+def test_scalar_operands(c):
+    check_op(lambda x: x + c, lambda x: x + c, (3,))
+    check_op(lambda x: c - x, lambda x: c - x, (3,))
+    check_op(lambda x: x * c, lambda x: x * c, (3,))
+    check_op(lambda x: x / c, lambda x: x / c, (3,))
+    check_op(lambda x: c / x, lambda x: c / x, (3,), low=0.5, high=2)
+    check_op(lambda x: x ** c, lambda x: x ** c, (3,), low=0.5, high=2)
+    if c > 0:
+        check_op(lambda x: c ** x, lambda x: c ** x, (3,))
+
+
+def test_maximum_minimum_where():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (3, 4))
+    b = a + np.where(rng.random((3, 4)) < 0.5, -0.3, 0.3)  # no ties
+    check_op(F.maximum, torch.maximum, a, b)
+    check_op(F.minimum, torch.minimum, a, b)
+    cond = rng.random((3, 4)) < 0.5
+    check_op(lambda x, y: F.where(cond, x, y),
+             lambda x, y: torch.where(torch.tensor(cond), x, y), (3, 4), (1, 4))
+    check_op(lambda x: F.maximum(x, 0.1), lambda x: torch.clamp(x, min=0.1), a)
+
+
+def test_maximum_tie_convention():
+    x0 = Variable(np.array([1.0, 2.0]))
+    x1 = Variable(np.array([1.0, 3.0]))
+    F.maximum(x0, x1).sum().backward()
+    np.testing.assert_array_equal(x0.grad.data, [1.0, 0.0])  # ties go to x0 (documented)
+    np.testing.assert_array_equal(x1.grad.data, [0.0, 1.0])
+
+
+def test_clip_bounds_convention():
+    x = Variable(np.array([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    F.clip(x, -0.5, 0.5).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0, 1, 1, 1, 0])
+
+
+def test_non_contiguous_inputs():
+    base = np.random.default_rng(0).uniform(-1, 1, (4, 6))
+    x = base.T  # Fortran order
+    y = base[::2, ::-2]  # strided, negative step
+    assert not x.flags.c_contiguous and not y.flags.c_contiguous
+    check_op(F.sin, torch.sin, x)
+    check_op(F.mul, torch.mul, y, y.copy())
+
+
+def test_extreme_values():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = Variable(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0]))
+        y = F.sigmoid(x)
+        y.sum().backward()
+        np.testing.assert_allclose(y.data, torch.sigmoid(torch.tensor(x.data)).numpy(),
+                                   rtol=1e-15)
+        assert np.all(np.isfinite(x.grad.data))
+        x32 = Variable(x.data.astype(np.float32))
+        F.sigmoid(x32).sum().backward()
+        assert np.all(np.isfinite(x32.grad.data)) and x32.grad.dtype == np.float32
+        t = Variable(np.array([-1000.0, 1000.0]))
+        F.tanh(t).sum().backward()
+        np.testing.assert_array_equal(t.grad.data, [0.0, 0.0])
+
+
+def test_log_and_div_near_zero_follow_numpy():
+    # documented: log(0) = -inf with gradient inf; x/0 = inf; NumPy's warnings are kept
+    with np.errstate(divide="ignore"):
+        x = Variable(np.array([0.0, 1.0]))
+        y = F.log(x)
+        y.sum().backward()
+        assert y.data[0] == -np.inf and x.grad.data[0] == np.inf
+        z = Variable(np.array([1.0])) / Variable(np.array([0.0]))
+        assert z.data[0] == np.inf
+    x = Variable(np.array([1e-300]))
+    F.log(x).backward()
+    assert np.isfinite(x.grad.data[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3),
+       seed=st.integers(0, 2**16))
+def test_broadcasting_property(shapes, seed):
+    s0, s1 = shapes.input_shapes
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.5, 2, s0), rng.uniform(0.5, 2, s1)
+    check_op(lambda x, y: x * y / (x + y), lambda x, y: x * y / (x + y), a, b, order=1,
+             hvp=False)
+
+
+def test_numpy_scalar_does_not_upcast_float32():
+    x = Variable(np.ones(4, dtype=np.float32))
+    for y in (F.exp(x), F.sigmoid(x), F.clip(x, np.float64(0), np.float64(0.5)),
+              F.maximum(x, np.float64(0.5)), F.where(x.data > 0, x, np.float64(3.0))):
+        assert y.dtype == np.float32

@@ -175,6 +175,20 @@ class Parameter(Variable):
     """A Variable that a Layer registers as a trainable parameter (it may carry attributes)."""
 
 
+def _new_variable(data):
+    """``Variable(data)`` for data known to be an ndarray: skips the checks (hot path)."""
+    v = _object_new(Variable)
+    v.data = data
+    v.name = None
+    v.grad = None
+    v._node = None
+    v.generation = 0
+    return v
+
+
+_object_new = object.__new__
+
+
 def as_array(x, xp=np):
     """Turn a scalar into a 0-d ndarray; arrays pass through unchanged (DeZero's helper)."""
     return backend.as_array(x, xp)
@@ -206,35 +220,42 @@ class Function:
       ``self.retained_output(i)``.
     """
 
+    # Engine state in slots (an op's own attributes still go to its __dict__): cheaper to
+    # create and fill than a per-instance dict on the hot path.
+    __slots__ = ("inputs", "outputs", "generation", "_edges", "_meta", "_ys", "__weakref__")
     retain_inputs: tuple | None = None
     retain_outputs: tuple = ()
-    generation = 0
 
     def __call__(self, *inputs):
         # The hot path of the whole library: keep it lean (see benchmarks/overhead.py).
+        record = Config.enable_backprop
         xs = []
-        edges = []
         for x in inputs:
             if isinstance(x, Variable):
                 xs.append(x.data)
-                edges.append(x._node or x)
             else:  # a raw array or scalar: a constant, no gradient flows to it
                 break
         else:
             variables = inputs
         if len(xs) != len(inputs):
-            variables, xs, edges = _wrap_inputs(inputs)
+            variables, xs = _wrap_inputs(inputs)
 
         ys = self.forward(*xs)
         if type(ys) is tuple:
-            outputs = [Variable(y if isinstance(y, _array_types) else as_array(y)) for y in ys]
+            outputs = [_new_variable(y if isinstance(y, _array_types) else as_array(y))
+                       for y in ys]
         else:
-            outputs = [Variable(ys if isinstance(ys, _array_types) else as_array(ys))]
+            outputs = [_new_variable(ys if isinstance(ys, _array_types) else as_array(ys))]
 
-        if Config.enable_backprop:
+        if record:
+            # An edge per input: its (creator, index), the leaf Variable, or None for a
+            # constant (a raw array wrapped above, marked by generation -1).
             if len(variables) == 1:
-                gen = variables[0].generation
+                x = variables[0]
+                gen = x.generation
+                edges = [None if gen < 0 else x._node or x]
             else:
+                edges = [None if x.generation < 0 else x._node or x for x in variables]
                 gen = max([x.generation for x in variables]) if variables else 0
             self.generation = gen
             keep = self.retain_inputs
@@ -312,16 +333,14 @@ class Function:
 
 
 def _wrap_inputs(inputs):
-    variables, xs, edges = [], [], []
+    variables, xs = [], []
     for x in inputs:
-        if isinstance(x, Variable):
-            edges.append(x._node or x)
-        else:  # a raw array or scalar: a constant, no gradient flows to it
+        if not isinstance(x, Variable):  # a raw array or scalar: a constant
             x = Variable(as_array(x, backend.get_array_module(x)))
-            edges.append(None)
+            x.generation = -1  # marks a constant: no edge, no gradient
         variables.append(x)
         xs.append(x.data)
-    return variables, xs, edges
+    return variables, xs
 
 
 # =============================================================================

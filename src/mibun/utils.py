@@ -278,6 +278,14 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
     return True
 
 
+def check_backward(f, x, *args, y_grad=None, rtol=1e-4, atol=1e-5, **kwargs):
+    """DeZero's older name: check ``f``'s gradient w.r.t. ``x`` (``args`` are constants).
+
+    ``y_grad`` is accepted for compatibility; the check always projects on random weights.
+    """
+    return gradient_check(lambda v: f(v, *args, **kwargs), x, rtol=rtol, atol=atol)
+
+
 def _fail(f, i, num, ana, how):
     name = getattr(f, "__name__", type(f).__name__)
     with np.printoptions(precision=6, threshold=50):
@@ -287,3 +295,100 @@ def _fail(f, i, num, ana, how):
             f"projected on random weights)\n  numerical:  {num}\n  analytical: {ana}\n"
             f"  max abs difference: {diff:.3e}"
         )
+
+
+# =============================================================================
+# Downloads (DeZero's get_file, with a timeout and an atomic write)
+# =============================================================================
+def cache_dir() -> str:
+    """The download cache: ``$MIBUN_CACHE`` if set, else ``~/.mibun``."""
+    import os
+    return os.environ.get("MIBUN_CACHE") or os.path.join(os.path.expanduser("~"), ".mibun")
+
+
+def _resolve_host(url, timeout):
+    # urlopen's timeout covers connect and each read, but not the DNS lookup, which can
+    # block for a long time when offline: look the host up in a thread with a deadline.
+    import socket
+    import threading
+    import urllib.parse
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    result = {}
+
+    def lookup():
+        try:
+            result["addr"] = socket.getaddrinfo(parts.hostname, parts.port or 443)
+        except OSError as e:
+            result["error"] = e
+
+    t = threading.Thread(target=lookup, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError(f"looking up {parts.hostname} took more than {timeout} s")
+    if "error" in result:
+        raise result["error"]
+
+
+def get_file(url: str, file_name: str | None = None, *, timeout: float = 10.0,
+             cache: str | None = None, quiet: bool = False) -> str:
+    """Download ``url`` into the cache directory once and return the local path.
+
+    An existing cached file is returned without touching the network. The download goes
+    to a temporary file in the same directory, renamed into place only when complete, so
+    an interrupted download never leaves a truncated file behind.
+
+    Args:
+        url: http(s) or file URL.
+        file_name: name in the cache (default: the last part of the URL).
+        timeout: seconds allowed for the host lookup, the connection and each read; an
+            offline machine fails within about this time instead of hanging.
+        cache: directory to use instead of ``cache_dir()``.
+        quiet: do not print the "Downloading" line.
+    Returns:
+        str: the path of the file.
+    Raises:
+        ConnectionError: the download failed (offline, timeout, HTTP error); the message
+            names the URL and where to put the file by hand.
+    """
+    import os
+    import sys
+    import tempfile
+    import urllib.error
+    import urllib.request
+    if file_name is None:
+        file_name = url.rstrip("/").rsplit("/", 1)[-1]
+    directory = cache or cache_dir()
+    path = os.path.join(directory, file_name)
+    if os.path.exists(path):
+        return path
+    os.makedirs(directory, exist_ok=True)
+    if not quiet:
+        print(f"Downloading: {url} -> {path}", file=sys.stderr)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=file_name + ".", suffix=".part")
+    try:
+        try:
+            _resolve_host(url, timeout)
+            with urllib.request.urlopen(url, timeout=timeout) as r, os.fdopen(fd, "wb") as f:
+                fd = None
+                while True:
+                    chunk = r.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise ConnectionError(
+                f"get_file: could not download {url}: {reason}. If this machine is offline, "
+                f"copy the file by hand to {path}") from e
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -1,4 +1,229 @@
-"""activation ops (see STYLE.md)."""
+"""Activations: relu, leaky_relu, gelu, softmax, log_softmax (and the ``*_simple`` oracles).
+
+Conventions at kinks: relu and leaky_relu use the slope of the ``x < 0`` side at exactly 0
+(relu'(0) = 0, as PyTorch).
+"""
 from __future__ import annotations
 
-__all__ = []
+import math
+
+import numpy as np
+
+from mibun import backend, utils
+from mibun.core import Function, as_variable
+from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in math)
+from mibun.functions.reduction import logsumexp, sum
+
+__all__ = [
+    "relu", "leaky_relu", "gelu", "softmax", "log_softmax", "softmax_simple",
+    "sigmoid_simple",
+]
+
+
+# --- relu, leaky_relu -------------------------------------------------------------------------
+class ReLU(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.maximum(x, 0, dtype=x.dtype)
+
+    def backward(self, gy):
+        return MaskGrad(self.retained_output().data > 0)(gy)
+
+
+class MaskGrad(Function):
+    """``gy * mask`` for a constant boolean mask; linear in ``gy``, so its backward is
+    itself."""
+
+    retain_inputs = ()
+
+    def __init__(self, mask, slope=0.0):
+        self.mask = mask
+        self.slope = slope
+
+    def forward(self, gy):
+        xp = backend.get_array_module(gy)
+        if self.slope == 0:
+            return xp.multiply(gy, self.mask, dtype=gy.dtype)
+        return xp.where(self.mask, gy, gy * gy.dtype.type(self.slope))
+
+    def backward(self, ggx):
+        return MaskGrad(self.mask, self.slope)(ggx)
+
+
+def relu(x):
+    """Rectified linear unit ``max(x, 0)``; the gradient at exactly 0 is 0.
+
+    Args:
+        x (Variable or ndarray): float, any shape.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> relu(np.array([-1.0, 0.0, 2.0]))
+    variable([0. 0. 2.])
+    """
+    return ReLU()(x)
+
+
+class LeakyReLU(Function):
+    retain_inputs = (0,)
+
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.where(x > 0, x, x * x.dtype.type(self.slope))
+
+    def backward(self, gy):
+        return MaskGrad(self.inputs[0].data > 0, self.slope)(gy)
+
+
+def leaky_relu(x, slope=0.2):
+    """``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's default slope 0.2); the
+    gradient at exactly 0 is ``slope``.
+
+    >>> leaky_relu(np.array([-1.0, 2.0]))
+    variable([-0.2  2. ])
+    """
+    x = as_variable(x)
+    if x.dtype.kind not in "fc":
+        x = as_variable(x.data.astype(np.float64))
+    return LeakyReLU(slope)(x)
+
+
+# --- gelu -------------------------------------------------------------------------------------
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x):
+    """Elementwise erf of an ndarray, in its dtype (correctly rounded for float64)."""
+    xp = backend.get_array_module(x)
+    if xp is not np:
+        from cupyx.scipy.special import erf
+        return erf(x)
+    return np.asarray(_erf_scalar(x), dtype=x.dtype)
+
+
+class Erf(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        return _erf(x)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
+
+
+class GELU(Function):
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        return x * (_erf(x * x.dtype.type(math.sqrt(0.5))) + 1) * x.dtype.type(0.5)
+
+    def backward(self, gy):
+        # d/dx x Φ(x) = Φ(x) + x φ(x)
+        x = self.inputs[0]
+        cdf = (Erf()(x * math.sqrt(0.5)) + 1) * 0.5
+        pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+        return gy * (cdf + x * pdf)
+
+
+def gelu(x):
+    """Gaussian error linear unit ``x Φ(x) = x (1 + erf(x / √2)) / 2`` (the exact form,
+    PyTorch's default, not the tanh approximation).
+
+    Args:
+        x (Variable or ndarray): float, any shape.
+    Returns:
+        Variable: same shape and dtype.
+
+    >>> gelu(np.array([0.0, 1.0]))
+    variable([0.         0.84134475])
+    """
+    return GELU()(x)
+
+
+# --- softmax, log_softmax ---------------------------------------------------------------------
+class Softmax(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        y = x - x.max(axis=self.axis, keepdims=True)  # exp never overflows
+        y = xp.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        return y
+
+    def backward(self, gy):
+        # J^T gy = y * gy - y * sum(y * gy)
+        y = self.retained_output()
+        gx = y * gy
+        return gx - y * sum(gx, axis=self.axis, keepdims=True)
+
+
+def softmax(x, axis=1):
+    """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1), computed with
+    the maximum subtracted so any finite logits give finite results.
+
+    Args:
+        x (Variable or ndarray): float logits, e.g. ``(N, C)``.
+        axis (int or tuple of int): the class axis.
+    Returns:
+        Variable: same shape and dtype; sums to 1 along ``axis``.
+
+    >>> softmax(np.array([[0.0, 0.0]]))
+    variable([[0.5 0.5]])
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.softmax", x)
+    return Softmax(axis)(x)
+
+
+class LogSoftmax(Function):
+    retain_inputs = ()
+    retain_outputs = (0,)
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        return x - utils.logsumexp(x, axis=self.axis)
+
+    def backward(self, gy):
+        y = self.retained_output()
+        return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
+
+
+def log_softmax(x, axis=1):
+    """``log(softmax(x, axis))`` computed as ``x - logsumexp(x)``: finite for any finite
+    logits (``log(softmax)`` underflows to ``-inf``).
+
+    >>> log_softmax(np.array([[0.0, 0.0]]))
+    variable([[-0.69314718 -0.69314718]])
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.log_softmax", x)
+    return LogSoftmax(axis)(x)
+
+
+def softmax_simple(x, axis=1):
+    """``exp(x) / sum(exp(x))`` composed from ops (DeZero's, kept as a test oracle; it
+    overflows for large logits, use :func:`softmax`)."""
+    x = as_variable(x)
+    y = exp(x)
+    return y / sum(y, axis=axis, keepdims=True)
+
+
+def sigmoid_simple(x):
+    """``1 / (1 + exp(-x))`` composed from ops (DeZero's, kept as a test oracle; it
+    overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`)."""
+    x = as_variable(x)
+    return 1 / (1 + exp(-x))

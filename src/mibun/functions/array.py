@@ -10,7 +10,10 @@ import numpy as np
 from mibun import backend, utils
 from mibun.core import Function, Variable, as_variable
 
-__all__ = ["reshape", "transpose", "broadcast_to", "sum_to"]
+__all__ = [
+    "reshape", "transpose", "broadcast_to", "sum_to", "expand_dims", "squeeze", "flatten",
+    "get_item", "GetItem", "GetItemGrad", "embed_id", "concat", "split", "stack",
+]
 
 
 def _describe(name, x):
@@ -135,3 +138,259 @@ def sum_to(x, shape):
     if x.shape == shape:
         return x
     return SumTo(shape)(x)
+
+
+# --- expand_dims, squeeze, flatten --------------------------------------------------------
+def expand_dims(x, axis):
+    """Insert axes of length 1 at ``axis`` (an int or a tuple, as ``np.expand_dims``).
+
+    >>> expand_dims(np.zeros((2, 3)), 1).shape
+    (2, 1, 3)
+    """
+    x = as_variable(x)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = x.ndim + len(axes)
+    axes = utils.normalize_axis(tuple(axes), ndim, "F.expand_dims", x)
+    it = iter(x.shape)
+    shape = tuple(1 if i in axes else next(it) for i in range(ndim))
+    return reshape(x, shape)
+
+
+def squeeze(x, axis=None):
+    """Remove axes of length 1 (all of them when ``axis`` is None).
+
+    >>> squeeze(np.zeros((2, 1, 3, 1)), axis=1).shape
+    (2, 3, 1)
+    """
+    x = as_variable(x)
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = utils.normalize_axis(axis, x.ndim, "F.squeeze", x)
+        axes = axes if isinstance(axes, tuple) else (axes,)
+        bad = [a for a in axes if x.shape[a] != 1]
+        if bad:
+            raise ValueError(f"F.squeeze: axis {axis} has length {x.shape[bad[0]]}, "
+                             "expected 1\n" + _describe("x", x))
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def flatten(x):
+    """Keep the first axis, flatten the rest: ``(N, ...) -> (N, -1)`` (DeZero's flatten).
+
+    >>> flatten(np.zeros((2, 3, 4))).shape
+    (2, 12)
+    """
+    x = as_variable(x)
+    if x.ndim == 0:
+        raise ValueError("F.flatten: x needs at least one axis (the batch axis)\n"
+                         + _describe("x", x))
+    return reshape(x, (x.shape[0], -1))
+
+
+# --- get_item -------------------------------------------------------------------------------
+def _plain_index(slices):
+    """Variables inside an index become their data; a list of indices becomes an array."""
+    if isinstance(slices, Variable):
+        return slices.data
+    if isinstance(slices, tuple):
+        return tuple(s.data if isinstance(s, Variable) else s for s in slices)
+    return slices
+
+
+def _has_int_array(slices):
+    """True when the index holds an integer array, whose entries may repeat."""
+    items = slices if isinstance(slices, tuple) else (slices,)
+    for s in items:
+        if isinstance(s, (list, backend.array_types)):
+            if isinstance(s, list) or s.dtype.kind != "b":
+                return True
+    return False
+
+
+class GetItem(Function):
+    retain_inputs = ()
+
+    def __init__(self, slices):
+        self.slices = slices
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x[self.slices]
+
+    def backward(self, gy):
+        return GetItemGrad(self.slices, self.x_shape)(gy)
+
+
+class GetItemGrad(Function):
+    """Scatter ``gy`` into zeros of the input's shape; its backward is ``get_item`` again."""
+
+    retain_inputs = ()
+
+    def __init__(self, slices, in_shape):
+        self.slices = slices
+        self.in_shape = in_shape
+
+    def forward(self, gy):
+        xp = backend.get_array_module(gy)
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        if _has_int_array(self.slices):
+            backend.scatter_add(gx, self.slices, gy)  # repeated indices accumulate
+        else:
+            gx[self.slices] = gy  # slices and masks never select an entry twice
+        return gx
+
+    def backward(self, ggx):
+        return get_item(ggx, self.slices)
+
+
+def get_item(x, slices):
+    """NumPy indexing ``x[slices]``, differentiable.
+
+    Supports ints, slices (negative steps too), ``None``, ``Ellipsis``, integer arrays
+    (repeated indices accumulate their gradients) and boolean masks.
+
+    Args:
+        x (Variable or ndarray): any shape.
+        slices: any NumPy index; Variables in it are used as data.
+    Returns:
+        Variable: ``x[slices]``.
+
+    >>> x = Variable(np.arange(6.0).reshape(2, 3))
+    >>> get_item(x, (1, slice(None, None, -1)))
+    variable([5. 4. 3.])
+    """
+    x = as_variable(x)
+    slices = _plain_index(slices)
+    if isinstance(slices, list):
+        slices = np.asarray(slices)
+    try:
+        return GetItem(slices)(x)
+    except IndexError as e:
+        raise IndexError(f"F.get_item: {e}\n" + _describe("x", x)) from e
+
+
+def embed_id(x, W):
+    """Embedding lookup ``W[x]`` (DeZero's embed_id).
+
+    Args:
+        x (ndarray or Variable): integer ids, any shape ``S``, each in ``[0, V)``.
+        W (Variable): ``(V, D)`` embedding matrix.
+    Returns:
+        Variable: ``S + (D,)``; the gradient is scatter-added into ``W`` (repeated ids sum).
+    """
+    W = as_variable(W)
+    ids = x.data if isinstance(x, Variable) else x
+    xp = backend.get_array_module(W.data)
+    ids = xp.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"F.embed_id: x must hold integer ids, got dtype={ids.dtype}\n"
+                        + _describe("x", ids) + "\n" + _describe("W", W))
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= W.shape[0]):
+        raise ValueError(f"F.embed_id: ids must be in [0, {W.shape[0]}), found "
+                         f"[{int(ids.min())}, {int(ids.max())}]\n"
+                         + _describe("x", ids) + "\n" + _describe("W", W))
+    return GetItem(ids)(W)
+
+
+# --- concat, split, stack -------------------------------------------------------------------
+class Concat(Function):
+    retain_inputs = ()
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        xp = backend.get_array_module(xs[0])
+        self.sections = list(np.cumsum([x.shape[self.axis] for x in xs])[:-1])
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        gxs = Split(self.sections, self.axis)(gy)
+        return tuple(gxs) if isinstance(gxs, list) else gxs
+
+
+class Split(Function):
+    retain_inputs = ()
+
+    def __init__(self, indices, axis):
+        self.indices = indices
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return tuple(xp.split(x, self.indices, axis=self.axis))
+
+    def backward(self, *gys):
+        return Concat(self.axis)(*gys)
+
+
+def concat(xs, axis=0):
+    """Join a sequence of arrays along an existing ``axis`` (``np.concatenate``).
+
+    Args:
+        xs (sequence of Variable or ndarray): same shape except along ``axis``.
+        axis (int): the axis to join along.
+    Returns:
+        Variable: the joined array; the gradient is split back to the pieces.
+
+    >>> concat([np.zeros((2, 3)), np.ones((1, 3))]).shape
+    (3, 3)
+    """
+    xs = [as_variable(x) for x in xs]
+    if not xs:
+        raise ValueError("F.concat: need at least one array")
+    ndim = xs[0].ndim
+    if ndim == 0:
+        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack")
+    axis = utils.normalize_axis(axis, ndim, "F.concat", xs[0])
+    ref = xs[0].shape[:axis] + xs[0].shape[axis + 1:]
+    for x in xs:
+        if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1:] != ref:
+            shapes = ", ".join(str(tuple(v.shape)) for v in xs)
+            raise ValueError(f"F.concat: shapes must match except along axis {axis}, "
+                             f"got {shapes}")
+    if len(xs) == 1:
+        return xs[0]
+    return Concat(axis)(*xs)
+
+
+def split(x, indices_or_sections, axis=0):
+    """Split along ``axis`` into equal sections or at the given indices (``np.split``).
+
+    Returns:
+        list of Variable: the pieces (views of ``x``'s data in the forward pass).
+
+    >>> [p.shape for p in split(np.zeros((4, 2)), 2)]
+    [(2, 2), (2, 2)]
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.split", x)
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(f"F.split: axis {axis} of length {n} does not split into "
+                             f"{k} equal sections\n" + _describe("x", x))
+        indices = [n // k * i for i in range(1, k)]
+    else:
+        indices = [int(i) for i in indices_or_sections]
+    ys = Split(indices, axis)(x)
+    return ys if isinstance(ys, list) else [ys]
+
+
+def stack(xs, axis=0):
+    """Join arrays of equal shape along a new ``axis`` (``np.stack``).
+
+    >>> stack([np.zeros(3), np.ones(3)], axis=1).shape
+    (3, 2)
+    """
+    xs = [as_variable(x) for x in xs]
+    if not xs:
+        raise ValueError("F.stack: need at least one array")
+    shapes = {tuple(x.shape) for x in xs}
+    if len(shapes) != 1:
+        raise ValueError("F.stack: all arrays must have the same shape, got "
+                         + ", ".join(str(tuple(x.shape)) for x in xs))
+    axis = utils.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
+    return concat([expand_dims(x, axis) for x in xs], axis)

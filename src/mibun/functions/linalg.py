@@ -1,11 +1,13 @@
 """Linear algebra: matmul (2-D and batched), linear."""
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (doctests)
+
 from mibun import backend
 from mibun.core import Function, as_variable
-from mibun.functions.array import sum_to, transpose
+from mibun.functions.array import reshape, sum_to, transpose
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "linear", "linear_simple"]
 
 
 def _mT(x):
@@ -75,3 +77,84 @@ def matmul(x, W):
                          f"  x: shape={x.shape} dtype={x.dtype}\n"
                          f"  W: shape={W.shape} dtype={W.dtype}")
     return MatMul()(x, W)
+
+
+class Linear(Function):
+    """``x @ W + b`` as one node: one output buffer, no matmul temporary kept alive."""
+
+    retain_inputs = (0, 1)  # b's data is not needed, only its shape
+
+    def forward(self, x, W, b=None):
+        xp = backend.get_array_module(x)
+        y = xp.matmul(x, W)
+        if b is not None:
+            self.b_shape = b.shape
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, W = self.inputs[0], self.inputs[1]
+        gx = matmul(gy, W.T) if self.needs_grad(0) else None  # skipped for a data batch
+        gW = None
+        if self.needs_grad(1):
+            if x.ndim == 2:
+                gW = matmul(x.T, gy)
+            else:  # (..., I) inputs: fold the leading axes into one batch axis
+                gW = matmul(reshape(x, (-1, x.shape[-1])).T, reshape(gy, (-1, gy.shape[-1])))
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, sum_to(gy, self.b_shape)
+
+
+def _check_linear(x, W, b):
+    def describe():
+        lines = [f"  x: shape={tuple(x.shape)} dtype={x.dtype}",
+                 f"  W: shape={tuple(W.shape)} dtype={W.dtype}"]
+        if b is not None:
+            lines.append(f"  b: shape={tuple(b.shape)} dtype={b.dtype}")
+        return "\n".join(lines)
+
+    if W.ndim != 2 or x.ndim < 1:
+        raise ValueError("F.linear: W must be 2-D (in_size, out_size) and x at least 1-D\n"
+                         + describe())
+    if x.shape[-1] != W.shape[0]:
+        raise ValueError(f"F.linear: inner dimensions differ: x.shape[-1]={x.shape[-1]}, "
+                         f"W.shape[0]={W.shape[0]}\n" + describe())
+    if b is not None and b.shape not in ((W.shape[1],), (1, W.shape[1]), ()):
+        raise ValueError(f"F.linear: b must have shape ({W.shape[1]},), got "
+                         f"{tuple(b.shape)}\n" + describe())
+
+
+def linear(x, W, b=None):
+    """Affine map ``y = x @ W + b``, fused into one op.
+
+    Args:
+        x (Variable or ndarray): ``(N, I)`` (or ``(..., I)``). A raw ndarray is a constant:
+            its gradient is not computed.
+        W (Variable): ``(I, O)``.
+        b (Variable or None): ``(O,)``.
+    Returns:
+        Variable: ``(N, O)`` (or ``(..., O)``).
+
+    >>> linear(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)).shape
+    (2, 4)
+    """
+    x_, W_ = as_variable(x), as_variable(W)
+    b_ = None if b is None else as_variable(b)
+    _check_linear(x_, W_, b_)
+    if b is None:
+        return Linear()(x, W)
+    return Linear()(x, W, b)
+
+
+def linear_simple(x, W, b=None):
+    """``matmul(x, W) + b`` composed from two ops (DeZero's version, kept as an oracle).
+
+    The matmul result is not needed by ``+``'s backward, so its data is freed at once.
+    """
+    t = matmul(x, W)
+    if b is None:
+        return t
+    y = t + b
+    t.data = None  # free the (N, O) temporary: Add's backward does not read it
+    return y

@@ -1,4 +1,267 @@
-"""loss ops (see STYLE.md)."""
+"""Losses and metrics: mean_squared_error, softmax / sigmoid / binary cross-entropy, accuracy.
+
+Every loss is a mean over the batch, returned as a 0-d Variable of the input's float dtype.
+Labels (integer class ids) are constants: they get no gradient.
+"""
 from __future__ import annotations
 
-__all__ = []
+import numpy as np
+
+from mibun import backend
+from mibun.core import Function, Variable, as_variable
+from mibun.functions.activation import softmax
+from mibun.functions.array import get_item
+from mibun.functions.math import clip, log, sigmoid
+from mibun.functions.reduction import mean, sum
+
+__all__ = [
+    "mean_squared_error", "mean_squared_error_simple", "softmax_cross_entropy",
+    "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy",
+    "accuracy",
+]
+
+
+def _describe(name, x):
+    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+
+
+def _data(x):
+    return x.data if isinstance(x, Variable) else x
+
+
+# --- mean squared error -----------------------------------------------------------------------
+class MeanSquaredError(Function):
+    retain_inputs = (0, 1)
+
+    def forward(self, x0, x1):
+        diff = x0 - x1
+        return (diff * diff).sum() / diff.dtype.type(max(diff.size, 1))
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = (x0 - x1) * (gy * (2.0 / max(x0.size, 1)))
+        return gx0, -gx0
+
+
+def mean_squared_error(x0, x1):
+    """Mean of ``(x0 - x1)**2`` over all entries (PyTorch's ``mse_loss``).
+
+    DeZero divided the sum by ``len(x0)`` (the batch size); the two agree for ``(N, 1)``
+    outputs, as in the book's regression examples.
+
+    Args:
+        x0, x1 (Variable or ndarray): same shape.
+    Returns:
+        Variable: 0-d.
+
+    >>> float(mean_squared_error(np.array([1.0, 2.0]), np.array([1.0, 4.0])).data)
+    2.0
+    """
+    x0, x1 = as_variable(x0), as_variable(x1)
+    if x0.shape != x1.shape:
+        raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape\n"
+                         + _describe("x0", x0) + "\n" + _describe("x1", x1))
+    return MeanSquaredError()(x0, x1)
+
+
+def mean_squared_error_simple(x0, x1):
+    """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle)."""
+    diff = as_variable(x0) - as_variable(x1)
+    return mean(diff * diff)
+
+
+# --- softmax cross-entropy --------------------------------------------------------------------
+def _check_labels(x, t, name):
+    """Validate integer class ids ``t`` of shape (N,) for logits ``x`` of shape (N, C)."""
+    xp = backend.get_array_module(x)
+    t = xp.asarray(_data(t))
+    if x.ndim != 2:
+        raise ValueError(f"{name}: x must be 2-D logits (N, C)\n" + _describe("x", x)
+                         + "\n" + _describe("t", t))
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{name}: t must hold integer class ids, found dtype={t.dtype}; "
+                        "use t.astype(int) for labels\n" + _describe("x", x) + "\n"
+                        + _describe("t", t))
+    if t.shape != x.shape[:1]:
+        raise ValueError(f"{name}: t must have shape ({x.shape[0]},) to match x\n"
+                         + _describe("x", x) + "\n" + _describe("t", t))
+    if t.size and (int(t.min()) < 0 or int(t.max()) >= x.shape[1]):
+        raise ValueError(f"{name}: labels must be in [0, {x.shape[1]}), found "
+                         f"[{int(t.min())}, {int(t.max())}]\n" + _describe("x", x)
+                         + "\n" + _describe("t", t))
+    return t
+
+
+class SoftmaxCrossEntropy(Function):
+    retain_inputs = (0,)
+
+    def __init__(self, t):
+        self.t = t
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        N = x.shape[0]
+        m = x.max(axis=1, keepdims=True)
+        z = x - m
+        e = xp.exp(z)
+        # log_z = log(sum(exp(x))) per row; kept (N floats) so backward rebuilds softmax
+        self.log_z = xp.log(e.sum(axis=1, keepdims=True)) + m
+        log_p = x[xp.arange(N), t] - self.log_z[:, 0]
+        return -log_p.sum() / x.dtype.type(max(N, 1))
+
+    def backward(self, gy):
+        return SoftmaxCrossEntropyGrad(self.t, self.log_z)(self.inputs[0], gy), None
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """``(softmax(x) - onehot(t)) * gy / N`` in one pass over ``x``."""
+
+    def __init__(self, t, log_z):
+        self.t = t
+        self.log_z = log_z
+
+    def forward(self, x, gy):
+        xp = backend.get_array_module(x)
+        N = x.shape[0]
+        y = x - self.log_z
+        y = xp.exp(y, out=y)
+        y[xp.arange(N), self.t] -= 1
+        y *= gy / x.dtype.type(max(N, 1))
+        return y
+
+    def backward(self, ggx):
+        # The map (x, gy) -> (p - onehot) gy / N: differentiate through p = softmax(x).
+        x, gy = self.inputs
+        N = max(x.shape[0], 1)
+        xp = backend.get_array_module(x.data)
+        p = softmax(x, axis=1)
+        onehot = xp.zeros(x.shape, dtype=x.dtype)
+        onehot[xp.arange(x.shape[0]), self.t] = 1
+        g_gy = sum((p - onehot) * ggx) * (1.0 / N)
+        pg = p * ggx
+        g_x = (pg - p * sum(pg, axis=1, keepdims=True)) * (gy * (1.0 / N))
+        return g_x, g_gy
+
+
+def softmax_cross_entropy(x, t):
+    """Cross-entropy of ``softmax(x)`` against integer labels, averaged over the batch.
+
+    ``-mean(log_softmax(x)[i, t[i]])``, computed stably (finite for logits of any size) and
+    in ``x``'s dtype; the backward is one fused op ``(softmax(x) - onehot(t)) / N * gy``.
+
+    Args:
+        x (Variable or ndarray): ``(N, C)`` float logits.
+        t (ndarray or Variable): ``(N,)`` integer class ids in ``[0, C)``.
+    Returns:
+        Variable: 0-d, dtype of ``x``.
+    Raises:
+        TypeError: ``t`` is not an integer array. ValueError: bad shapes or labels.
+
+    >>> round(float(softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3])).data), 6)
+    1.386294
+    """
+    x = as_variable(x)
+    t = _check_labels(x, t, "F.softmax_cross_entropy")
+    return SoftmaxCrossEntropy(t)(x, t)
+
+
+def softmax_cross_entropy_simple(x, t):
+    """DeZero's composition ``-mean(log(clip(softmax(x), 1e-15, 1))[i, t[i]])`` (oracle)."""
+    x = as_variable(x)
+    t = _check_labels(x, t, "F.softmax_cross_entropy_simple")
+    N = x.shape[0]
+    p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
+    xp = backend.get_array_module(x.data)
+    log_p = get_item(log(p), (xp.arange(N), t))
+    return -sum(log_p) * (1.0 / N)
+
+
+# --- sigmoid / binary cross-entropy -----------------------------------------------------------
+def _float_targets(x, t, name):
+    """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
+    if not isinstance(t, Variable) or t.dtype.kind not in "fc":
+        xp = backend.get_array_module(x.data)
+        t = Variable(xp.asarray(_data(t), dtype=x.dtype))
+    if t.shape != x.shape:
+        if t.size != x.size:
+            raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)
+                             + "\n" + _describe("t", t))
+        t = t.reshape(x.shape)  # DeZero: t may be (N,) for x (N, 1)
+    return t
+
+
+class SigmoidCrossEntropy(Function):
+    retain_inputs = (0, 1)
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        # -t log(sigmoid x) - (1-t) log(1 - sigmoid x) = max(x, 0) - t x + log1p(exp(-|x|))
+        loss = xp.maximum(x, 0) - t * x + xp.log1p(xp.exp(-xp.abs(x)))
+        return loss.sum() / x.dtype.type(max(len(x) if x.ndim else 1, 1))
+
+    def backward(self, gy):
+        x, t = self.inputs
+        scale = gy * (1.0 / max(len(x) if x.ndim else 1, 1))
+        gx = (sigmoid(x) - t) * scale
+        gt = -x * scale if self.needs_grad(1) else None
+        return gx, gt
+
+
+def sigmoid_cross_entropy(x, t):
+    """Binary cross-entropy on logits, ``-sum(t log σ(x) + (1-t) log(1-σ(x))) / N``.
+
+    Computed as ``max(x, 0) - t x + log1p(exp(-|x|))``: finite, and without overflow
+    warnings, for logits of any size. ``N = len(x)`` (DeZero's normalisation).
+
+    Args:
+        x (Variable or ndarray): float logits, ``(N, ...)``.
+        t (ndarray or Variable): targets in ``[0, 1]`` (ints or floats), same size as ``x``;
+            a float Variable also gets a gradient.
+    Returns:
+        Variable: 0-d, dtype of ``x``.
+
+    >>> round(float(sigmoid_cross_entropy(np.zeros((2, 1)), np.array([0, 1])).data), 6)
+    0.693147
+    """
+    x = as_variable(x)
+    t = _float_targets(x, t, "F.sigmoid_cross_entropy")
+    return SigmoidCrossEntropy()(x, t)
+
+
+def binary_cross_entropy(p, t):
+    """Binary cross-entropy of probabilities, ``-sum(t log p + (1-t) log(1-p)) / N``.
+
+    Each log is clamped at -100, as in PyTorch, so ``p`` of exactly 0 or 1 gives a finite
+    loss (DeZero clipped ``p`` to ``[1e-15, 1]``). ``N = len(p)``. Prefer
+    :func:`sigmoid_cross_entropy` on logits: it is exact in the tails.
+
+    >>> round(float(binary_cross_entropy(np.array([0.5, 0.5]), np.array([0, 1])).data), 6)
+    0.693147
+    """
+    p = as_variable(p)
+    t = _float_targets(p, t, "F.binary_cross_entropy")
+    N = max(len(p) if p.ndim else 1, 1)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
+        log_p = clip(log(p), -100.0, None)
+        log_q = clip(log(1 - p), -100.0, None)
+    return -sum(t * log_p + (1 - t) * log_q) * (1.0 / N)
+
+
+# --- accuracy ---------------------------------------------------------------------------------
+def accuracy(y, t):
+    """Fraction of rows whose arg-max ``y`` equals the label ``t`` (no gradient).
+
+    Args:
+        y (Variable or ndarray): ``(N, C)`` scores.
+        t (ndarray or Variable): ``(N,)`` integer labels.
+    Returns:
+        Variable: 0-d, not part of any graph.
+
+    >>> float(accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])).data)
+    0.5
+    """
+    y, t = _data(y), _data(t)
+    pred = y.argmax(axis=1).reshape(t.shape)
+    dtype = y.dtype if y.dtype.kind == "f" else np.float64
+    acc = (pred == t).mean(dtype=dtype)
+    return Variable(backend.as_array(acc, backend.get_array_module(y)))

@@ -1,11 +1,14 @@
 """Reductions: sum, mean, max/min, logsumexp, var/std."""
 from __future__ import annotations
 
+import numpy as np
+
 from mibun import backend, utils
 from mibun.core import Function, as_variable
 from mibun.functions.array import broadcast_to, reshape
+from mibun.functions.math import exp, sqrt
 
-__all__ = ["sum"]
+__all__ = ["sum", "mean", "average", "max", "min", "logsumexp", "var", "std"]
 
 
 class Sum(Function):
@@ -34,3 +37,163 @@ def sum(x, axis=None, keepdims=False):
     x = as_variable(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.sum", x)
     return Sum(axis, keepdims)(x)
+
+
+def _count(x_shape, axis):
+    """Number of entries reduced over ``axis`` (a normalized axis)."""
+    if axis is None:
+        return int(np.prod(x_shape, dtype=np.int64))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return int(np.prod([x_shape[a] for a in axes], dtype=np.int64))
+
+
+def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over ``axis`` (None: all entries), ``sum / count``.
+
+    Args:
+        x (Variable or ndarray): float, any shape.
+        axis (None, int or tuple of int): axes to average over.
+        keepdims (bool): keep the reduced axes with length 1.
+    Returns:
+        Variable: the reduced array, same dtype as ``x``.
+
+    >>> mean(np.array([[1.0, 2.0], [3.0, 5.0]]), axis=0)
+    variable([2.  3.5])
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.mean", x)
+    n = _count(x.shape, axis)
+    return Sum(axis, keepdims)(x) * (1.0 / n if n else float("nan"))
+
+
+average = mean  # DeZero's name
+
+
+class Max(Function):
+    retain_inputs = (0,)
+    retain_outputs = (0,)
+
+    def __init__(self, axis, keepdims):
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        return self._reduce(x)
+
+    def _reduce(self, x):
+        return x.max(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        y = self.retained_output().data
+        shape = utils.max_backward_shape(x, self.axis)
+        # Ties split the gradient evenly between the extreme entries (as torch.amax), so the
+        # gradient still sums to gy; it is constant in x, so the second derivative is 0.
+        mask = x == y.reshape(shape)
+        weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
+        gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
+        return broadcast_to(gy, x.shape) * weight.astype(x.dtype, copy=False)
+
+
+class Min(Max):
+    def _reduce(self, x):
+        return x.min(axis=self.axis, keepdims=self.keepdims)
+
+
+def _extreme(cls, name, x, axis, keepdims):
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, name, x)
+    if x.size == 0:
+        raise ValueError(f"{name}: zero-size input has no extreme value\n"
+                         f"  x: shape={tuple(x.shape)} dtype={x.dtype}")
+    return cls(axis, keepdims)(x)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over ``axis``. The gradient goes to the maximal entries; when several tie,
+    it is split evenly between them (as ``torch.amax``; DeZero gave each the full gradient).
+
+    >>> max(np.array([[1.0, 3.0], [4.0, 2.0]]), axis=1)
+    variable([3. 4.])
+    """
+    return _extreme(Max, "F.max", x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    """Minimum over ``axis``; ties split the gradient evenly, as in :func:`max`.
+
+    >>> min(np.array([[1.0, 3.0], [4.0, 2.0]]), axis=1)
+    variable([1. 2.])
+    """
+    return _extreme(Min, "F.min", x, axis, keepdims)
+
+
+class LogSumExp(Function):
+    retain_inputs = (0,)
+    retain_outputs = (0,)
+
+    def __init__(self, axis, keepdims):
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        m = x.max(axis=self.axis, keepdims=True)
+        m[~xp.isfinite(m)] = 0  # all -inf (or an inf) along the axis: don't make inf - inf
+        y = xp.exp(x - m)
+        s = y.sum(axis=self.axis, keepdims=True)
+        y = xp.log(s, out=s)
+        y += m
+        if not self.keepdims:
+            y = y.reshape(()) if self.axis is None else y.squeeze(self.axis)
+        return y
+
+    def backward(self, gy):
+        # d/dx logsumexp = softmax(x) = exp(x - y)
+        x = self.inputs[0]
+        y = self.retained_output()
+        shape = utils.max_backward_shape(x.data, self.axis)
+        gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
+        return gy * exp(x - reshape(y, shape))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x), axis))`` computed stably (the max is subtracted first).
+
+    Args:
+        x (Variable or ndarray): float, any shape.
+        axis (None, int or tuple of int): axes to reduce (None: all).
+        keepdims (bool): keep the reduced axes with length 1.
+    Returns:
+        Variable: finite for finite ``x`` of any magnitude; its gradient is the softmax.
+
+    >>> round(float(logsumexp(np.array([1000.0, 1000.0])).data), 6)
+    1000.693147
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.logsumexp", x)
+    return LogSumExp(axis, keepdims)(x)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Variance ``mean((x - mean(x))**2)`` over ``axis`` (NumPy's ``ddof`` convention:
+    divide by ``count - ddof``; PyTorch's default is ``ddof=1``).
+
+    >>> float(var(np.array([1.0, 2.0, 3.0, 4.0])).data)
+    1.25
+    """
+    x = as_variable(x)
+    axis = utils.normalize_axis(axis, x.ndim, "F.var", x)
+    n = _count(x.shape, axis) - ddof
+    d = x - Sum(axis, True)(x) * (1.0 / _count(x.shape, axis))
+    return Sum(axis, keepdims)(d * d) * (1.0 / n if n > 0 else float("nan"))
+
+
+def std(x, axis=None, keepdims=False, ddof=0):
+    """Standard deviation ``sqrt(var(x, axis, keepdims, ddof))``. Its gradient is infinite
+    where the variance is 0 (as in PyTorch).
+
+    >>> float(std(np.array([1.0, 3.0])).data)
+    1.0
+    """
+    return sqrt(var(x, axis, keepdims, ddof))

@@ -1,2 +1,149 @@
-"""dataloaders (being written)."""
-__all__ = []
+"""Mini-batch iterators: ``DataLoader`` (shuffled batches) and ``SeqDataLoader`` (for RNNs).
+
+As in DeZero, a loader is its own iterator: ``for x, t in loader:`` runs one epoch and
+reshuffles at the end, so the same loop can be written once per epoch. Batches are
+gathered with one fancy-indexing call when the dataset allows it (``Dataset.get_batch``),
+not one ``dataset[i]`` call per example.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mibun import backend
+
+__all__ = ["DataLoader", "SeqDataLoader"]
+
+
+def _check_batch_size(name, batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"{name}: batch_size must be an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"{name}: batch_size must be at least 1, got {batch_size}")
+    return int(batch_size)
+
+
+class DataLoader:
+    """Iterate over a dataset in mini-batches ``(x, t)`` of stacked ndarrays.
+
+    Args:
+        dataset: a ``Dataset``, or any sequence of ``(x, t)`` pairs.
+        batch_size (int): examples per batch; the last batch may be smaller.
+        shuffle (bool): a new random order every epoch.
+        gpu (bool): return CuPy arrays.
+        drop_last (bool): skip the last, incomplete batch.
+        seed (int): seed a private generator for the order; None uses NumPy's global
+            generator (as DeZero, so ``np.random.seed`` makes a run repeatable).
+
+    An epoch ends with ``StopIteration`` and a ``reset()`` (new order). Starting a ``for``
+    loop over a loader left in the middle of an epoch (after a ``break``) starts a new
+    epoch. ``len(loader)`` is the number of batches per epoch.
+
+    >>> import mibun
+    >>> loader = DataLoader(mibun.datasets.Spiral(), batch_size=64, seed=0)
+    >>> [x.shape[0] for x, t in loader]
+    [64, 64, 64, 64, 44]
+    """
+
+    def __init__(self, dataset, batch_size: int, shuffle: bool = True, gpu: bool = False,
+                 drop_last: bool = False, seed: int | None = None):
+        self.dataset = dataset
+        self.batch_size = _check_batch_size(type(self).__name__, batch_size)
+        self.shuffle = shuffle
+        self.gpu = gpu
+        self.drop_last = drop_last
+        self.data_size = len(dataset)
+        if drop_last:
+            self.max_iter = self.data_size // self.batch_size
+        else:
+            self.max_iter = math.ceil(self.data_size / self.batch_size)
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new epoch (with a new order when shuffling)."""
+        self.iteration = 0
+        n = self.data_size
+        if not self.shuffle:
+            self.index = np.arange(n)
+        elif self._rng is None:
+            self.index = np.random.permutation(n)
+        else:
+            self.index = self._rng.permutation(n)
+
+    def __iter__(self):
+        if self.iteration > 0:  # a previous loop stopped mid-epoch
+            self.reset()
+        return self
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        i, b = self.iteration, self.batch_size
+        x, t = self._gather(self.index[i * b:(i + 1) * b])
+        self.iteration += 1
+        return x, t
+
+    def next(self):
+        return self.__next__()
+
+    def __len__(self):
+        return self.max_iter
+
+    def _gather(self, indices):
+        get_batch = getattr(self.dataset, "get_batch", None)
+        if get_batch is not None:
+            x, t = get_batch(indices)
+        else:
+            batch = [self.dataset[int(i)] for i in indices]
+            x = np.array([example[0] for example in batch])
+            t = np.array([example[1] for example in batch])
+        if self.gpu:
+            x = backend.as_cupy(x)
+            t = None if t is None else backend.as_cupy(t)
+        return x, t
+
+    def to_cpu(self) -> None:
+        self.gpu = False
+
+    def to_gpu(self) -> None:
+        self.gpu = True
+
+
+class SeqDataLoader(DataLoader):
+    """Batches for truncated BPTT: ``batch_size`` parallel streams through a sequence.
+
+    The dataset (length N) is cut into ``batch_size`` contiguous segments of
+    ``N // batch_size`` steps; batch ``i`` holds step ``i`` of every segment, so row ``k``
+    of consecutive batches walks one segment in order. An epoch has ``N // batch_size``
+    batches (DeZero ran ``ceil(N / batch_size)`` and wrapped around, repeating steps).
+
+    Args:
+        dataset: a time-ordered ``Dataset`` (e.g. ``SinCurve``).
+        batch_size (int): number of parallel streams (at most ``len(dataset)``).
+        gpu (bool): return CuPy arrays.
+
+    >>> import mibun
+    >>> loader = SeqDataLoader(mibun.datasets.SinCurve(), batch_size=3)
+    >>> len(loader), next(loader)[0].shape
+    (333, (3, 1))
+    """
+
+    def __init__(self, dataset, batch_size: int, gpu: bool = False):
+        super().__init__(dataset, batch_size, shuffle=False, gpu=gpu)
+        if self.batch_size > self.data_size:
+            raise ValueError(f"SeqDataLoader: batch_size={self.batch_size} is larger than "
+                             f"the dataset ({self.data_size} steps)")
+        self.jump = self.data_size // self.batch_size
+        self.max_iter = self.jump
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        indices = np.arange(self.batch_size) * self.jump + self.iteration
+        x, t = self._gather(indices)
+        self.iteration += 1
+        return x, t

@@ -1,1 +1,509 @@
-"""datasets (being written)."""
+"""Datasets: ``Dataset`` and the data sets of the book, plus bundled handwritten digits.
+
+A dataset holds ``data`` and ``label`` arrays and returns ``(transform(data[i]),
+target_transform(label[i]))`` for ``dataset[i]``, as in DeZero. ``get_batch(indices)``
+returns a whole stacked batch at once (fancy indexing, and each transform's vectorised
+``batch``), which is what ``DataLoader`` uses.
+
+* ``Spiral``, ``SinCurve``: generated (the book's toy data), float32.
+* ``Digits``: the real 8x8 handwritten digits (UCI optdigits test set, 1,797 images),
+  shipped inside mibun: no download. See ``datasets_data/DIGITS-LICENSE.txt``.
+* ``MNIST``, ``FashionMNIST``, ``CIFAR10``: read from a local directory in the original
+  file formats (idx-ubyte(.gz); CIFAR's python pickle batches, read with a restricted
+  unpickler), else downloaded once into the cache (``mibun.utils.cache_dir()``).
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import os
+import pickle
+import struct
+import tarfile
+
+import numpy as np
+
+from mibun import utils
+from mibun.transforms import Compose, Flatten, Normalize, ToFloat, can_batch
+
+__all__ = ["Dataset", "Spiral", "SinCurve", "Digits", "MNIST", "FashionMNIST", "CIFAR10",
+           "get_spiral", "load_digits", "load_idx"]
+
+
+def _identity(x):
+    return x
+
+
+class Dataset:
+    """Base class: set ``self.data`` / ``self.label`` in ``prepare()`` (DeZero's protocol).
+
+    Args:
+        train (bool): the training split (True) or the test split (False).
+        transform (callable): applied to each example (None: identity).
+        target_transform (callable): applied to each label (None: identity).
+    """
+
+    def __init__(self, train: bool = True, transform=None, target_transform=None):
+        self.train = train
+        self.transform = _identity if transform is None else transform
+        self.target_transform = _identity if target_transform is None else target_transform
+        self.data = None
+        self.label = None
+        self.prepare()
+
+    def __getitem__(self, index):
+        if not np.isscalar(index):
+            raise TypeError(f"{type(self).__name__}[index]: index must be an integer, got "
+                            f"{type(index).__name__} (use get_batch for many examples)")
+        if self.label is None:
+            return self.transform(self.data[index]), None
+        return self.transform(self.data[index]), self.target_transform(self.label[index])
+
+    def __len__(self):
+        return len(self.data)
+
+    def prepare(self):
+        pass
+
+    def get_batch(self, indices):
+        """The examples at ``indices`` stacked: ``(x, t)`` ndarrays (``t`` None if no labels).
+
+        Uses fancy indexing and the transforms' vectorised ``batch`` when the data is an
+        ndarray and the transforms allow it, else stacks ``self[i]`` one by one.
+        """
+        data, label = self.data, self.label
+        tf, ttf = self.transform, self.target_transform
+        fast_x = isinstance(data, np.ndarray) and (tf is _identity or can_batch(tf))
+        fast_t = label is None or (isinstance(label, np.ndarray)
+                                   and (ttf is _identity or can_batch(ttf)))
+        if fast_x and fast_t:
+            x = data[indices]
+            if tf is not _identity:
+                x = tf.batch(x)
+            if label is None:
+                return x, None
+            t = label[indices]
+            return x, (t if ttf is _identity else ttf.batch(t))
+        batch = [self[int(i)] for i in indices]
+        x = np.array([b[0] for b in batch])
+        if label is None:
+            return x, None
+        return x, np.array([b[1] for b in batch])
+
+
+# =============================================================================
+# Generated data (the book's)
+# =============================================================================
+def get_spiral(train: bool = True):
+    """DeZero's three-armed spiral: ``(x, t)`` with x (300, 2) float32, t (300,) int64.
+
+    The same numbers as DeZero (seed 1984 for train, 2020 for test), drawn from a private
+    ``RandomState`` instead of reseeding NumPy's global generator.
+    """
+    rs = np.random.RandomState(1984 if train else 2020)
+    num_data, num_class, input_dim = 100, 3, 2
+    x = np.zeros((num_data * num_class, input_dim), dtype=np.float32)
+    t = np.zeros(num_data * num_class, dtype=np.int64)
+    for j in range(num_class):
+        for i in range(num_data):
+            rate = i / num_data
+            radius = 1.0 * rate
+            theta = j * 4.0 + 4.0 * rate + rs.randn() * 0.2
+            ix = num_data * j + i
+            x[ix] = radius * np.sin(theta), radius * np.cos(theta)
+            t[ix] = j
+    indices = rs.permutation(num_data * num_class)
+    return x[indices], t[indices]
+
+
+class Spiral(Dataset):
+    """The book's spiral: 300 points in 2-d, 3 classes (``data`` float32, ``label`` int64).
+
+    >>> ds = Spiral()
+    >>> len(ds), ds[0][0].shape, ds.data.dtype
+    (300, (2,), dtype('float32'))
+    """
+
+    def prepare(self):
+        self.data, self.label = get_spiral(self.train)
+
+
+class SinCurve(Dataset):
+    """The book's sine wave for RNNs: predict ``y[i+1]`` from ``y[i]`` (999 steps).
+
+    ``train``: sin on [0, 2 pi] plus uniform noise in [-0.05, 0.05] (fixed seed, where
+    DeZero used the global generator); test: cos without noise. ``data`` and ``label``
+    are float32 of shape (999, 1) (DeZero used float64).
+    """
+
+    def prepare(self):
+        num_data = 1000
+        x = np.linspace(0, 2 * np.pi, num_data)
+        if self.train:
+            noise = np.random.RandomState(0).uniform(-0.05, 0.05, size=x.shape)
+            y = np.sin(x) + noise
+        else:
+            y = np.cos(x)
+        y = y.astype(np.float32)
+        self.data = y[:-1][:, np.newaxis]
+        self.label = y[1:][:, np.newaxis]
+
+
+# =============================================================================
+# Bundled: handwritten digits (8x8)
+# =============================================================================
+_DIGITS_FILE = os.path.join(os.path.dirname(__file__), "datasets_data", "digits.csv.gz")
+DIGITS_NUM_TRAIN = 1437
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays():
+    with gzip.open(_DIGITS_FILE, "rt") as f:
+        raw = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    if raw.shape != (1797, 65):
+        raise ValueError(f"datasets.Digits: {_DIGITS_FILE} has shape {raw.shape}, "
+                         "expected (1797, 65): the bundled file is damaged")
+    return raw[:, :64].astype(np.uint8), raw[:, 64]
+
+
+def load_digits():
+    """All 1,797 bundled digits: ``(x, t)`` with x (1797, 64) uint8 in 0..16, t int64.
+
+    >>> x, t = load_digits()
+    >>> x.shape, int(x.max()), sorted(set(t.tolist())) == list(range(10))
+    ((1797, 64), 16, True)
+    """
+    x, t = _digits_arrays()
+    return x.copy(), t.copy()
+
+
+class Digits(Dataset):
+    """Real 8x8 handwritten digits, bundled with mibun (no download).
+
+    The UCI "Optical Recognition of Handwritten Digits" test set (Alpaydin & Kaynak, 1998;
+    CC BY 4.0), as shipped by scikit-learn: 1,797 images of 10 classes, pixels 0..16.
+
+    Fixed split: the images are permuted by ``np.random.RandomState(0).permutation(1797)``
+    (a frozen stream); the first 1,437 are the training set, the last 360 the test set.
+
+    Args:
+        train (bool): 1,437 training images (True) or 360 test images (False).
+        transform, target_transform: as in ``Dataset``.
+        flatten (bool): ``data`` shaped (N, 64) (True) or (N, 1, 8, 8) for CNNs (False).
+    Attributes:
+        data (ndarray): float32, pixel / 16, in [0, 1].
+        label (ndarray): int64 in 0..9.
+
+    >>> ds = Digits(train=False)
+    >>> len(ds), ds.data.shape, ds.data.dtype, float(ds.data.max())
+    (360, (360, 64), dtype('float32'), 1.0)
+    >>> Digits(flatten=False).data.shape
+    (1437, 1, 8, 8)
+    """
+
+    def __init__(self, train: bool = True, transform=None, target_transform=None,
+                 flatten: bool = True):
+        self.flatten = flatten
+        super().__init__(train, transform, target_transform)
+
+    def prepare(self):
+        x, t = _digits_arrays()
+        perm = np.random.RandomState(0).permutation(len(x))
+        idx = perm[:DIGITS_NUM_TRAIN] if self.train else perm[DIGITS_NUM_TRAIN:]
+        data = x[idx].astype(np.float32) / np.float32(16)
+        self.data = data if self.flatten else data.reshape(-1, 1, 8, 8)
+        self.label = t[idx].copy()
+
+    @staticmethod
+    def labels():
+        return {i: str(i) for i in range(10)}
+
+
+# =============================================================================
+# MNIST-like files (idx-ubyte) and CIFAR-10 (python pickle batches)
+# =============================================================================
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+              0x0E: ">f8"}
+
+
+def load_idx(path: str) -> np.ndarray:
+    """Read an idx file (the MNIST format), gzipped or not, into a native-endian ndarray.
+
+    Raises:
+        ValueError: the header or the size does not match (the message names the file).
+    """
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"datasets.load_idx: {path} is not an idx file "
+                         f"(header {raw[:4].hex() or 'empty'})")
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    ndim = raw[3]
+    start = 4 + 4 * ndim
+    if len(raw) < start:
+        raise ValueError(f"datasets.load_idx: {path} is truncated (in its header)")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:start])
+    count = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - start != count * dtype.itemsize:
+        raise ValueError(f"datasets.load_idx: {path} holds {len(raw) - start} data bytes, "
+                         f"but its header says shape {dims} of {dtype} "
+                         f"({count * dtype.itemsize} bytes)")
+    a = np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims)
+    return a.astype(dtype.newbyteorder("="))  # a writable native-order copy
+
+
+def _missing(name, files, dirs, urls, error, hint=""):
+    where = "\n".join(f"    {d}" for d in dirs)
+    msg = (f"datasets.{name}: cannot find {', '.join(files)}{hint}\n  looked in:\n{where}\n"
+           f"  Put the files (the original downloads) in one of these directories, or pass "
+           f"root=<directory>.")
+    if error is not None:
+        msg += f"\n  Download from {', '.join(urls)} failed: {error}"
+    return FileNotFoundError(msg)
+
+
+def _find_or_download(name, files, root, search_dirs, subdir, urls, download, hint=""):
+    """Return local paths of ``files``: from root, search_dirs, the cache, or a download.
+
+    A file ``x.gz`` may also be found uncompressed as ``x``.
+    """
+    cache = os.path.join(utils.cache_dir(), subdir)
+    dirs = [root] if root is not None else [*search_dirs, cache]
+    for d in dirs:
+        paths = []
+        for f in files:
+            cands = [os.path.join(d, f)]
+            if f.endswith(".gz"):
+                cands.append(os.path.join(d, f[:-3]))
+            found = next((c for c in cands if os.path.isfile(c)), None)
+            if found is None:
+                break
+            paths.append(found)
+        else:
+            return paths
+    if not download:
+        raise _missing(name, files, dirs, urls, None, hint)
+    target = root if root is not None else cache
+    paths = []
+    for f in files:
+        error = None
+        for base in urls:
+            try:
+                paths.append(utils.get_file(base + f, cache=target))
+                break
+            except ConnectionError as e:
+                error = e
+        else:
+            raise _missing(name, files, dirs, urls, error, hint) from error
+    return paths
+
+
+class MNIST(Dataset):
+    """MNIST handwritten digits, 28x28 (60,000 train / 10,000 test).
+
+    Looked for in ``root`` (if given) or the cache ``<cache_dir>/mnist``, as the original
+    files ``train-images-idx3-ubyte.gz`` etc. (uncompressed copies work too); downloaded
+    into that directory when missing and ``download`` is True.
+
+    Args:
+        train (bool): training or test split.
+        transform: per-example transform; default (as DeZero) flattens to (784,) float32
+            in [0, 1]; with ``flatten=False`` the default keeps (1, 28, 28).
+        target_transform: per-label transform.
+        root (str): directory holding the files.
+        download (bool): download missing files.
+        flatten (bool): see ``transform``.
+    Attributes:
+        data (ndarray): uint8 (N, 1, 28, 28), the raw pixels.
+        label (ndarray): int64 (N,).
+    """
+
+    urls = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/")
+    subdir = "mnist"
+    search_dirs: tuple = ()
+    train_files = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+    test_files = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+    def __init__(self, train: bool = True, transform="default", target_transform=None,
+                 root: str | None = None, download: bool = True, flatten: bool = True):
+        if isinstance(transform, str) and transform == "default":
+            steps = [Flatten()] if flatten else []
+            transform = Compose(steps + [ToFloat(), Normalize(0.0, 255.0)])
+        self.root = root
+        self.download = download
+        super().__init__(train, transform, target_transform)
+
+    def prepare(self):
+        files = self.train_files if self.train else self.test_files
+        xpath, tpath = _find_or_download(type(self).__name__, files, self.root,
+                                         self.search_dirs, self.subdir, self.urls,
+                                         self.download)
+        x, t = load_idx(xpath), load_idx(tpath)
+        if x.ndim != 3 or t.ndim != 1 or len(x) != len(t):
+            raise ValueError(f"datasets.{type(self).__name__}: images {xpath} have shape "
+                             f"{x.shape} and labels {tpath} shape {t.shape}; expected "
+                             "(N, H, W) and (N,)")
+        self.data = x.reshape(len(x), 1, *x.shape[1:]).astype(np.uint8, copy=False)
+        self.label = t.astype(np.int64)
+
+    @staticmethod
+    def labels():
+        return {i: str(i) for i in range(10)}
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST (Zalando), same format and options as ``MNIST``.
+
+    Also found where Debian's ``dataset-fashion-mnist`` package installs it
+    (``/usr/share/datasets/fashion-mnist``); cached in ``<cache_dir>/fashion-mnist``.
+    """
+
+    urls = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+    subdir = "fashion-mnist"
+    search_dirs = ("/usr/share/datasets/fashion-mnist",)
+
+    @staticmethod
+    def labels():
+        return dict(enumerate(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]))
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickle only dicts, lists, str, bytes, ints and plain numeric NumPy arrays.
+
+    CIFAR's python batches are pickles; a pickle can run any code it names. This loader
+    resolves only the few globals a NumPy array needs, each replaced by a checked
+    constructor, and rejects everything else (and object arrays).
+    """
+
+    def __init__(self, file, source):
+        super().__init__(file, encoding="bytes")
+        self.source = source
+
+    def find_class(self, module, name):
+        if name == "_reconstruct" and module in ("numpy.core.multiarray",
+                                                 "numpy._core.multiarray"):
+            return self._reconstruct
+        if module == "numpy" and name == "ndarray":
+            return np.ndarray
+        if module == "numpy" and name == "dtype":
+            return self._dtype
+        if (module, name) == ("_codecs", "encode"):  # bytes pickled by Python 3, protocol 2
+            return self._encode
+        raise pickle.UnpicklingError(
+            f"datasets.CIFAR10: {self.source} asks for {module}.{name}; only NumPy arrays, "
+            "dicts, lists, bytes, str and ints are allowed (refusing to run pickle code)")
+
+    def _check(self, dtype):
+        if dtype.hasobject:
+            raise pickle.UnpicklingError(f"datasets.CIFAR10: {self.source} holds an object "
+                                         "array; refusing to load it")
+        return dtype
+
+    def _reconstruct(self, subtype, shape, dtype):
+        if subtype is not np.ndarray:
+            raise pickle.UnpicklingError(f"datasets.CIFAR10: {self.source}: unexpected "
+                                         f"array type {subtype!r}")
+        return np.ndarray.__new__(np.ndarray, shape, self._check(np.dtype(dtype)))
+
+    def _dtype(self, *args):
+        return self._check(np.dtype(*args))
+
+    @staticmethod
+    def _encode(text, encoding="latin1"):
+        if encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError(f"datasets.CIFAR10: unexpected encoding {encoding!r}")
+        return text.encode("latin1")
+
+
+def _load_cifar_batch(raw: bytes, source: str):
+    d = _CifarUnpickler(io.BytesIO(raw), source).load()
+    if not isinstance(d, dict):
+        raise ValueError(f"datasets.CIFAR10: {source} holds a {type(d).__name__}, "
+                         "expected a dict")
+    data = d.get(b"data", d.get("data"))
+    labels = d.get(b"labels", d.get("labels"))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
+        shape = getattr(data, "shape", None)
+        raise ValueError(f"datasets.CIFAR10: {source} must hold 'data' uint8 (N, 3072) and "
+                         f"N 'labels'; found data {shape}, "
+                         f"{None if labels is None else len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
+class CIFAR10(Dataset):
+    """CIFAR-10: 32x32 colour images of 10 classes (50,000 train / 10,000 test).
+
+    Reads the original python version: ``cifar-10-python.tar.gz`` (read in place, not
+    extracted) or its extracted folder ``cifar-10-batches-py`` (``data_batch_1`` ..
+    ``data_batch_5``, ``test_batch``), from ``root`` or the cache ``<cache_dir>/cifar10``;
+    downloads the archive (163 MB) when missing and ``download`` is True. The batches are
+    unpickled by a restricted unpickler that builds only plain arrays, dicts, lists,
+    strings and numbers.
+
+    Args:
+        train (bool): training or test split.
+        transform: default ``Compose([ToFloat(), Normalize(127.5, 127.5)])``: float32 in
+            [-1, 1] of shape (3, 32, 32) (DeZero's default normalised 0..255 by 0.5).
+        target_transform: per-label transform.
+        root (str): directory holding the archive or the extracted folder.
+        download (bool): download the archive when missing.
+    Attributes:
+        data (ndarray): uint8 (N, 3, 32, 32).
+        label (ndarray): int64 (N,).
+    """
+
+    url = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    archive = "cifar-10-python.tar.gz"
+    folder = "cifar-10-batches-py"
+
+    def __init__(self, train: bool = True, transform="default", target_transform=None,
+                 root: str | None = None, download: bool = True):
+        if isinstance(transform, str) and transform == "default":
+            transform = Compose([ToFloat(), Normalize(127.5, 127.5)])
+        self.root = root
+        self.download = download
+        super().__init__(train, transform, target_transform)
+
+    def prepare(self):
+        names = [f"data_batch_{i}" for i in range(1, 6)] if self.train else ["test_batch"]
+        blobs = self._read(names)
+        parts = [_load_cifar_batch(raw, src) for src, raw in blobs]
+        self.data = np.concatenate([p[0] for p in parts])
+        self.label = np.concatenate([p[1] for p in parts])
+
+    def _read(self, names):
+        """``[(source, bytes)]`` of the named batches, from a folder or the archive."""
+        dirs = [self.root] if self.root is not None else [
+            os.path.join(utils.cache_dir(), "cifar10")]
+        for d in dirs:
+            for folder in (os.path.join(d, self.folder), d):
+                paths = [os.path.join(folder, n) for n in names]
+                if all(os.path.isfile(p) for p in paths):
+                    out = []
+                    for p in paths:
+                        with open(p, "rb") as f:
+                            out.append((p, f.read()))
+                    return out
+        (path,) = _find_or_download("CIFAR10", [self.archive], self.root, (), "cifar10",
+                                    [self.url.rsplit("/", 1)[0] + "/"], self.download,
+                                    hint=f" (or the extracted folder {self.folder}/)")
+        out = []
+        with tarfile.open(path, "r:*") as tar:
+            for n in names:
+                try:
+                    member = tar.getmember(f"{self.folder}/{n}")
+                except KeyError:
+                    raise ValueError(f"datasets.CIFAR10: {path} has no member "
+                                     f"{self.folder}/{n}") from None
+                out.append((f"{path}:{member.name}", tar.extractfile(member).read()))
+        return out
+
+    @staticmethod
+    def labels():
+        return dict(enumerate(["airplane", "automobile", "bird", "cat", "deer", "dog",
+                               "frog", "horse", "ship", "truck"]))

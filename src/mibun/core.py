@@ -242,46 +242,61 @@ class Function:
 
         ys = self.forward(*xs)
         if type(ys) is tuple:
-            outputs = [_new_variable(y if isinstance(y, _array_types) else as_array(y))
-                       for y in ys]
+            return self._finish(variables, ys, record)
+        if not isinstance(ys, _array_types):
+            ys = as_array(ys)  # NumPy returns 0-d results as scalars
+        y = _object_new(Variable)  # Variable(ys) without the checks
+        y.data = ys
+        y.name = None
+        y.grad = None
+        if not record:
+            y._node = None
+            y.generation = 0
+            return y
+        if len(variables) == 1:
+            x = variables[0]
+            gen = x.generation
+            self._edges = [None if gen < 0 else x._node or x]
         else:
-            outputs = [_new_variable(ys if isinstance(ys, _array_types) else as_array(ys))]
+            self._edges = [None if x.generation < 0 else x._node or x for x in variables]
+            gen = max([x.generation for x in variables]) if variables else 0
+        self.generation = gen
+        keep = self.retain_inputs
+        if keep is None or len(keep) == len(variables):
+            self.inputs = variables
+        else:
+            self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
+        y._node = (self, 0)
+        y.generation = gen + 1
+        self.outputs = [weakref.ref(y)]
+        self._meta = ((ys.shape, ys.dtype),)
+        if self.retain_outputs:
+            self._ys = (ys,)
+        return y
 
+    def _finish(self, variables, ys, record):
+        """The multi-output tail of ``__call__``."""
+        outputs = [_new_variable(y if isinstance(y, _array_types) else as_array(y))
+                   for y in ys]
         if record:
             # An edge per input: its (creator, index), the leaf Variable, or None for a
-            # constant (a raw array wrapped above, marked by generation -1).
-            if len(variables) == 1:
-                x = variables[0]
-                gen = x.generation
-                edges = [None if gen < 0 else x._node or x]
-            else:
-                edges = [None if x.generation < 0 else x._node or x for x in variables]
-                gen = max([x.generation for x in variables]) if variables else 0
+            # constant (a raw array wrapped by __call__, marked by generation -1).
+            self._edges = [None if x.generation < 0 else x._node or x for x in variables]
+            gen = max([x.generation for x in variables]) if variables else 0
             self.generation = gen
             keep = self.retain_inputs
             if keep is None or len(keep) == len(variables):
                 self.inputs = variables
             else:
                 self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
-            self._edges = edges
-            if len(outputs) == 1:
-                y = outputs[0]
-                d = y.data
-                y._node = (self, 0)
+            for i, y in enumerate(outputs):
+                y._node = (self, i)
                 y.generation = gen + 1
-                self.outputs = [weakref.ref(y)]
-                self._meta = ((d.shape, d.dtype),)
-                if self.retain_outputs:
-                    self._ys = (d,)
-            else:
-                for i, y in enumerate(outputs):
-                    y._node = (self, i)
-                    y.generation = gen + 1
-                self.outputs = [weakref.ref(y) for y in outputs]
-                self._meta = [(y.data.shape, y.data.dtype) for y in outputs]
-                if self.retain_outputs:
-                    self._ys = [y.data for y in outputs]
-        return outputs[0] if len(outputs) == 1 else outputs
+            self.outputs = [weakref.ref(y) for y in outputs]
+            self._meta = [(y.data.shape, y.data.dtype) for y in outputs]
+            if self.retain_outputs:
+                self._ys = [y.data for y in outputs]
+        return outputs
 
     def forward(self, *xs):
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
@@ -448,7 +463,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                 if type(e) is tuple:  # an intermediate Variable: output j of function c
                     c, j = e
                     shape, dtype = c._meta[j]
-                    if not _is_float_dtype(dtype):
+                    if dtype.kind not in "fc":
                         continue
                     if type(gx) is not Variable or gx.data.shape != shape or (
                             gx.data.dtype != dtype):
@@ -461,7 +476,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     slot[j] = gx if slot[j] is None else slot[j] + gx
                 else:  # a leaf Variable: accumulate into its grad
                     x = e.data
-                    if not _is_float_dtype(x.dtype):
+                    if x.dtype.kind not in "fc":
                         continue  # integer / bool data is a constant for backprop
                     if type(gx) is not Variable or gx.data.shape != x.shape or (
                             gx.data.dtype != x.dtype):

@@ -280,6 +280,9 @@ def rsub(x0, x1):
 
 def mul(x0, x1):
     """``x0 * x1`` with broadcasting."""
+    t = type(x1)
+    if (t is float or t is int) and type(x0) is Variable:  # the common case, kept short
+        return MulConstant(x1)(x0)
     if _is_scalar(x1):
         x0 = as_variable(x0)
         return MulConstant(_scalar(x0, x1))(x0)

@@ -115,7 +115,7 @@ class Layer:
                 seen.add(id(obj))
                 yield name, obj
 
-    def layers(self):
+    def named_children(self):
         """Yield ``(name, Layer)`` for the direct sub-layers, in definition order."""
         for name in self._params:
             obj = self.__dict__[name]
@@ -268,7 +268,7 @@ class Layer:
         own = [(n, self.__dict__[n]) for n in self._params
                if isinstance(self.__dict__[n], Parameter)]
         own += [(n, self.__dict__[n]) for n in self._buffers]
-        subs = list(self.layers())
+        subs = list(self.named_children())
         total = self.count_params()
         lazy = any(p.data is None for p in self.params())
         count = f"{total:,} params" + (" + lazy" if lazy else "")
@@ -340,10 +340,12 @@ class Linear(Layer):
         self.W.data = W
 
     def forward(self, x):
-        if self.W.data is None:
+        W = self.W.data
+        if W is None:
             self.in_size = x.shape[-1]
             self._init_W(backend.get_array_module(x))
-        elif x.shape[-1] != self.in_size:
+        elif x.shape[-1] != W.shape[0]:
+            self.in_size = W.shape[0]  # it may have come from a weight file
             raise ValueError(
                 f"L.Linear: the input has {x.shape[-1]} features (x.shape[-1]) but the layer "
                 f"was built for in_size={self.in_size}\n"
@@ -400,21 +402,27 @@ class Conv2d(Layer):
         W *= W.dtype.type(np.sqrt(1 / fan_in))
         self.W.data = W
 
-    def _check_input(self, x, op):
+    _in_axis = 1  # the axis of W that counts input channels
+    _op = "L.Conv2d"
+
+    def _prepare(self, x):
+        W = self.W.data
+        if W is None and x.ndim == 4:
+            self.in_channels = x.shape[1]
+            self._init_W(backend.get_array_module(x))
+            return
+        if W is not None:
+            self.in_channels = W.shape[self._in_axis]  # it may have come from a weight file
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"{op}: expected an input of shape (N, {self.in_channels}, H, W) "
+                f"{self._op}: expected an input of shape (N, {self.in_channels}, H, W) "
                 f"(in_channels={self.in_channels})\n"
                 f"  x: shape={tuple(x.shape)} dtype={x.dtype}\n"
                 f"  W: shape={tuple(self.W.shape)} dtype={self.W.dtype}")
 
     def forward(self, x):
-        if self.W.data is None:
-            if x.ndim == 4:
-                self.in_channels = x.shape[1]
-                self._init_W(backend.get_array_module(x))
-        if self.W.data is None or x.shape[1] != self.in_channels or x.ndim != 4:
-            self._check_input(x, "L.Conv2d")
+        if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
+            self._prepare(x)
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
 
     def extra_repr(self):
@@ -440,12 +448,12 @@ class Deconv2d(Conv2d):
         W *= W.dtype.type(np.sqrt(1 / (C * KH * KW)))
         self.W.data = W
 
+    _in_axis = 0
+    _op = "L.Deconv2d"
+
     def forward(self, x):
-        if self.W.data is None and x.ndim == 4:
-            self.in_channels = x.shape[1]
-            self._init_W(backend.get_array_module(x))
         if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
-            self._check_input(x, "L.Deconv2d")
+            self._prepare(x)
         return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
 
 

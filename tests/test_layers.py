@@ -1,0 +1,379 @@
+"""Layers: registration, naming, state, and every layer against PyTorch in float64."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import mibun
+import mibun.functions as F
+import mibun.layers as L
+from mibun import Parameter, Variable
+from oracle import check_op
+
+torch = pytest.importorskip("torch")
+
+
+# =============================================================================
+# Registration and traversal
+# =============================================================================
+class Two(L.Layer):
+    def __init__(self):
+        super().__init__()
+        self.z = L.Linear(2, in_size=3)
+        self.a = Parameter(np.zeros(2, np.float32), name="a")
+        self.m = L.Linear(4, in_size=2, nobias=True)
+
+
+def test_params_in_definition_order_with_paths():
+    net = Two()
+    assert [n for n, _ in net.named_params()] == ["z/W", "z/b", "a", "m/W"]
+    assert [p.shape for p in net.params()] == [(3, 2), (2,), (2,), (2, 4)]
+    assert [n for n, _ in net.named_children()] == ["z", "m"]
+
+
+def test_reassign_and_delete_unregister():
+    net = Two()
+    net.z = None
+    del net.m
+    net.plain = Variable(np.ones(2))  # a plain Variable (RNN state) is not a parameter
+    assert [n for n, _ in net.named_params()] == ["a"]
+    net.z = L.Linear(1, in_size=1)  # re-registered, at the end of the order
+    assert [n for n, _ in net.named_params()] == ["a", "z/W", "z/b"]
+
+
+def test_shared_parameter_listed_once_and_cycles_terminate():
+    net = Two()
+    net.m.W = net.z.W  # tie weights
+    assert [n for n, _ in net.named_params()] == ["z/W", "z/b", "a"]
+    net.z.parent = net  # a cycle must not loop forever
+    assert len(list(net.params())) == 3
+
+
+def test_subclass_without_super_init_still_registers():
+    class Forgetful(L.Layer):
+        def __init__(self):
+            self.W = Parameter(np.ones(2))
+
+    assert [n for n, _ in Forgetful().named_params()] == ["W"]
+
+
+def test_cleargrads_and_count():
+    net = Two()
+    for p in net.params():
+        p.grad = Variable(np.ones_like(p.data))
+    net.cleargrads()
+    assert all(p.grad is None for p in net.params())
+    assert net.count_params() == 6 + 2 + 2 + 8
+
+
+def test_repr_tree_shapes_and_counts():
+    np.random.seed(0)
+    model = mibun.models.MLP((5, 2))
+    text = repr(model)
+    assert text.splitlines()[0] == "MLP(activation=sigmoid)  # 7 params + lazy"
+    model(np.zeros((1, 3), np.float32))
+    lines = repr(model).splitlines()
+    assert lines[0] == "MLP(activation=sigmoid)  # 32 params"
+    assert lines[1] == ("  (l0): Linear(in_size=3, out_size=5)  W (3, 5) float32, "
+                        "b (5,) float32  # 20 params")
+    assert "(l1): Linear(in_size=5, out_size=2)" in lines[2]
+
+
+# =============================================================================
+# state_dict, save / load
+# =============================================================================
+def snapshot(layer):
+    return {n: v.data.copy() for n, v in layer._state_items()}
+
+
+def test_state_dict_roundtrip_and_copies():
+    a, b = Two(), Two()
+    sd = a.state_dict()
+    assert list(sd) == ["z/W", "z/b", "a", "m/W"]
+    sd["z/W"][...] = 7  # a copy: the layer is not changed through it
+    assert not np.any(a.z.W.data == 7)
+    b.load_state_dict(a.state_dict())
+    for (n, p), (_, q) in zip(a.named_params(), b.named_params()):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert p.data is not q.data
+
+
+def test_load_state_dict_validates_everything_first():
+    a, b = Two(), Two()
+    before = snapshot(b)
+    sd = a.state_dict()
+    sd["m/W"] = np.zeros((2, 5), np.float32)  # the last entry is wrong
+    with pytest.raises(ValueError, match=r"'m/W' has shape \(2, 5\) in the file but \(2, 4\)"):
+        b.load_state_dict(sd)
+    sd = a.state_dict()
+    sd["a"] = sd["a"].astype(np.float64)
+    with pytest.raises(ValueError, match="'a' has dtype float64 in the file but float32"):
+        b.load_state_dict(sd)
+    sd = a.state_dict()
+    del sd["z/b"]
+    sd["extra"] = np.zeros(1)
+    with pytest.raises(ValueError, match="'z/b' is missing") as e:
+        b.load_state_dict(sd)
+    assert "'extra' is in the file but not in the model" in str(e.value)
+    for n, v in snapshot(b).items():
+        np.testing.assert_array_equal(v, before[n])
+
+
+def test_state_dict_of_lazy_layer_is_a_clear_error():
+    with pytest.raises(ValueError, match="'W' is not initialised yet"):
+        L.Linear(3).state_dict()
+
+
+def test_save_load_weights_exact_path_and_lazy_target(tmp_path):
+    np.random.seed(0)
+    src = mibun.models.MLP((4, 3))
+    x = np.random.rand(2, 5).astype(np.float32)
+    y = src(x)
+    path = tmp_path / "weights"  # no .npz appended (np.savez would add one)
+    src.save_weights(path)
+    assert path.exists() and not (tmp_path / "weights.npz").exists()
+    dst = mibun.models.MLP((4, 3))  # lazy: the file gives the shapes
+    dst.load_weights(path)
+    np.testing.assert_array_equal(dst(x).data, y.data)
+    wrong = mibun.models.MLP((6, 3))
+    wrong(x)
+    with pytest.raises(ValueError, match="load_weights"):
+        wrong.load_weights(path)
+
+
+# =============================================================================
+# Linear
+# =============================================================================
+def test_linear_init_like_dezero_and_float32():
+    np.random.seed(3)
+    layer = L.Linear(50, in_size=200)
+    np.random.seed(3)
+    expected = np.random.randn(200, 50).astype(np.float32) * np.float32(np.sqrt(1 / 200))
+    np.testing.assert_array_equal(layer.W.data, expected)
+    assert layer.W.dtype == np.float32 and layer.b.dtype == np.float32
+    assert np.all(layer.b.data == 0)
+    x = Variable(np.random.rand(4, 200).astype(np.float32))
+    y = layer(x)
+    F.sum(y * y).backward()
+    assert y.dtype == np.float32
+    assert layer.W.grad.dtype == np.float32 and x.grad.dtype == np.float32
+    assert L.Linear(3, in_size=2, dtype=np.float64).W.dtype == np.float64
+
+
+def test_linear_lazy_and_mismatch_error():
+    layer = L.Linear(3)
+    assert layer.W.data is None
+    layer(np.ones((2, 7), np.float32))
+    assert layer.W.shape == (7, 3) and layer.in_size == 7
+    with pytest.raises(ValueError, match=r"L.Linear: the input has 6 features.*in_size=7"):
+        layer(np.ones((2, 6), np.float32))
+
+
+@contextlib.contextmanager
+def bound(layer, values):
+    """Temporarily replace parameters (by name) with the given Variables."""
+    saved = []
+    for name, v in values.items():
+        *path, attr = name.split("/")
+        owner = layer
+        for p in path:
+            owner = getattr(owner, p)
+        saved.append((owner, attr, owner.__dict__[attr]))
+        object.__setattr__(owner, attr, v)  # bypass registration: test-only rebinding
+    try:
+        yield
+    finally:
+        for owner, attr, old in saved:
+            object.__setattr__(owner, attr, old)
+
+
+def functional(layer, names, run):
+    """A function of (x, *params) calling ``run(layer, x)`` with those parameters."""
+    def fn(x, *ps):
+        with bound(layer, dict(zip(names, ps))):
+            return run(layer, x)
+    return fn
+
+
+def param_arrays(layer, names):
+    d = dict(layer.named_params())
+    return [d[n].data.astype(np.float64) for n in names]
+
+
+def test_linear_vs_torch():
+    np.random.seed(0)
+    layer = L.Linear(4, in_size=3)
+    names = ["W", "b"]
+    fn = functional(layer, names, lambda lay, x: lay(x))
+    tfn = lambda x, W, b: torch.nn.functional.linear(x, W.T, b)  # noqa: E731
+    check_op(fn, tfn, (5, 3), *param_arrays(layer, names))
+    x = np.random.rand(3, 5).T  # non-contiguous input
+    check_op(fn, tfn, x, *param_arrays(layer, names))
+    layer = L.Linear(2, in_size=3, nobias=True)
+    check_op(functional(layer, ["W"], lambda lay, x: lay(x)),
+             lambda x, W: x @ W, (4, 3), *param_arrays(layer, ["W"]))
+
+
+# =============================================================================
+# EmbedID
+# =============================================================================
+def test_embed_id_vs_torch():
+    np.random.seed(0)
+    layer = L.EmbedID(7, 3)
+    assert layer.W.dtype == np.float32
+    ids = np.array([[0, 6, 2], [2, 2, 5]])  # repeated ids accumulate gradients
+    fn = functional(layer, ["W"], lambda lay, x: lay(x))
+    check_op(lambda W: fn(ids, W), lambda W: torch.nn.functional.embedding(
+        torch.tensor(ids), W), param_arrays(layer, ["W"])[0])
+
+
+# =============================================================================
+# Recurrent layers: several steps, compared with torch.nn.RNN / LSTM / GRU
+# =============================================================================
+def run_steps(layer, xs):
+    layer.reset_state()
+    return F.stack([layer(xs[t]) for t in range(xs.shape[0])])
+
+
+def _T(v):
+    return v.transpose(0, 1)
+
+
+RNN_NAMES = ["x2h/W", "x2h/b", "h2h/W"]
+LSTM_NAMES = [f"{s}/{p}" for s in ("x2f", "x2i", "x2o", "x2u") for p in ("W", "b")] + [
+    f"h2{g}/W" for g in "fiou"]
+GRU_NAMES = [f"{s}/{p}" for s in ("x2r", "x2z", "x2n") for p in ("W", "b")] + [
+    "h2r/W", "h2z/W", "h2n/W", "h2n/b"]
+
+
+def torch_rnn(xs, Wx, bx, Wh):
+    H = Wx.shape[1]
+    return torch._VF.rnn_tanh(xs, torch.zeros(1, xs.shape[1], H, dtype=xs.dtype),
+                              [_T(Wx), _T(Wh), bx, torch.zeros_like(bx)],
+                              True, 1, 0.0, False, False, False)[0]
+
+
+def torch_lstm(xs, Wf, bf, Wi, bi, Wo, bo, Wu, bu, Hf, Hi, Ho, Hu):
+    # PyTorch stacks the gates as (i, f, g, o) rows of W^T; DeZero's u is PyTorch's g.
+    H = Wf.shape[1]
+    w_ih = torch.cat([_T(Wi), _T(Wf), _T(Wu), _T(Wo)])
+    w_hh = torch.cat([_T(Hi), _T(Hf), _T(Hu), _T(Ho)])
+    b_ih = torch.cat([bi, bf, bu, bo])
+    z = torch.zeros(1, xs.shape[1], H, dtype=xs.dtype)
+    return torch._VF.lstm(xs, (z, z), [w_ih, w_hh, b_ih, torch.zeros_like(b_ih)],
+                          True, 1, 0.0, False, False, False)[0]
+
+
+def torch_gru(xs, Wr, br, Wz, bz, Wn, bn, Hr, Hz, Hn, bhn):
+    # PyTorch stacks (r, z, n); b_hn sits inside r * (h W_hn + b_hn) as in mibun's h2n.
+    H = Wr.shape[1]
+    w_ih = torch.cat([_T(Wr), _T(Wz), _T(Wn)])
+    w_hh = torch.cat([_T(Hr), _T(Hz), _T(Hn)])
+    b_ih = torch.cat([br, bz, bn])
+    b_hh = torch.cat([torch.zeros_like(br), torch.zeros_like(bz), bhn])
+    z = torch.zeros(1, xs.shape[1], H, dtype=xs.dtype)
+    return torch._VF.gru(xs, z, [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False,
+                         False)[0]
+
+
+def test_torch_recurrent_references_match_nn_modules():
+    # The functional references above are the nn modules' own computation.
+    torch.manual_seed(0)
+    xs = torch.randn(3, 2, 4, dtype=torch.float64)
+    for cls, fn in ((torch.nn.LSTM, torch._VF.lstm), (torch.nn.GRU, torch._VF.gru)):
+        m = cls(4, 5).double()
+        z = torch.zeros(1, 2, 5, dtype=torch.float64)
+        h0 = (z, z) if cls is torch.nn.LSTM else z
+        ref = m(xs)[0]
+        out = fn(xs, h0, list(m._flat_weights), True, 1, 0.0, False, False, False)[0]
+        torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("cls,names,tfn", [
+    (L.RNN, RNN_NAMES, torch_rnn),
+    (L.LSTM, LSTM_NAMES, torch_lstm),
+    (L.GRU, GRU_NAMES, torch_gru),
+])
+def test_recurrent_vs_torch(cls, names, tfn):
+    np.random.seed(1)
+    layer = cls(3, in_size=2)
+    ps = param_arrays(layer, names)
+    for n, p in zip(names, ps):
+        if n.endswith("/b"):  # nonzero biases, so a misplaced bias shows
+            p[...] = np.random.uniform(-0.5, 0.5, p.shape)
+    fn = functional(layer, names, run_steps)
+    check_op(fn, tfn, (3, 2, 2), *ps, rtol=1e-6, atol=1e-9)
+
+
+def test_rnn_in_size_differs_from_hidden_size():
+    # DeZero built h2h with in_size=in_size, which fails for in_size != hidden_size.
+    rnn = L.RNN(4, in_size=2)
+    x = np.ones((3, 2), np.float32)
+    rnn(x)
+    h = rnn(x)
+    assert h.shape == (3, 4) and h.dtype == np.float32
+
+
+@pytest.mark.parametrize("cls", [L.RNN, L.LSTM, L.GRU])
+def test_recurrent_state_reset_and_truncated_bptt(cls):
+    np.random.seed(0)
+    layer = cls(3)
+    x = np.random.rand(2, 4).astype(np.float32)
+    y1 = layer(x)
+    layer(x)
+    layer.reset_state()
+    np.testing.assert_array_equal(layer(x).data, y1.data)
+    loss = F.sum(layer(x))
+    loss.backward()
+    loss.unchain_backward()  # truncated BPTT: the next backward stops here
+    layer.cleargrads()
+    F.sum(layer(x)).backward()
+    assert all(p.grad is None or p.grad.dtype == np.float32 for p in layer.params())
+
+
+# =============================================================================
+# Dropout and BatchNorm layers, buffers
+# =============================================================================
+def test_dropout_layer():
+    layer = L.Dropout(0.5)
+    x = np.ones((100, 100), np.float32)
+    with mibun.test_mode():
+        np.testing.assert_array_equal(layer(x).data, x)
+    y = layer(x).data
+    assert y.dtype == np.float32
+    assert 0.4 < np.mean(y == 0) < 0.6
+    assert np.allclose(y[y != 0], 2.0)
+
+
+def test_batchnorm_buffers_are_state_not_params():
+    bn = L.BatchNorm(in_size=3)
+    assert [n for n, _ in bn.named_params()] == ["gamma", "beta"]
+    assert list(bn.state_dict()) == ["gamma", "beta", "avg_mean", "avg_var"]
+    assert bn.avg_mean.data.dtype == np.float32  # DeZero code reads bn.avg_mean.data
+    lazy = L.BatchNorm()
+    lazy.load_state_dict(bn.state_dict())
+    assert lazy.avg_var.data.shape == (3,)
+
+
+def test_to_gpu_without_cupy_is_a_clear_error():
+    if mibun.backend.gpu_enable:
+        pytest.skip("CuPy is installed")
+    with pytest.raises(RuntimeError, match="CuPy is not installed"):
+        L.Linear(2, in_size=2).to_gpu()
+    layer = L.Linear(2, in_size=2)
+    assert layer.to_cpu() is layer
+
+
+@pytest.mark.gpu
+def test_to_gpu_roundtrip():
+    import cupy
+    bn = L.BatchNorm(in_size=3)
+    bn.to_gpu()
+    assert isinstance(bn.gamma.data, cupy.ndarray)
+    assert isinstance(bn.avg_mean.data, cupy.ndarray)
+    sd = bn.state_dict()
+    assert isinstance(sd["avg_mean"], np.ndarray)
+    bn.load_state_dict(sd)
+    assert isinstance(bn.avg_mean.data, cupy.ndarray)
+    bn.to_cpu()
+    assert isinstance(bn.beta.data, np.ndarray)

@@ -184,6 +184,9 @@ class Optimizer:
                                  f"{sorted(expected) or 'no per-parameter state'}, not {slot!r}")
             a = np.asarray(backend.as_numpy(value))
             p = params[pname].data
+            if p is None:
+                raise ValueError(f"{name_}: parameter {pname!r} is not initialised yet; "
+                                 "load the model's weights (or run a forward pass) first")
             if slot == "step":
                 if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
                     raise ValueError(f"{name_}: {key!r} must be a non-negative integer "

@@ -1,0 +1,444 @@
+"""Optimizers against torch.optim in float64, hooks, schedules, float32, saved state."""
+import math
+
+import numpy as np
+import pytest
+
+import mibun
+from mibun import Parameter, Variable, optimizers
+
+torch = pytest.importorskip("torch")
+
+SHAPES = [(3, 4), (), (5,), (2, 1, 3)]
+
+
+class Params:
+    """A stand-in target: named parameters, as Layer.named_params() gives them."""
+
+    def __init__(self, arrays, names=None):
+        names = names or [f"l{i}/W" for i in range(len(arrays))]
+        self._named = [(n, Parameter(a.copy())) for n, a in zip(names, arrays)]
+
+    def named_params(self):
+        return iter(self._named)
+
+    def params(self):
+        return (p for _, p in self._named)
+
+
+def make_problem(seed=0, dtype=np.float64, steps=6):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+    # Some steps leave a parameter without a gradient: it must be skipped (state untouched).
+    skips = {1: {1}, 3: {0, 3}}
+    return arrays, grads, skips
+
+
+def run_mibun(opt, arrays, grads, skips, lrs=None):
+    target = Params(arrays)
+    opt.setup(target)
+    for k, gs in enumerate(grads):
+        if lrs is not None:
+            opt.lr = lrs[k]
+        for i, (p, g) in enumerate(zip(target.params(), gs)):
+            p.grad = None if i in skips.get(k, ()) else Variable(g.copy())
+        opt.update()
+    return [p.data for p in target.params()], opt
+
+
+def run_torch(make, arrays, grads, skips, lrs=None):
+    ps = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    opt = make(ps)
+    for k, gs in enumerate(grads):
+        if lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = lrs[k]
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            p.grad = None if i in skips.get(k, ()) else torch.tensor(g.copy())
+        opt.step()
+    return [p.detach().numpy() for p in ps]
+
+
+CASES = {
+    "SGD": (lambda: optimizers.SGD(lr=0.1),
+            lambda ps: torch.optim.SGD(ps, lr=0.1, foreach=False)),
+    "MomentumSGD": (lambda: optimizers.MomentumSGD(lr=0.1, momentum=0.8),
+                    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.8, foreach=False)),
+    "Nesterov": (lambda: optimizers.Nesterov(lr=0.05, momentum=0.9),
+                 lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True,
+                                            foreach=False)),
+    "AdaGrad": (lambda: optimizers.AdaGrad(lr=0.1, eps=1e-8),
+                lambda ps: torch.optim.Adagrad(ps, lr=0.1, eps=1e-8, foreach=False)),
+    "AdaDelta": (lambda: optimizers.AdaDelta(rho=0.95, eps=1e-6, lr=0.7),
+                 lambda ps: torch.optim.Adadelta(ps, lr=0.7, rho=0.95, eps=1e-6,
+                                                 foreach=False)),
+    "RMSprop": (lambda: optimizers.RMSprop(lr=0.01, alpha=0.9, eps=1e-8),
+                lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-8,
+                                               foreach=False)),
+    "RMSprop-momentum": (lambda: optimizers.RMSprop(lr=0.01, alpha=0.9, momentum=0.5),
+                         lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-8,
+                                                        momentum=0.5, foreach=False)),
+    "Adam": (lambda: optimizers.Adam(alpha=0.01, beta1=0.8, beta2=0.99, eps=1e-3),
+             lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-3,
+                                         foreach=False)),
+    "Adam-lr-alias": (lambda: optimizers.Adam(lr=0.02),
+                      lambda ps: torch.optim.Adam(ps, lr=0.02, foreach=False)),
+    "AdamW": (lambda: optimizers.AdamW(alpha=0.01, weight_decay=0.1, eps=1e-3),
+              lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1, eps=1e-3,
+                                           foreach=False)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_torch_float64(name):
+    make_m, make_t = CASES[name]
+    arrays, grads, skips = make_problem()
+    got, _ = run_mibun(make_m(), arrays, grads, skips)
+    want = run_torch(make_t, arrays, grads, skips)
+    for g, w, a in zip(got, want, arrays):
+        assert not np.array_equal(g, a)  # the parameter moved
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["SGD", "MomentumSGD", "Nesterov", "RMSprop-momentum",
+                                  "Adam", "AdamW"])
+def test_matches_torch_with_changing_lr(name):
+    # A schedule changes lr between steps; the momentum buffer must follow PyTorch's form.
+    make_m, make_t = CASES[name]
+    arrays, grads, skips = make_problem(seed=1)
+    lrs = [0.1 * 0.5 ** k for k in range(len(grads))]
+    got, _ = run_mibun(make_m(), arrays, grads, skips, lrs)
+    want = run_torch(make_t, arrays, grads, skips, lrs)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_float32_stays_float32(name):
+    make_m, _ = CASES[name]
+    arrays, grads, skips = make_problem(dtype=np.float32)
+    got, opt = run_mibun(make_m(), arrays, grads, skips)
+    for g in got:
+        assert g.dtype == np.float32
+    for s in opt.state.values():
+        for k, v in s.items():
+            assert k == "step" or v.dtype == np.float32
+    # and the float32 result follows the float64 one
+    got64, _ = run_mibun(make_m(), [a.astype(np.float64) for a in arrays],
+                         [[g.astype(np.float64) for g in gs] for gs in grads], skips)
+    for g, w in zip(got, got64):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_adam_lr_is_alpha():
+    opt = optimizers.Adam(alpha=0.003)
+    assert opt.lr == opt.alpha == 0.003
+    opt.lr = 0.5
+    assert opt.alpha == 0.5
+    assert optimizers.Adam(lr=0.1).alpha == 0.1
+
+
+def test_adam_differs_from_dezero_eps_placement():
+    # Documented choice: eps is added to the bias-corrected sqrt(v) (PyTorch), not to the
+    # raw sqrt(v) (DeZero). With a large eps the first step shows the difference.
+    p = Parameter(np.array([1.0]))
+    p.grad = Variable(np.array([0.5]))
+    opt = optimizers.Adam(alpha=0.1, eps=0.1).setup(Params([p.data]))
+    target = opt.target
+    next(target.params()).grad = Variable(np.array([0.5]))
+    opt.update()
+    got = next(target.params()).data
+    # PyTorch: m_hat = g, v_hat = g^2: step = alpha g / (|g| + eps)
+    np.testing.assert_allclose(got, 1.0 - 0.1 * 0.5 / (0.5 + 0.1), rtol=1e-14)
+
+
+def test_skips_params_without_grad_and_keeps_no_state():
+    target = Params([np.ones(3), np.ones(2)])
+    opt = optimizers.Adam().setup(target)
+    p0, p1 = target.params()
+    p0.grad = Variable(np.ones(3))
+    opt.update()
+    assert np.array_equal(p1.data, np.ones(2))
+    assert list(opt.state) == ["l0/W"]
+    assert opt.t == 1
+
+
+# --- hooks ----------------------------------------------------------------------------------
+def test_weight_decay_hook_matches_torch():
+    arrays, grads, skips = make_problem(seed=2)
+
+    def make():
+        opt = optimizers.MomentumSGD(lr=0.1, momentum=0.9)
+        opt.add_hook(optimizers.WeightDecay(0.01))
+        return opt
+
+    got, _ = run_mibun(make(), arrays, grads, skips)
+    want = run_torch(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01,
+                                                foreach=False), arrays, grads, skips)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_clip_grad_matches_torch(max_norm):
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(s) for s in SHAPES]
+    gs = [rng.standard_normal(s) for s in SHAPES]
+    target = Params(arrays)
+    for p, g in zip(target.params(), gs):
+        p.grad = Variable(g.copy())
+    optimizers.ClipGrad(max_norm)(list(target.params()))
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    for t, g in zip(ts, gs):
+        t.grad = torch.tensor(g.copy())
+    torch.nn.utils.clip_grad_norm_(ts, max_norm, foreach=False)
+    for p, t in zip(target.params(), ts):
+        np.testing.assert_allclose(p.grad.data, t.grad.numpy(), rtol=1e-12)
+    total = math.sqrt(sum(float((p.grad.data ** 2).sum()) for p in target.params()))
+    assert total <= max_norm * (1 + 1e-9) or max_norm > 1e5
+
+
+def test_clip_grad_float32_and_shared_grad():
+    # y = W1 + W2 gives both parameters the same gradient Variable; clipping must scale it
+    # once for each parameter, not twice (no in-place change of a shared array).
+    W1 = Parameter(np.zeros(4, dtype=np.float32))
+    W2 = Parameter(np.zeros(4, dtype=np.float32))
+    y = mibun.functions.sum(W1 + W2)
+    y.backward()
+    target = Params([], [])
+    target._named = [("a", W1), ("b", W2)]
+    opt = optimizers.SGD(lr=1.0).setup(target)
+    opt.add_hook(optimizers.ClipGrad(1.0))
+    opt.update()
+    # global norm of two ones(4) grads is sqrt(8): each grad becomes ones / sqrt(8)
+    expected = -np.ones(4) / math.sqrt(8)
+    np.testing.assert_allclose(W1.data, expected, rtol=1e-5)
+    np.testing.assert_allclose(W2.data, expected, rtol=1e-5)
+    assert W1.data.dtype == np.float32
+
+
+def test_weight_decay_shared_grad():
+    W1 = Parameter(np.ones(2))
+    W2 = Parameter(np.full(2, 3.0))
+    mibun.functions.sum(W1 + W2).backward()
+    target = Params([], [])
+    target._named = [("a", W1), ("b", W2)]
+    opt = optimizers.SGD(lr=1.0).setup(target)
+    opt.add_hook(optimizers.WeightDecay(0.5))
+    opt.update()
+    np.testing.assert_allclose(W1.data, 1 - (1 + 0.5 * 1))
+    np.testing.assert_allclose(W2.data, 3 - (1 + 0.5 * 3))
+
+
+def test_freeze_param_layer_and_parameter():
+    model = mibun.models.MLP((5, 3))
+    x = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
+    mibun.functions.sum(model(x)).backward()
+    frozen = {n: p.data.copy() for n, p in model.named_params() if n.startswith("l0/")}
+    other = {n: p.data.copy() for n, p in model.named_params() if n.startswith("l1/")}
+    opt = optimizers.Adam(alpha=0.1).setup(model)
+    opt.add_hook(optimizers.FreezeParam(model.l0))
+    opt.update()  # DeZero's update crashed here (update_one on a None grad)
+    for n, p in model.named_params():
+        if n in frozen:
+            assert np.array_equal(p.data, frozen[n])
+        else:
+            assert not np.array_equal(p.data, other[n])
+    assert set(opt.state) == set(other)
+    p = next(model.l1.params())
+    opt2 = optimizers.SGD().setup(model)
+    opt2.add_hook(optimizers.FreezeParam(p))
+    before = p.data.copy()
+    opt2.update()
+    assert np.array_equal(p.data, before)
+
+
+# --- schedules ------------------------------------------------------------------------------
+def test_step_lr_matches_torch():
+    opt = optimizers.SGD(lr=0.3)
+    sched = optimizers.StepLR(opt, step_size=3, gamma=0.5)
+    t = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    tsched = torch.optim.lr_scheduler.StepLR(t, step_size=3, gamma=0.5)
+    for _ in range(10):
+        sched.step()
+        t.step()
+        tsched.step()
+        assert opt.lr == pytest.approx(t.param_groups[0]["lr"], rel=1e-12)
+
+
+def test_cosine_lr_matches_torch():
+    opt = optimizers.Adam(alpha=0.1)
+    sched = optimizers.CosineLR(opt, t_max=7, eta_min=0.01)
+    t = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(t, T_max=7, eta_min=0.01)
+    for _ in range(7):
+        sched.step()
+        t.step()
+        tsched.step()
+        assert opt.lr == pytest.approx(t.param_groups[0]["lr"], rel=1e-12)
+        assert opt.alpha == opt.lr
+    assert sched.step() == pytest.approx(0.01)  # held at eta_min after t_max
+
+
+def test_schedule_state_roundtrip():
+    opt = optimizers.SGD(lr=1.0)
+    sched = optimizers.StepLR(opt, 2, 0.1)
+    for _ in range(3):
+        sched.step()
+    opt2 = optimizers.SGD(lr=1.0)
+    sched2 = optimizers.StepLR(opt2, 2, 0.1)
+    sched2.load_state_dict(sched.state_dict())
+    assert opt2.lr == opt.lr
+    assert sched2.step() == sched.step()
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_schedule_bad_args(bad):
+    with pytest.raises(ValueError, match="StepLR"):
+        optimizers.StepLR(optimizers.SGD(), step_size=bad)
+    with pytest.raises(ValueError, match="CosineLR"):
+        optimizers.CosineLR(optimizers.SGD(), t_max=bad)
+
+
+# --- state dict -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "MomentumSGD", "AdaDelta", "RMSprop-momentum",
+                                  "Adam", "AdamW"])
+def test_state_dict_resume_is_exact(name):
+    make_m, _ = CASES[name]
+    arrays, grads, skips = make_problem(seed=4, steps=6)
+    full, _ = run_mibun(make_m(), arrays, grads, skips)
+    half, opt = run_mibun(make_m(), arrays, grads[:3], skips)
+    d = opt.state_dict()
+    for v in d.values():
+        assert isinstance(v, np.ndarray)
+    resumed = make_m()
+    target = Params(half)
+    resumed.setup(target)
+    resumed.load_state_dict(d)
+    assert resumed.t == 3
+    for k, gs in enumerate(grads[3:], start=3):
+        for i, (p, g) in enumerate(zip(target.params(), gs)):
+            p.grad = None if i in skips.get(k, ()) else Variable(g.copy())
+        resumed.update()
+    for a, b in zip(full, target.params()):
+        assert np.array_equal(a, b.data)
+
+
+def test_state_dict_keys_use_parameter_names():
+    model = mibun.models.MLP((4, 2))
+    x = np.ones((3, 5), dtype=np.float32)
+    mibun.functions.sum(model(x)).backward()
+    opt = optimizers.Adam().setup(model)
+    opt.update()
+    d = opt.state_dict()
+    names = [n for n, _ in model.named_params()]
+    assert set(d) == {"@t", "@lr"} | {f"{n}/{s}" for n in names for s in ("m", "v", "step")}
+    assert d["l0/W/m"].shape == model.l0.W.shape and d["l0/W/m"].dtype == np.float32
+    assert d["@t"].dtype == np.int64 and d["@t"].shape == ()
+    # a fresh model and optimizer take the state
+    model2 = mibun.models.MLP((4, 2))
+    model2(x)
+    opt2 = optimizers.Adam().setup(model2)
+    opt2.load_state_dict(d)
+    for k, v in opt2.state_dict().items():
+        assert np.array_equal(v, d[k]), k
+
+
+def _trained_adam():
+    arrays, grads, skips = make_problem(seed=5, steps=2)
+    _, opt = run_mibun(optimizers.Adam(), arrays, grads, {})
+    return opt
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update({"l9/W/m": np.zeros(3)}), "names no parameter"),
+    (lambda d: d.update({"l0/W/m": np.zeros((4, 3))}), "does not match"),
+    (lambda d: d.update({"l0/W/m": d["l0/W/m"].astype(np.float32)}), "does not match"),
+    (lambda d: d.update({"l0/W/q": d["l0/W/m"]}), "not 'q'"),
+    (lambda d: d.pop("l1/W/v"), "lacks state"),
+    (lambda d: d.pop("@t"), "missing key"),
+    (lambda d: d.update({"l0/W/step": np.array(1.5)}), "non-negative integer"),
+    (lambda d: d.update({"@lr": np.zeros(2)}), "scalar"),
+])
+def test_load_state_dict_validates_and_leaves_state_unchanged(mutate, match):
+    opt = _trained_adam()
+    before = opt.state_dict()
+    d = opt.state_dict()
+    for k in d:
+        if not k.startswith("@"):
+            d[k] = d[k] + 1 if d[k].dtype.kind == "f" else d[k]
+    d["@t"] = np.array(99)
+    mutate(d)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(d)
+    after = opt.state_dict()
+    assert set(after) == set(before)
+    for k in before:
+        assert np.array_equal(after[k], before[k]), k
+
+
+def test_load_state_dict_wrong_optimizer_slots():
+    d = _trained_adam().state_dict()
+    opt = optimizers.MomentumSGD().setup(_trained_adam().target)
+    with pytest.raises(ValueError, match="MomentumSGD keeps"):
+        opt.load_state_dict(d)
+
+
+def test_errors_without_setup():
+    with pytest.raises(RuntimeError, match="setup"):
+        optimizers.SGD().update()
+    with pytest.raises(RuntimeError, match="setup"):
+        optimizers.SGD().load_state_dict({})
+    with pytest.raises(TypeError, match="setup"):
+        optimizers.SGD().setup(42)
+
+
+# --- DeZero compatibility -------------------------------------------------------------------
+def test_dezero_style_subclass_and_params_only_target():
+    class MySGD(optimizers.Optimizer):
+        def __init__(self, lr=0.1):
+            super().__init__()
+            self.lr = lr
+
+        def update_one(self, param):
+            param.data -= self.lr * param.grad.data
+
+    class OnlyParams:  # a DeZero-era target: params() only
+        def __init__(self):
+            self.p = Parameter(np.array([1.0, 2.0]))
+
+        def params(self):
+            yield self.p
+
+    target = OnlyParams()
+    target.p.grad = Variable(np.array([1.0, 1.0]))
+    opt = MySGD().setup(target)
+    assert opt.setup(target) is opt
+    opt.update()
+    np.testing.assert_allclose(target.p.data, [0.9, 1.9])
+    mom = optimizers.MomentumSGD().setup(target)
+    mom.update()
+    assert set(mom.state_dict()) == {"@t", "@lr", "p0/v"}
+
+
+def test_training_reduces_loss_with_a_model():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)).astype(np.float32)
+    makers = [lambda: optimizers.SGD(lr=0.05), optimizers.MomentumSGD, optimizers.Nesterov,
+              lambda: optimizers.Adam(alpha=0.03), lambda: optimizers.AdamW(lr=0.03),
+              optimizers.RMSprop, lambda: optimizers.AdaGrad(lr=0.1), optimizers.AdaDelta]
+    for make in makers:
+        model = mibun.models.MLP((8, 1), activation=mibun.functions.tanh)
+        opt = make().setup(model)
+        opt_cls = type(opt)
+        losses = []
+        for _ in range(60):
+            loss = mibun.functions.mean_squared_error(model(x), y)
+            model.cleargrads()
+            loss.backward()
+            opt.update()
+            losses.append(float(loss.data))
+        assert losses[-1] < 0.7 * losses[0], opt_cls.__name__
+        assert all(p.data.dtype == np.float32 for p in model.params())

@@ -5,14 +5,28 @@ Shape ops move data around without arithmetic, so each backward is the inverse m
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from mibun import backend, utils
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
-    "reshape", "transpose", "broadcast_to", "sum_to", "expand_dims", "squeeze", "flatten",
-    "get_item", "GetItem", "GetItemGrad", "embed_id", "concat", "split", "stack",
+    "GetItem",
+    "GetItemGrad",
+    "broadcast_to",
+    "concat",
+    "embed_id",
+    "expand_dims",
+    "flatten",
+    "get_item",
+    "reshape",
+    "split",
+    "squeeze",
+    "stack",
+    "sum_to",
+    "transpose",
 ]
 
 
@@ -148,9 +162,10 @@ def expand_dims(x, axis):
     (2, 1, 3)
     """
     x = as_variable(x)
-    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-    ndim = x.ndim + len(axes)
-    axes = utils.normalize_axis(tuple(axes), ndim, "F.expand_dims", x)
+    single = not isinstance(axis, (tuple, list))
+    ndim = x.ndim + (1 if single else len(axis))
+    axes = utils.normalize_axis(axis if single else tuple(axis), ndim, "F.expand_dims", x)
+    axes = (axes,) if single else axes
     it = iter(x.shape)
     shape = tuple(1 if i in axes else next(it) for i in range(ndim))
     return reshape(x, shape)
@@ -202,9 +217,8 @@ def _has_int_array(slices):
     """True when the index holds an integer array, whose entries may repeat."""
     items = slices if isinstance(slices, tuple) else (slices,)
     for s in items:
-        if isinstance(s, (list, backend.array_types)):
-            if isinstance(s, list) or s.dtype.kind != "b":
-                return True
+        if isinstance(s, list) or (isinstance(s, backend.array_types) and s.dtype.kind != "b"):
+            return True
     return False
 
 
@@ -374,7 +388,15 @@ def split(x, indices_or_sections, axis=0):
                              f"{k} equal sections\n" + _describe("x", x))
         indices = [n // k * i for i in range(1, k)]
     else:
+        # slice-bound semantics, as np.split: negative counts from the end, then clip
         indices = [int(i) for i in indices_or_sections]
+        indices = [min(i + n if i < 0 else i, n) for i in indices]
+        indices = [max(0, i) for i in indices]
+        if any(a > b for a, b in itertools.pairwise(indices)):
+            # decreasing bounds make overlapping/empty pieces: plain slices get it right
+            bounds = [0, *indices, n]
+            return [get_item(x, (slice(None),) * axis + (slice(lo, max(lo, hi)),))
+                    for lo, hi in itertools.pairwise(bounds)]
     ys = Split(indices, axis)(x)
     return ys if isinstance(ys, list) else [ys]
 

@@ -392,3 +392,18 @@ def get_file(url: str, file_name: str | None = None, *, timeout: float = 10.0,
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+# =============================================================================
+# Graph drawing (DeZero keeps these in dezero.utils; they live in mibun.visualize)
+# =============================================================================
+def get_dot_graph(output, verbose=True, **kwargs):
+    """DeZero's name for ``mibun.visualize.get_dot_graph`` (DOT text of the graph)."""
+    from mibun import visualize
+    return visualize.get_dot_graph(output, verbose, **kwargs)
+
+
+def plot_dot_graph(output, verbose=True, to_file="graph.png", **kwargs):
+    """DeZero's name for ``mibun.visualize.plot_dot_graph`` (draw the graph to a file)."""
+    from mibun import visualize
+    return visualize.plot_dot_graph(output, verbose, to_file, **kwargs)

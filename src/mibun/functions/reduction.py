@@ -8,7 +8,7 @@ from mibun.core import Function, as_variable
 from mibun.functions.array import broadcast_to, reshape
 from mibun.functions.math import exp, sqrt
 
-__all__ = ["sum", "mean", "average", "max", "min", "logsumexp", "var", "std"]
+__all__ = ["average", "logsumexp", "max", "mean", "min", "std", "sum", "var"]
 
 
 class Sum(Function):
@@ -41,7 +41,7 @@ def sum(x, axis=None, keepdims=False):
 
 def _count(x_shape, axis):
     """Number of entries reduced over ``axis`` (a normalized axis)."""
-    if axis is None:
+    if axis is None or not x_shape:  # (a 0-d input allows axis 0: one entry)
         return int(np.prod(x_shape, dtype=np.int64))
     axes = axis if isinstance(axis, tuple) else (axis,)
     return int(np.prod([x_shape[a] for a in axes], dtype=np.int64))
@@ -139,11 +139,9 @@ class LogSumExp(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         m = x.max(axis=self.axis, keepdims=True)
-        m[~xp.isfinite(m)] = 0  # all -inf (or an inf) along the axis: don't make inf - inf
-        y = xp.exp(x - m)
-        s = y.sum(axis=self.axis, keepdims=True)
-        y = xp.log(s, out=s)
-        y += m
+        m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or an inf): don't make inf - inf
+        with np.errstate(under="ignore", divide="ignore"):  # exp(-big) = 0, log(0) = -inf
+            y = xp.log(xp.exp(x - m).sum(axis=self.axis, keepdims=True)) + m
         if not self.keepdims:
             y = y.reshape(()) if self.axis is None else y.squeeze(self.axis)
         return y
@@ -154,7 +152,8 @@ class LogSumExp(Function):
         y = self.retained_output()
         shape = utils.max_backward_shape(x.data, self.axis)
         gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
-        return gy * exp(x - reshape(y, shape))
+        with np.errstate(under="ignore"):  # exp(x - y) may underflow to 0: correct
+            return gy * exp(x - reshape(y, shape))
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -196,4 +195,6 @@ def std(x, axis=None, keepdims=False, ddof=0):
     >>> float(std(np.array([1.0, 3.0])).data)
     1.0
     """
+    x = as_variable(x)
+    utils.normalize_axis(axis, x.ndim, "F.std", x)
     return sqrt(var(x, axis, keepdims, ddof))

@@ -103,8 +103,8 @@ def test_mlp_reaches_97_percent_on_digits():
     import mibun.functions as F
     np.random.seed(0)
     train, test = datasets.Digits(), datasets.Digits(train=False)
-    model = mibun.models.MLP((100, 10))
-    opt = mibun.optimizers.Adam(alpha=0.01).setup(model)
+    model = mibun.models.MLP((100, 10), activation=F.relu)
+    opt = mibun.optimizers.Adam(alpha=0.003).setup(model)  # 0.978..0.986 over 5 seeds
     loader = mibun.DataLoader(train, batch_size=64, seed=0)
     for _ in range(40):
         for x, t in loader:

@@ -1,4 +1,223 @@
-"""norm ops (see STYLE.md)."""
+"""Normalisation: batch_norm (training and inference statistics) and layer_norm.
+
+Both compute ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` in one fused forward.
+The backward has two paths:
+
+* a plain backward (the usual ``loss.backward()``) uses fused array formulas;
+* with ``create_graph=True`` it is written in mibun ops on ``x``, ``gamma`` and ``gy``,
+  with the mean and variance recomputed *from x in the graph*, so the second derivative
+  includes how the batch statistics move with ``x``. (DeZero's backward reused the
+  forward's ``1 / std`` as a constant, which gets the second derivative wrong.)
+"""
 from __future__ import annotations
 
-__all__ = []
+import numpy as np
+
+from mibun import backend
+from mibun.config import Config
+from mibun.core import Function, Variable, as_variable
+
+__all__ = ["batch_norm", "batch_nrom", "layer_norm", "BatchNorm", "LayerNorm"]
+
+
+def _describe(name, x):
+    return f"\n  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+
+
+def _data(x):
+    if isinstance(x, Variable):
+        return x.data
+    if isinstance(x, backend.array_types):
+        return x
+    return np.asarray(x)
+
+
+class _Normalize(Function):
+    """Normalise over ``axes``; gamma/beta broadcast as ``pshape``, summed over ``p_axes``.
+
+    Subclasses set ``axes``, ``p_axes`` and ``pshape`` in ``forward`` before calling
+    ``_normalize``.
+    """
+
+    retain_inputs = (0, 1)  # x and gamma (beta's gradient needs only gy)
+
+    def _normalize(self, x, gamma, beta):
+        xp = backend.get_array_module(x)
+        mu = x.mean(axis=self.axes, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=self.axes, keepdims=True)
+        inv_std = var + self.eps  # a Python float: float32 stays float32
+        xp.sqrt(inv_std, out=inv_std)
+        xp.reciprocal(inv_std, out=inv_std)
+        self.mu, self.inv_std = mu, inv_std
+        xc *= inv_std * gamma.reshape(self.pshape)
+        xc += beta.reshape(self.pshape)
+        return xc, mu, var
+
+    def backward(self, gy):
+        if Config.enable_backprop:  # create_graph: differentiable all the way down
+            return self._backward_graph(gy)
+        x, gamma = self.inputs[0].data, self.inputs[1].data
+        g = gy.data
+        xhat = (x - self.mu) * self.inv_std
+        gx = ggamma = gbeta = None
+        if self.needs_grad(1):
+            ggamma = Variable(_sum(g * xhat, self.p_axes))
+        if self.needs_grad(2):
+            gbeta = Variable(_sum(g, self.p_axes))
+        if self.needs_grad(0):
+            g = g * gamma.reshape(self.pshape)
+            gx = g - g.mean(axis=self.axes, keepdims=True)
+            gx -= xhat * (g * xhat).mean(axis=self.axes, keepdims=True)
+            gx *= self.inv_std
+            gx = Variable(gx)
+        return gx, ggamma, gbeta
+
+    def _backward_graph(self, gy):
+        from mibun.functions.array import reshape
+        from mibun.functions.reduction import mean, sum as fsum
+        x, gamma = self.inputs[0], self.inputs[1]
+        axes = self.axes
+        mu = mean(x, axes, keepdims=True)
+        xc = x - mu
+        inv_std = (mean(xc * xc, axes, keepdims=True) + self.eps) ** -0.5
+        xhat = xc * inv_std
+        gx = ggamma = gbeta = None
+        if self.needs_grad(1):
+            ggamma = fsum(gy * xhat, self.p_axes) if self.p_axes else gy * xhat
+        if self.needs_grad(2):
+            gbeta = fsum(gy, self.p_axes) if self.p_axes else gy
+        if self.needs_grad(0):
+            g = gy * reshape(gamma, self.pshape)
+            gx = inv_std * (g - mean(g, axes, keepdims=True)
+                            - xhat * mean(g * xhat, axes, keepdims=True))
+        return gx, ggamma, gbeta
+
+
+def _sum(a, axes):
+    return a.sum(axis=axes) if axes else a
+
+
+class BatchNorm(_Normalize):
+    def __init__(self, mean, var, decay, eps):
+        self.avg_mean = mean
+        self.avg_var = var
+        self.decay = decay
+        self.eps = eps
+
+    def forward(self, x, gamma, beta):
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        self.p_axes = self.axes
+        self.pshape = (1, -1) + (1,) * (x.ndim - 2)
+        y, mu, var = self._normalize(x, gamma, beta)
+        if self.avg_mean is not None:
+            # Running statistics, updated in place; the variance is the unbiased one.
+            m = x.size // x.shape[1]
+            d = self.decay
+            self.avg_mean *= d
+            self.avg_mean += (1 - d) * mu.reshape(-1)
+            self.avg_var *= d
+            self.avg_var += (1 - d) * m / max(m - 1, 1) * var.reshape(-1)
+        return y
+
+
+class LayerNorm(_Normalize):
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, gamma, beta):
+        self.axes = (x.ndim - 1,)
+        self.p_axes = tuple(range(x.ndim - 1))
+        self.pshape = (-1,)
+        y, _, _ = self._normalize(x, gamma, beta)
+        return y
+
+
+def _check_params(op, x, shape, **params):
+    where = _describe("x", x) + "".join(_describe(k, v) for k, v in params.items())
+    for name, p in params.items():
+        if tuple(p.shape) != shape:
+            raise ValueError(f"{op}: {name} must have shape {shape}, got {tuple(p.shape)}"
+                             + where)
+
+
+def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
+    """Batch normalisation over every axis but the channel axis 1.
+
+    In training (``Config.train``): ``y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta``
+    with the batch mean and (biased) variance, and the running statistics are updated in
+    place: ``mean = decay * mean + (1 - decay) * mu_B``, ``var`` likewise with the
+    unbiased batch variance (PyTorch's ``momentum = 1 - decay``). In ``test_mode()`` the
+    running ``mean`` and ``var`` are used instead and not changed.
+
+    Args:
+        x (Variable or ndarray): ``(N, C)`` or ``(N, C, H, W)`` (any ``(N, C, ...)``), float.
+        gamma (Variable or ndarray): scale, ``(C,)``.
+        beta (Variable or ndarray): shift, ``(C,)``.
+        mean (ndarray): running mean ``(C,)``, updated in place in training.
+        var (ndarray): running variance ``(C,)``, updated in place in training.
+        decay (float): running-average decay.
+        eps (float): added to the variance.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    >>> mean, var = np.zeros(2), np.ones(2)
+    >>> batch_norm(x, np.ones(2), np.zeros(2), mean, var, eps=0.0)
+    variable([[-1. -1.]
+              [ 1.  1.]])
+    >>> mean
+    array([0.2, 0.4])
+    """
+    op = "F.batch_norm"
+    xd = _data(x)
+    if xd.ndim < 2:
+        raise ValueError(f"{op}: x must be (N, C) or (N, C, ...), got {xd.ndim}-D"
+                         + _describe("x", xd))
+    if xd.dtype.kind != "f":
+        raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
+                        + _describe("x", xd))
+    mean = _data(mean)
+    var = _data(var)
+    C = xd.shape[1]
+    _check_params(op, xd, (C,), gamma=_data(gamma), beta=_data(beta), mean=mean, var=var)
+    if Config.train:
+        return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
+    # Inference: an affine map with constant statistics, composed from mibun ops.
+    from mibun.functions.array import reshape
+    xp = backend.get_array_module(xd)
+    shape = (1, C) + (1,) * (xd.ndim - 2)
+    inv_std = 1 / xp.sqrt(xp.asarray(var, dtype=xd.dtype) + eps)
+    mu = xp.asarray(mean, dtype=xd.dtype).reshape(shape)
+    scale = reshape(gamma, shape) * inv_std.reshape(shape).astype(xd.dtype)
+    return (as_variable(x) - mu) * scale + reshape(beta, shape)
+
+
+batch_nrom = batch_norm  # DeZero's misspelt name
+
+
+def layer_norm(x, gamma, beta, eps=1e-5):
+    """Layer normalisation over the last axis (``torch.nn.functional.layer_norm`` with
+    ``normalized_shape = (D,)``): ``y = gamma * (x - mu) / sqrt(var + eps) + beta`` with
+    the mean and biased variance of each row.
+
+    Args:
+        x (Variable or ndarray): ``(..., D)``, float.
+        gamma (Variable or ndarray): scale, ``(D,)``.
+        beta (Variable or ndarray): shift, ``(D,)``.
+        eps (float): added to the variance.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> layer_norm(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), eps=0.0)
+    variable([[-1.  1.]])
+    """
+    op = "F.layer_norm"
+    xd = _data(x)
+    if xd.ndim < 1:
+        raise ValueError(f"{op}: x must have at least one axis" + _describe("x", xd))
+    if xd.dtype.kind != "f":
+        raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
+                        + _describe("x", xd))
+    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma), beta=_data(beta))
+    return LayerNorm(eps)(x, gamma, beta)

@@ -377,3 +377,49 @@ def test_to_gpu_roundtrip():
     assert isinstance(bn.avg_mean.data, cupy.ndarray)
     bn.to_cpu()
     assert isinstance(bn.beta.data, np.ndarray)
+
+
+# =============================================================================
+# Conv2d, Deconv2d
+# =============================================================================
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 1, 0), ((3, 2), 2, 1), (1, (1, 2), 0)])
+def test_conv2d_vs_torch(kernel, stride, pad):
+    np.random.seed(0)
+    layer = L.Conv2d(4, kernel, stride, pad, in_channels=3)
+    b = param_arrays(layer, ["b"])[0]
+    b[...] = np.random.uniform(-1, 1, b.shape)
+    fn = functional(layer, ["W", "b"], lambda lay, x: lay(x))
+    check_op(fn, lambda x, W, b: torch.nn.functional.conv2d(x, W, b, stride, pad),
+             (2, 3, 6, 5), param_arrays(layer, ["W"])[0], b)
+
+
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 1, 0), (3, 2, 1), ((2, 3), (2, 1), 0)])
+def test_deconv2d_vs_torch(kernel, stride, pad):
+    np.random.seed(0)
+    layer = L.Deconv2d(2, kernel, stride, pad, in_channels=3)
+    assert layer.W.shape[:2] == (3, 2)
+    b = param_arrays(layer, ["b"])[0]
+    b[...] = np.random.uniform(-1, 1, b.shape)
+    fn = functional(layer, ["W", "b"], lambda lay, x: lay(x))
+    check_op(fn, lambda x, W, b: torch.nn.functional.conv_transpose2d(x, W, b, stride, pad),
+             (2, 3, 4, 3), param_arrays(layer, ["W"])[0], b)
+
+
+def test_conv_init_lazy_float32_and_errors():
+    np.random.seed(0)
+    conv = L.Conv2d(8, 3, pad=1, nobias=True)
+    y = conv(np.random.rand(2, 5, 6, 6).astype(np.float32))
+    assert conv.W.shape == (8, 5, 3, 3) and conv.b is None
+    assert y.shape == (2, 8, 6, 6) and y.dtype == np.float32
+    np.random.seed(1)
+    big = L.Conv2d(64, 3, in_channels=32)
+    assert abs(big.W.data.std() - np.sqrt(1 / (32 * 9))) < 0.005
+    with pytest.raises(ValueError, match=r"L.Conv2d: expected an input of shape \(N, 5, H, W\)"):
+        conv(np.zeros((2, 4, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="L.Conv2d"):
+        conv(np.zeros((5, 6, 6), np.float32))
+    de = L.Deconv2d(3, 2, stride=2)
+    assert de(np.zeros((1, 4, 3, 3), np.float32)).shape == (1, 3, 6, 6)
+    assert de.W.shape == (4, 3, 2, 2)
+    with pytest.raises(ValueError, match="L.Deconv2d"):
+        de(np.zeros((1, 3, 3, 3), np.float32))

@@ -1,0 +1,310 @@
+"""Graph drawing: the DOT text's structure, labels, freed and constant nodes, big graphs,
+and files (.dot always; .svg parsed when Graphviz's `dot` is installed)."""
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import mibun
+import mibun.functions as F
+from mibun import Function, Variable, utils, visualize
+from mibun.visualize import GraphvizNotFoundError, get_dot_graph, plot_dot_graph
+
+HAS_DOT = shutil.which("dot") is not None
+
+
+def parse_dot(text):
+    """-> (nodes {id: attribute text}, edges [(a, b)]); checks the overall shape too."""
+    lines = text.strip().splitlines()
+    assert lines[0] == "digraph g {" and lines[-1] == "}"
+    nodes, edges = {}, []
+    for line in lines[1:-1]:
+        m = re.fullmatch(r"(\w+) -> (\w+)", line)
+        if m:
+            edges.append(m.groups())
+            continue
+        m = re.fullmatch(r"([vf]\d+) \[(.*)\]", line)
+        if m:
+            assert m.group(1) not in nodes, f"node {m.group(1)} declared twice"
+            nodes[m.group(1)] = m.group(2)
+            continue
+        assert re.fullmatch(r"(graph|node) \[.*\]|rankdir=\w+", line), line
+    for a, b in edges:
+        assert a in nodes and b in nodes, (a, b)
+        assert a[0] != b[0], "edges alternate between variables and functions"
+    return nodes, edges
+
+
+def label(attrs):
+    m = re.search(r'label="((?:[^"\\]|\\.)*)"', attrs)
+    return m.group(1)
+
+
+def is_acyclic(nodes, edges):
+    succ = {n: [] for n in nodes}
+    indeg = {n: 0 for n in nodes}
+    for a, b in edges:
+        succ[a].append(b)
+        indeg[b] += 1
+    queue = [n for n in nodes if indeg[n] == 0]
+    seen = 0
+    while queue:
+        n = queue.pop()
+        seen += 1
+        for m in succ[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                queue.append(m)
+    return seen == len(nodes)
+
+
+def seed_graph():
+    x = Variable(np.array(0.5), name="x")
+    y = F.exp(x ** 2) ** 2
+    y.name = "y"
+    return x, y
+
+
+# --- structure --------------------------------------------------------------------------
+def test_seed_graph_structure():
+    x, y = seed_graph()
+    nodes, edges = parse_dot(get_dot_graph(y, verbose=False))
+    funcs = sorted(label(a) for n, a in nodes.items() if n[0] == "f")
+    assert funcs == ["Exp", "Pow", "Pow"]
+    assert len([n for n in nodes if n[0] == "v"]) == 4  # x, x**2, exp(.), y
+    assert len(edges) == 6
+    by_label = {label(a): n for n, a in nodes.items() if n[0] == "v" and label(a)}
+    # the output has no outgoing edge; the input x has no incoming one
+    assert not any(a == by_label["y"] for a, _ in edges)
+    assert not any(b == by_label["x"] for _, b in edges)
+    assert is_acyclic(nodes, edges)
+    # DeZero's colours and shapes
+    assert all("shape=box" in a and "lightblue" in a for n, a in nodes.items() if n[0] == "f")
+    assert all("orange" in a for n, a in nodes.items() if n[0] == "v")
+
+
+def test_output_is_deterministic_and_stable():
+    x, y = seed_graph()
+    assert get_dot_graph(y) == get_dot_graph(y)
+    x2, y2 = seed_graph()
+    assert get_dot_graph(y) == get_dot_graph(y2)
+
+
+def test_verbose_labels_show_name_shape_dtype_value_and_grad():
+    x = Variable(np.array([1.0, 2.0], dtype=np.float32), name="x")
+    W = Variable(np.ones((2, 3), dtype=np.float32), name="W")
+    y = F.sum(F.matmul(F.reshape(x, (1, 2)), W))
+    y.name = "y"
+    before = get_dot_graph(y)
+    assert "x: (2,) float32" in before  # DeZero's verbose label comes first
+    assert "W: (2, 3) float32" in before
+    assert "= [1., 2.]" in before  # a small array shows its value
+    assert "grad" not in before
+    y.backward()
+    nodes, _ = parse_dot(get_dot_graph(y))
+    labels = {label(a).split(":")[0]: label(a) for a in nodes.values()}
+    assert "grad: [3., 3.]" in labels["x"]  # small: values
+    assert re.search(r"grad: \|g\|=3\.873", labels["W"])  # 6 elements: the norm, sqrt(15)
+    assert "grad: 1" in labels["y"]
+    # values and grads can be switched off
+    plain = get_dot_graph(y, values=False, grads=False)
+    assert "grad" not in plain and "= [1., 2.]" not in plain
+
+
+def test_non_verbose_is_names_only():
+    x, y = seed_graph()
+    nodes, _ = parse_dot(get_dot_graph(y, verbose=False))
+    assert sorted(label(a) for n, a in nodes.items() if n[0] == "v") == ["", "", "x", "y"]
+
+
+def test_freed_intermediates_are_drawn_dashed_from_recorded_shape():
+    x = Variable(np.ones((2, 3)), name="x")
+    y = F.sum(F.exp(x * 2.0))  # the Variables x * 2.0 and exp(...) are already freed
+    nodes, edges = parse_dot(get_dot_graph(y))
+    dashed = [a for a in nodes.values() if "dashed" in a]
+    assert len(dashed) == 2 and all(label(a) == "(2, 3) float64" for a in dashed)
+    e = F.exp(x * 2.0)  # keep exp(...) alive: drawn solid, with its shape
+    nodes, edges = parse_dot(get_dot_graph(F.sum(e)))
+    assert len([a for a in nodes.values() if "dashed" in a]) == 1
+    assert len([n for n in nodes if n[0] == "f"]) == 3
+
+
+def test_constant_array_input_is_grey():
+    x = Variable(np.array([1.0, 2.0]), name="x")
+    y = x * np.array([3.0, 4.0])  # the ndarray becomes a constant input of Mul
+    nodes, edges = parse_dot(get_dot_graph(y))
+    const = [n for n, a in nodes.items() if "lightgrey" in a]
+    assert len(const) == 1 and "const" in label(nodes[const[0]])
+    assert any(a == const[0] for a, _ in edges)
+
+
+def test_shared_input_and_several_outputs():
+    x = Variable(np.array(2.0), name="x")
+    a = x * x  # the same variable twice
+    b = F.sin(x)
+    nodes, edges = parse_dot(get_dot_graph([a, b], verbose=False))
+    xv = [n for n, at in nodes.items() if label(at) == "x"]
+    assert len(xv) == 1
+    assert sum(1 for s, _ in edges if s == xv[0]) == 3  # Mul twice, Sin once
+    assert sum("penwidth=2" in at for at in nodes.values()) == 2  # both outputs marked
+
+
+class TwoOut(Function):
+    def forward(self, x):
+        return x + 1, x - 1
+
+    def backward(self, g0, g1):
+        return g0 + g1
+
+
+def test_multi_output_function_draws_used_outputs():
+    x = Variable(np.array(1.0), name="x")
+    y0, y1 = TwoOut()(x)
+    z = y0 * 3.0
+    del y0
+    nodes, edges = parse_dot(get_dot_graph([z, y1]))
+    f = [n for n, a in nodes.items() if label(a) == "TwoOut"]
+    assert len(f) == 1
+    assert sum(1 for a, _ in edges if a == f[0]) == 2
+    del y1  # now output 1 is dead and nothing below uses it: not drawn
+    nodes, edges = parse_dot(get_dot_graph(z))
+    f = [n for n, a in nodes.items() if label(a) == "TwoOut"]
+    assert sum(1 for a, _ in edges if a == f[0]) == 1
+
+
+def test_function_label_shows_scalar_constant():
+    x = Variable(np.array(2.0))
+    text = get_dot_graph(x ** 3)
+    assert 'label="Pow(3)"' in text
+    assert 'label="Pow"' in get_dot_graph(x ** 3, verbose=False)
+
+
+def test_names_are_escaped():
+    x = Variable(np.array(1.0), name='a "quoted" \\ name')
+    nodes, _ = parse_dot(get_dot_graph(F.sin(x), verbose=False))
+    assert any(label(a) == r'a \"quoted\" \\ name' for a in nodes.values())
+
+
+def test_leaf_alone_and_type_error():
+    x = Variable(np.array(1.0), name="x")
+    nodes, edges = parse_dot(get_dot_graph(x, verbose=False))
+    assert list(nodes) == ["v0"] and edges == []
+    with pytest.raises(TypeError, match="get_dot_graph: output must be a Variable"):
+        get_dot_graph(np.ones(3))
+
+
+def test_higher_order_graph_of_tanh_is_compact_and_well_formed():
+    # DeZero step 35: the graph of the n-th derivative of tanh
+    x = Variable(np.array(1.0), name="x")
+    y = F.tanh(x)
+    y.backward(create_graph=True)
+    for _ in range(4):
+        gx = x.grad
+        x.cleargrad()
+        gx.backward(create_graph=True)
+    gx = x.grad
+    gx.name = "gx5"
+    text = get_dot_graph(gx, verbose=False)
+    nodes, edges = parse_dot(text)
+    n_funcs = sum(1 for n in nodes if n[0] == "f")
+    assert n_funcs > visualize.COMPACT_ABOVE
+    assert is_acyclic(nodes, edges)
+    assert "shape=point" in text  # unnamed intermediates are dots
+    labels = [label(a) for a in nodes.values()]
+    assert "x" in labels and "gx5" in labels  # named ones keep their labels
+    # every function reaches the output: nothing unrelated was drawn
+    pred = {}
+    for a, b in edges:
+        pred.setdefault(b, []).append(a)
+    out = [n for n, a in nodes.items() if label(a) == "gx5"][0]
+    seen, stack = {out}, [out]
+    while stack:
+        for p in pred.get(stack.pop(), ()):
+            if p not in seen:
+                seen.add(p)
+                stack.append(p)
+    assert seen == set(nodes)
+    # compact can be forced either way
+    assert "shape=point" not in get_dot_graph(gx, verbose=False, compact=False)
+    assert "shape=point" in get_dot_graph(F.sin(F.sin(x)), compact=True)
+
+
+def test_deep_chain_has_no_recursion_limit():
+    x = Variable(np.array(0.1), name="x")
+    y = x
+    for _ in range(3000):
+        y = F.sin(y)
+    nodes, edges = parse_dot(get_dot_graph(y, verbose=False))
+    assert len(edges) == 6000
+
+
+def test_rankdir():
+    x, y = seed_graph()
+    assert "\nrankdir=LR\n" in get_dot_graph(y, rankdir="LR")
+
+
+# --- files ------------------------------------------------------------------------------
+def test_plot_to_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    x, y = seed_graph()
+    path = tmp_path / "g.dot"
+    assert plot_dot_graph(y, verbose=True, to_file=str(path)) is None
+    assert path.read_text() == get_dot_graph(y, verbose=True)
+
+
+def test_missing_graphviz_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    x, y = seed_graph()
+    with pytest.raises(GraphvizNotFoundError, match="graphviz") as e:
+        plot_dot_graph(y, to_file=str(tmp_path / "g.svg"))
+    assert "apt-get install graphviz" in str(e.value) and ".dot" in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_file_name_without_extension_is_refused(tmp_path):
+    x, y = seed_graph()
+    with pytest.raises(ValueError, match="no extension"):
+        plot_dot_graph(y, to_file=str(tmp_path / "graph"))
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
+def test_svg_parses_and_holds_every_node(tmp_path):
+    x, y = seed_graph()
+    y.backward()
+    path = tmp_path / "g.svg"
+    plot_dot_graph(y, to_file=str(path))
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    titles = {t.text for t in root.iterfind(".//s:g[@class='node']/s:title", ns)}
+    nodes, _ = parse_dot(get_dot_graph(y))
+    assert titles == set(nodes)
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "Exp" in texts and "x: () float64" in texts
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
+def test_png_is_written(tmp_path):
+    x, y = seed_graph()
+    path = tmp_path / "g.png"
+    plot_dot_graph(y, verbose=False, to_file=path)  # a PathLike works too
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
+def test_unknown_format_reports_graphviz_error(tmp_path):
+    x, y = seed_graph()
+    with pytest.raises(RuntimeError, match="Graphviz dot could not write"):
+        plot_dot_graph(y, to_file=str(tmp_path / "g.nosuchformat"))
+
+
+def test_dezero_names_in_utils(tmp_path):
+    # DeZero: from dezero.utils import plot_dot_graph
+    x, y = seed_graph()
+    assert utils.get_dot_graph(y, verbose=False) == get_dot_graph(y, verbose=False)
+    utils.plot_dot_graph(y, verbose=False, to_file=str(tmp_path / "g.dot"))
+    assert (tmp_path / "g.dot").read_text() == get_dot_graph(y, verbose=False)
+    assert mibun.visualize.plot_dot_graph is plot_dot_graph

@@ -15,9 +15,13 @@ from mibun.functions.math import clip, log, sigmoid
 from mibun.functions.reduction import mean, sum
 
 __all__ = [
-    "mean_squared_error", "mean_squared_error_simple", "softmax_cross_entropy",
-    "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy",
     "accuracy",
+    "binary_cross_entropy",
+    "mean_squared_error",
+    "mean_squared_error_simple",
+    "sigmoid_cross_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_simple",
 ]
 
 
@@ -27,6 +31,16 @@ def _describe(name, x):
 
 def _data(x):
     return x.data if isinstance(x, Variable) else x
+
+
+def _pair(x0, x1):
+    """Two operands as Variables; a raw-array operand takes the other's float dtype, so a
+    float64 target array does not turn a float32 model output into float64."""
+    if not isinstance(x1, Variable) and isinstance(x0, Variable) and x0.dtype.kind == "f":
+        x1 = backend.get_array_module(x0.data).asarray(x1, dtype=x0.dtype)
+    elif not isinstance(x0, Variable) and isinstance(x1, Variable) and x1.dtype.kind == "f":
+        x0 = backend.get_array_module(x1.data).asarray(x0, dtype=x1.dtype)
+    return as_variable(x0), as_variable(x1)
 
 
 # --- mean squared error -----------------------------------------------------------------------
@@ -50,14 +64,15 @@ def mean_squared_error(x0, x1):
     outputs, as in the book's regression examples.
 
     Args:
-        x0, x1 (Variable or ndarray): same shape.
+        x0, x1 (Variable or ndarray): same shape. A raw array operand is a constant in the
+            other operand's dtype.
     Returns:
         Variable: 0-d.
 
     >>> float(mean_squared_error(np.array([1.0, 2.0]), np.array([1.0, 4.0])).data)
     2.0
     """
-    x0, x1 = as_variable(x0), as_variable(x1)
+    x0, x1 = _pair(x0, x1)
     if x0.shape != x1.shape:
         raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape\n"
                          + _describe("x0", x0) + "\n" + _describe("x1", x1))
@@ -66,7 +81,8 @@ def mean_squared_error(x0, x1):
 
 def mean_squared_error_simple(x0, x1):
     """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle)."""
-    diff = as_variable(x0) - as_variable(x1)
+    x0, x1 = _pair(x0, x1)
+    diff = x0 - x1
     return mean(diff * diff)
 
 

@@ -78,8 +78,9 @@ def test_no_shuffle_is_in_order():
 def test_dezero_protocol_next_reset_and_break():
     loader = DataLoader(Range(10), 4, shuffle=False)
     x, t = loader.next()
-    assert x[:, 0].tolist() == [0, 1, 2, 3] and loader.iteration == 1
-    x, t = next(loader)
+    assert x[:, 0].tolist() == [0, 1, 2, 3] and t.tolist() == [0, 1, 2, 0]
+    assert loader.iteration == 1
+    x, _ = next(loader)
     assert x[:, 0].tolist() == [4, 5, 6, 7]
     # a new loop after stopping mid-epoch starts a new epoch
     assert [len(x) for x, _ in loader] == [4, 4, 2]

@@ -79,7 +79,8 @@ def test_digits_file_and_attribution_are_shipped():
     assert x.shape == (1797, 64) and x.dtype == np.uint8 and x.max() == 16
     assert np.bincount(t).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     here = os.path.join(os.path.dirname(datasets.__file__), "datasets_data")
-    text = open(os.path.join(here, "DIGITS-LICENSE.txt")).read()
+    with open(os.path.join(here, "DIGITS-LICENSE.txt")) as f:
+        text = f.read()
     for needed in ("Alpaydin", "Kaynak", "CC BY 4.0", "scikit-learn", "BSD 3-Clause"):
         assert needed in text
     x[0, 0] = 99  # load_digits returns copies
@@ -142,12 +143,12 @@ def write_mnist(directory, n=7, train=True, compress=True, seed=0):
 @pytest.mark.parametrize("compress", [True, False])
 def test_mnist_from_root(tmp_path, compress):
     x, t = write_mnist(tmp_path, n=7, compress=compress)
-    xt, tt = write_mnist(tmp_path, n=3, train=False, compress=compress, seed=1)
+    write_mnist(tmp_path, n=3, train=False, compress=compress, seed=1)
     ds = datasets.MNIST(root=str(tmp_path), download=False)
     assert ds.data.shape == (7, 1, 28, 28) and ds.data.dtype == np.uint8
     assert np.array_equal(ds.data[:, 0], x) and np.array_equal(ds.label, t)
     assert ds.label.dtype == np.int64
-    a, b = ds[2]  # DeZero's default transform: flatten, float32, / 255
+    a, _ = ds[2]  # DeZero's default transform: flatten, float32, / 255
     assert a.shape == (784,) and a.dtype == np.float32
     np.testing.assert_allclose(a, x[2].reshape(-1) / 255.0, rtol=1e-6)
     xb, tb = ds.get_batch(np.array([2, 0]))
@@ -167,7 +168,7 @@ def test_mnist_from_cache_dir(private_cache):
 
 def test_fashion_mnist_searches_the_debian_path(tmp_path, monkeypatch):
     assert "/usr/share/datasets/fashion-mnist" in datasets.FashionMNIST.search_dirs
-    x, t = write_mnist(tmp_path / "debian", n=4)
+    _, t = write_mnist(tmp_path / "debian", n=4)
     monkeypatch.setattr(datasets.FashionMNIST, "search_dirs", (str(tmp_path / "debian"),))
     ds = datasets.FashionMNIST(download=False)
     assert np.array_equal(ds.label, t)
@@ -192,7 +193,7 @@ def test_mnist_offline_fails_fast_with_file_not_found(tmp_path, monkeypatch):
 
 def test_mnist_downloads_into_root(tmp_path, monkeypatch):
     src = tmp_path / "server"
-    x, t = write_mnist(src)
+    _, t = write_mnist(src)
     monkeypatch.setattr(datasets.MNIST, "urls", ("http://127.0.0.1:1/", src.as_uri() + "/"))
     ds = datasets.MNIST(root=str(tmp_path / "data"))
     assert np.array_equal(ds.label, t)
@@ -258,9 +259,9 @@ def test_cifar10_from_root(tmp_path, as_tar, protocol):
     want = np.concatenate([batches[f"data_batch_{i}"][b"data"] for i in range(1, 6)])
     assert ds.data.shape == (len(want), 3, 32, 32) and ds.data.dtype == np.uint8
     assert np.array_equal(ds.data.reshape(len(want), -1), want)
-    assert ds.label.tolist() == sum((batches[f"data_batch_{i}"][b"labels"]
-                                     for i in range(1, 6)), [])
-    x, t = ds[0]
+    assert ds.label.tolist() == [k for i in range(1, 6)
+                                 for k in batches[f"data_batch_{i}"][b"labels"]]
+    x, _ = ds[0]
     assert x.shape == (3, 32, 32) and x.dtype == np.float32
     assert -1.0 <= x.min() and x.max() <= 1.0
     np.testing.assert_allclose(x, want[0].reshape(3, 32, 32) / 127.5 - 1, rtol=1e-6,
@@ -334,13 +335,16 @@ def test_get_file_downloads_once(tmp_path, private_cache):
     src.write_bytes(b"x" * 3000000)
     path = utils.get_file(src.as_uri(), quiet=True)
     assert path == str(private_cache / "remote.bin")
-    assert open(path, "rb").read() == b"x" * 3000000
+    with open(path, "rb") as f:
+        assert f.read() == b"x" * 3000000
     src.unlink()  # the cached copy is used, the source is not read again
     assert utils.get_file(src.as_uri(), quiet=True) == path
     assert os.listdir(private_cache) == ["remote.bin"]  # no temporary files left
     src.write_bytes(b"y")
     other = utils.get_file(src.as_uri(), "other.bin", cache=str(tmp_path / "d"), quiet=True)
-    assert other == str(tmp_path / "d" / "other.bin") and open(other, "rb").read() == b"y"
+    assert other == str(tmp_path / "d" / "other.bin")
+    with open(other, "rb") as f:
+        assert f.read() == b"y"
 
 
 def test_get_file_offline_raises_and_leaves_nothing(tmp_path):

@@ -346,7 +346,7 @@ def test_state_dict_keys_use_parameter_names():
 
 
 def _trained_adam():
-    arrays, grads, skips = make_problem(seed=5, steps=2)
+    arrays, grads, _ = make_problem(seed=5, steps=2)
     _, opt = run_mibun(optimizers.Adam(), arrays, grads, {})
     return opt
 

@@ -80,6 +80,7 @@ class Optimizer:
         self.t = 0
         self.state = {}  # parameter name -> {slot: ndarray, "step": int}
         self._names = {}  # id(param) -> name, rebuilt by each update()
+        self._scratch = {}  # (backend, dtype) -> flat work buffer, see scratch()
 
     def setup(self, target):
         """Attach the model (a Layer); returns ``self`` so ``Adam().setup(model)`` chains."""
@@ -128,6 +129,21 @@ class Optimizer:
                 s["step"] = 0
             self.state[name] = s
         return s
+
+    def scratch(self, like, n: int = 1) -> list:
+        """``n`` work arrays shaped like ``like``, reused from step to step.
+
+        The updates write their temporaries here with ``out=`` instead of allocating fresh
+        arrays for every parameter at every step (for big arrays each new allocation costs
+        page faults, more than the arithmetic). The contents are garbage between calls.
+        """
+        xp = backend.get_array_module(like)
+        key = (xp.__name__, like.dtype.str)
+        size = like.size
+        buf = self._scratch.get(key)
+        if buf is None or buf.size < n * size:
+            buf = self._scratch[key] = xp.empty(n * size, dtype=like.dtype)
+        return [buf[i * size:(i + 1) * size].reshape(like.shape) for i in range(n)]
 
     # --- saving and restoring -----------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -228,7 +244,10 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def update_one(self, param):
-        param.data -= self.lr * param.grad.data
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
+        xp.multiply(param.grad.data, self.lr, out=tmp)
+        param.data -= tmp
 
 
 class MomentumSGD(Optimizer):
@@ -247,9 +266,12 @@ class MomentumSGD(Optimizer):
 
     def update_one(self, param):
         v = self.state_for(param)["v"]
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
         v *= self.momentum
         v += param.grad.data
-        param.data -= self.lr * v
+        xp.multiply(v, self.lr, out=tmp)
+        param.data -= tmp
 
 
 class Nesterov(Optimizer):
@@ -265,9 +287,14 @@ class Nesterov(Optimizer):
     def update_one(self, param):
         g = param.grad.data
         v = self.state_for(param)["v"]
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
         v *= self.momentum
         v += g
-        param.data -= self.lr * (g + self.momentum * v)
+        xp.multiply(v, self.momentum, out=tmp)
+        tmp += g
+        tmp *= self.lr
+        param.data -= tmp
 
 
 class AdaGrad(Optimizer):
@@ -282,11 +309,15 @@ class AdaGrad(Optimizer):
     def update_one(self, param):
         g = param.grad.data
         h = self.state_for(param)["h"]
-        h += g * g
-        xp = backend.get_array_module(g)
-        denom = xp.sqrt(h)
-        denom += self.eps
-        param.data -= self.lr * (g / denom)
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
+        xp.multiply(g, g, out=tmp)
+        h += tmp
+        xp.sqrt(h, out=tmp)
+        tmp += self.eps
+        xp.divide(g, tmp, out=tmp)
+        tmp *= self.lr
+        param.data -= tmp
 
 
 class AdaDelta(Optimizer):
@@ -305,16 +336,27 @@ class AdaDelta(Optimizer):
 
     def update_one(self, param):
         g = param.grad.data
-        xp = backend.get_array_module(g)
         s = self.state_for(param)
         msg, msdx = s["msg"], s["msdx"]
+        std, dx = self.scratch(param.data, 2)
+        xp = backend.get_array_module(std)
         rho, eps = self.rho, self.eps
         msg *= rho
-        msg += (1 - rho) * g * g
-        dx = xp.sqrt(msdx + eps) / xp.sqrt(msg + eps) * g
+        xp.multiply(g, g, out=std)
+        std *= 1 - rho
+        msg += std
+        xp.add(msg, eps, out=std)
+        xp.sqrt(std, out=std)
+        xp.add(msdx, eps, out=dx)
+        xp.sqrt(dx, out=dx)
+        dx /= std
+        dx *= g
         msdx *= rho
-        msdx += (1 - rho) * dx * dx
-        param.data -= self.lr * dx
+        xp.multiply(dx, dx, out=std)
+        std *= 1 - rho
+        msdx += std
+        dx *= self.lr
+        param.data -= dx
 
 
 class RMSprop(Optimizer):
@@ -336,20 +378,25 @@ class RMSprop(Optimizer):
 
     def update_one(self, param):
         g = param.grad.data
-        xp = backend.get_array_module(g)
         st = self.state_for(param)
         s = st["s"]
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
         s *= self.alpha
-        s += (1 - self.alpha) * g * g
-        denom = xp.sqrt(s)
-        denom += self.eps
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - self.alpha
+        s += tmp
+        xp.sqrt(s, out=tmp)
+        tmp += self.eps
+        xp.divide(g, tmp, out=tmp)
         if self.momentum:
             b = st["b"]
             b *= self.momentum
-            b += g / denom
-            param.data -= self.lr * b
+            b += tmp
+            xp.multiply(b, self.lr, out=tmp)
         else:
-            param.data -= self.lr * (g / denom)
+            tmp *= self.lr
+        param.data -= tmp
 
 
 class Adam(Optimizer):
@@ -385,21 +432,27 @@ class Adam(Optimizer):
 
     def update_one(self, param):
         g = param.grad.data
-        xp = backend.get_array_module(g)
         s = self.state_for(param)
         s["step"] += 1
         k = s["step"]
         m, v = s["m"], s["v"]
+        (tmp,) = self.scratch(param.data)
+        xp = backend.get_array_module(tmp)
         b1, b2 = self.beta1, self.beta2
         self._decay(param)
-        m += (1 - b1) * (g - m)
+        xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
+        tmp *= 1 - b1
+        m += tmp
         v *= b2
-        v += (1 - b2) * g * g
-        step_size = self.lr / (1 - b1 ** k)
-        denom = xp.sqrt(v)
-        denom /= math.sqrt(1 - b2 ** k)
-        denom += self.eps
-        param.data -= step_size * (m / denom)
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        xp.sqrt(v, out=tmp)  # the denominator
+        tmp /= math.sqrt(1 - b2 ** k)
+        tmp += self.eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1 - b1 ** k)
+        param.data -= tmp
 
     def _decay(self, param):
         pass

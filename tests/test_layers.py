@@ -423,3 +423,48 @@ def test_conv_init_lazy_float32_and_errors():
     assert de.W.shape == (4, 3, 2, 2)
     with pytest.raises(ValueError, match="L.Deconv2d"):
         de(np.zeros((1, 3, 3, 3), np.float32))
+
+
+# =============================================================================
+# BatchNorm vs torch: batch statistics, running statistics, test mode
+# =============================================================================
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 3)])
+def test_batchnorm_vs_torch(shape):
+    np.random.seed(0)
+    C = shape[1]
+    layer = L.BatchNorm(decay=0.8, eps=1e-3, in_size=C, dtype=np.float64)
+    gamma = np.random.uniform(0.5, 1.5, C)
+    beta = np.random.uniform(-1, 1, C)
+    fn = functional(layer, ["gamma", "beta"], lambda lay, x: lay(x))
+    check_op(fn, lambda x, g, b: torch.nn.functional.batch_norm(
+        x, None, None, g, b, training=True, eps=1e-3), shape, gamma, beta,
+        gc_rtol=1e-3, gc_atol=1e-4)
+
+    # running statistics: the same update as torch with momentum = 1 - decay
+    layer = L.BatchNorm(decay=0.8, eps=1e-3)
+    x = np.random.rand(*shape)
+    rm, rv = torch.zeros(C, dtype=torch.float64), torch.ones(C, dtype=torch.float64)
+    for _ in range(3):
+        layer(x)
+        torch.nn.functional.batch_norm(torch.tensor(x), rm, rv, training=True, momentum=0.2,
+                                       eps=1e-3)
+    np.testing.assert_allclose(layer.avg_mean.data, rm.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.avg_var.data, rv.numpy(), rtol=1e-12)
+    assert layer.gamma.dtype == np.float64  # the lazy layer takes the input's dtype
+
+    # test mode: the running statistics, unchanged by the call
+    gamma, beta = layer.gamma.data, layer.beta.data
+    fn = functional(layer, ["gamma", "beta"], lambda lay, x: lay(x))
+    with mibun.test_mode():
+        check_op(fn, lambda x, g, b: torch.nn.functional.batch_norm(
+            x, rm, rv, g, b, training=False, eps=1e-3), shape, gamma, beta)
+    np.testing.assert_allclose(layer.avg_mean.data, rm.numpy(), rtol=1e-12)
+
+
+def test_batchnorm_float32_lazy():
+    bn = L.BatchNorm()
+    y = bn(np.random.rand(5, 4, 3, 3).astype(np.float32))
+    assert y.dtype == np.float32 and bn.gamma.dtype == np.float32
+    assert bn.avg_mean.data.dtype == np.float32 and bn.avg_mean.data.shape == (4,)
+    F.sum(y * y).backward()
+    assert bn.gamma.grad.dtype == np.float32

@@ -139,9 +139,11 @@ def test_save_load_resume_is_identical(tmp_path, opt_cls):
     assert optimizer.lr == 0.01
     rest = _steps(model, optimizer, train, batches[5:])
     assert first + rest == uninterrupted  # bit for bit
+    np.random.seed(0)
+    ref = _resume_model()
+    ref_opt = opt_cls(lr=0.01).setup(ref)
+    _steps(ref, ref_opt, train, batches)
     with mibun.test_mode():  # the BatchNorm running statistics came back too
-        np.random.seed(0)
-        ref = _resume_model()
-        ref_opt = opt_cls(lr=0.01).setup(ref)
-        _steps(ref, ref_opt, train, batches)
         np.testing.assert_array_equal(model(train.data[:50]).data, ref(train.data[:50]).data)
+    for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)

@@ -1,0 +1,191 @@
+"""Models: containers, ready-made architectures, pretrained-weight loading (offline)."""
+import numpy as np
+import pytest
+
+import mibun
+import mibun.functions as F
+import mibun.layers as L
+from mibun import models
+from mibun.models import MLP, VGG16, Model, ResNet, Sequential, SeqRegressor, SmallCNN
+
+
+def test_top_level_exports():
+    assert mibun.Model is Model and mibun.Layer is L.Layer
+
+
+def test_sequential_layers_and_functions():
+    np.random.seed(0)
+    model = Sequential(L.Linear(5), F.relu, L.Linear(3), F.sigmoid)
+    x = np.random.rand(4, 2).astype(np.float32)
+    y = model(x)
+    ref = F.sigmoid(model.l2(F.relu(model.l0(x))))
+    np.testing.assert_array_equal(y.data, ref.data)
+    assert len(model) == 4 and model[1] is F.relu
+    assert [n for n, _ in model.named_params()] == ["l0/W", "l0/b", "l2/W", "l2/b"]
+    with pytest.raises(TypeError, match="Sequential: expected a Layer or a function"):
+        Sequential(L.Linear(2), 3)
+
+
+def test_mlp_dezero_signature_and_default_sigmoid():
+    np.random.seed(0)
+    model = MLP((4, 2))
+    x = np.random.rand(3, 5).astype(np.float32)
+    ref = model.l1(F.sigmoid(model.l0(x)))
+    np.testing.assert_array_equal(model(x).data, ref.data)
+    assert [n for n, _ in model.named_params()] == ["l0/W", "l0/b", "l1/W", "l1/b"]
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 8, 8), (2, 1, 28, 28), (2, 3, 32, 32)])
+def test_small_cnn_shapes(shape):
+    np.random.seed(0)
+    model = SmallCNN(num_classes=7)
+    y = model(np.random.rand(*shape).astype(np.float32))
+    assert y.shape == (2, 7) and y.dtype == np.float32
+    assert model.conv1.W.shape[1] == shape[1]
+
+
+@pytest.mark.parametrize("cell,cls", [("rnn", L.RNN), ("lstm", L.LSTM), ("gru", L.GRU)])
+def test_seq_regressor(cell, cls):
+    np.random.seed(0)
+    model = SeqRegressor(6, out_size=2, cell=cell)
+    assert isinstance(model.rnn, cls)
+    x = np.random.rand(3, 4).astype(np.float32)
+    y1 = model(x)
+    assert y1.shape == (3, 2) and y1.dtype == np.float32
+    y2 = model(x)
+    assert not np.allclose(y1.data, y2.data)  # the state carries over
+    model.reset_state()
+    np.testing.assert_array_equal(model(x).data, y1.data)
+    with pytest.raises(ValueError, match="cell must be one of"):
+        SeqRegressor(4, cell="transformer")
+
+
+def test_model_plot_calls_visualize(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_plot(y, verbose=True, to_file="graph.png"):
+        seen.update(y=y, verbose=verbose, to_file=to_file)
+
+    monkeypatch.setattr(mibun.visualize, "plot_dot_graph", fake_plot)
+    np.random.seed(0)
+    model = MLP((3, 2))
+    model.plot(np.ones((1, 4), np.float32), to_file=str(tmp_path / "m.png"))
+    assert seen["verbose"] is True and seen["to_file"] == str(tmp_path / "m.png")
+    assert seen["y"].shape == (1, 2)
+
+
+def test_model_plot_writes_dot(tmp_path):
+    np.random.seed(0)
+    path = tmp_path / "m.dot"
+    MLP((3, 2)).plot(np.ones((1, 4), np.float32), to_file=str(path))
+    assert "digraph" in path.read_text()
+
+
+# =============================================================================
+# VGG16 and ResNet
+# =============================================================================
+def test_vgg16_structure_and_forward():
+    np.random.seed(0)
+    model = VGG16()
+    names = [n for n, _ in model.named_params()]
+    assert names[:4] == ["conv1_1/W", "conv1_1/b", "conv1_2/W", "conv1_2/b"]
+    assert names[-6:] == ["fc6/W", "fc6/b", "fc7/W", "fc7/b", "fc8/W", "fc8/b"]
+    conv = sum(p.size for n, p in model.named_params() if n.startswith("conv"))
+    assert conv == 14_714_688  # the published VGG-16 convolutional part
+    with mibun.test_mode(), mibun.no_grad():
+        y = model(np.random.rand(1, 3, 32, 32).astype(np.float32))
+    assert y.shape == (1, 1000) and y.dtype == np.float32
+    assert model.fc6.W.shape == (512, 4096)  # lazily sized from 32x32 inputs
+
+
+def _count_without_init(monkeypatch, n_layers):
+    # Initialising ~60M weights takes seconds; the count only needs the shapes.
+    monkeypatch.setattr(np.random, "randn", lambda *shape: np.zeros(shape))
+    return ResNet(n_layers).count_params()
+
+
+@pytest.mark.parametrize("n_layers,count", [
+    # torchvision's counts plus conv1's bias (64), which DeZero's (Caffe's) ResNet has.
+    (50, 25_557_032 + 64), (101, 44_549_160 + 64), (152, 60_192_808 + 64)])
+def test_resnet_parameter_counts(monkeypatch, n_layers, count):
+    assert _count_without_init(monkeypatch, n_layers) == count
+
+
+def test_resnet_names_and_classes():
+    assert models.ResNet50.__mro__[1] is ResNet
+    with pytest.raises(ValueError, match="n_layers must be 50, 101 or 152"):
+        ResNet(34)
+
+
+def test_resnet50_forward_strides():
+    np.random.seed(0)
+    model = models.ResNet50()
+    names = [n for n, _ in model.named_buffers()]
+    assert names[:2] == ["bn1/avg_mean", "bn1/avg_var"]
+    assert "res2/a/bn4/avg_var" in names and "res5/b2/bn3/avg_mean" in names
+    x = np.random.rand(1, 3, 64, 64).astype(np.float32)
+    with mibun.test_mode(), mibun.no_grad():
+        h = F.pooling(F.relu(model.bn1(model.conv1(x))), 3, 2)
+        assert h.shape == (1, 64, 15, 15)
+        h = model.res2(h)
+        assert h.shape == (1, 256, 15, 15)  # no downsampling in res2 (DeZero halved here)
+        h = model.res3(h)
+        assert h.shape == (1, 512, 8, 8)
+        y = model(x)
+    assert y.shape == (1, 1000) and y.dtype == np.float32
+
+
+# =============================================================================
+# Pretrained weights: local files and the download cache, never the network in tests
+# =============================================================================
+def test_pretrained_from_local_path(tmp_path):
+    np.random.seed(0)
+    src = MLP((3, 2))
+    src(np.ones((1, 4), np.float32))
+    path = tmp_path / "w.npz"
+    src.save_weights(path)
+    dst = MLP((3, 2))
+    models._load_pretrained(dst, str(path), "file:///nowhere")
+    for p, q in zip(src.params(), dst.params()):
+        np.testing.assert_array_equal(p.data, q.data)
+    with pytest.raises(TypeError, match="pretrained must be False, True or a path"):
+        models._load_pretrained(dst, 3, "file:///nowhere")
+
+
+def test_get_file_downloads_once_into_cache(tmp_path, monkeypatch):
+    src = tmp_path / "remote.npz"
+    src.write_bytes(b"payload")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MIBUN_CACHE", str(cache))
+    path = models.get_file(src.as_uri())
+    assert path == str(cache / "remote.npz")
+    assert (cache / "remote.npz").read_bytes() == b"payload"
+    src.unlink()  # cached: no second download
+    assert models.get_file(src.as_uri()) == path
+    assert sorted(p.name for p in cache.iterdir()) == ["remote.npz"]
+
+
+def test_offline_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MIBUN_CACHE", str(cache))
+    missing = (tmp_path / "no" / "resnet50.npz").as_uri()
+    monkeypatch.setattr(ResNet, "WEIGHTS_PATH", missing.replace("50", "{}"))
+    monkeypatch.setattr(np.random, "randn", lambda *shape: np.zeros(shape))
+    with pytest.raises(ConnectionError, match="could not download .*resnet50.npz") as e:
+        models.ResNet50(pretrained=True)
+    assert "pretrained='path/to/resnet50.npz'" in str(e.value)
+    assert list(cache.iterdir()) == []  # no partial file left in the cache
+
+
+def test_get_file_timeout_is_reported(tmp_path, monkeypatch):
+    import socket
+    import urllib.request
+
+    def slow(url, timeout=None):
+        assert timeout is not None and timeout <= 30  # never wait forever
+        raise socket.timeout("timed out")
+
+    monkeypatch.setenv("MIBUN_CACHE", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", slow)
+    with pytest.raises(ConnectionError, match="timed out"):
+        models.get_file("https://example.invalid/vgg16.npz")

@@ -108,6 +108,17 @@ def test_transforms_are_applied_per_batch_or_per_example():
     assert t.tolist() == [-(i % 3) for i in range(9)]
 
 
+def test_subclass_getitem_is_respected():
+    class Doubled(Range):  # DeZero-style: augmentation written in __getitem__
+        def __getitem__(self, i):
+            x, t = super().__getitem__(i)
+            return x * 2, t
+
+    x, t = next(iter(DataLoader(Doubled(4), 4, shuffle=False)))
+    np.testing.assert_allclose(x[:, 0], [0, 2, 4, 6])
+    assert t.tolist() == [0, 1, 2, 0]
+
+
 def test_plain_sequence_of_pairs():
     data = [(np.array([i, i], np.float32), i % 2) for i in range(5)]
     batches = list(DataLoader(data, 2, shuffle=False))

@@ -70,11 +70,13 @@ class Dataset:
         """The examples at ``indices`` stacked: ``(x, t)`` ndarrays (``t`` None if no labels).
 
         Uses fancy indexing and the transforms' vectorised ``batch`` when the data is an
-        ndarray and the transforms allow it, else stacks ``self[i]`` one by one.
+        ndarray and the transforms allow it, else stacks ``self[i]`` one by one (always,
+        when a subclass overrides ``__getitem__``).
         """
         data, label = self.data, self.label
         tf, ttf = self.transform, self.target_transform
-        fast_x = isinstance(data, np.ndarray) and (tf is _identity or can_batch(tf))
+        fast_x = (type(self).__getitem__ is Dataset.__getitem__
+                  and isinstance(data, np.ndarray) and (tf is _identity or can_batch(tf)))
         fast_t = label is None or (isinstance(label, np.ndarray)
                                    and (ttf is _identity or can_batch(ttf)))
         if fast_x and fast_t:

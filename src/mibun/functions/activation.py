@@ -15,6 +15,10 @@ from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in m
 from mibun.functions.reduction import sum
 
 __all__ = [
+    "LeakyReLU",
+    "LogSoftmax",
+    "ReLU",
+    "Softmax",
     "gelu",
     "leaky_relu",
     "log_softmax",

@@ -13,8 +13,12 @@ from mibun import backend, utils
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
+    "BroadcastTo",
     "GetItem",
     "GetItemGrad",
+    "Reshape",
+    "SumTo",
+    "Transpose",
     "broadcast_to",
     "concat",
     "embed_id",

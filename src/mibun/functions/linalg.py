@@ -7,7 +7,13 @@ from mibun import backend
 from mibun.core import Function, as_variable
 from mibun.functions.array import reshape, sum_to, transpose
 
-__all__ = ["linear", "linear_simple", "matmul"]
+__all__ = [
+    "Linear",
+    "MatMul",
+    "linear",
+    "linear_simple",
+    "matmul",
+]
 
 
 def _mT(x):

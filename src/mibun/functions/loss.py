@@ -15,6 +15,8 @@ from mibun.functions.math import clip, log, sigmoid
 from mibun.functions.reduction import mean, sum
 
 __all__ = [
+    "MeanSquaredError",
+    "SoftmaxCrossEntropy",
     "accuracy",
     "binary_cross_entropy",
     "mean_squared_error",

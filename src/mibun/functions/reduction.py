@@ -8,7 +8,19 @@ from mibun.core import Function, as_variable
 from mibun.functions.array import broadcast_to, reshape
 from mibun.functions.math import exp, sqrt
 
-__all__ = ["average", "logsumexp", "max", "mean", "min", "std", "sum", "var"]
+__all__ = [
+    "Max",
+    "Min",
+    "Sum",
+    "average",
+    "logsumexp",
+    "max",
+    "mean",
+    "min",
+    "std",
+    "sum",
+    "var",
+]
 
 
 class Sum(Function):

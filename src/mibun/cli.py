@@ -414,11 +414,17 @@ def _grad(args) -> int:
     import mibun
 
     point = _parse_point(args.at or [])
+    if not point:
+        try:  # only to name a variable in the message; nothing is evaluated
+            names = sorted({n.id for n in ast.walk(ast.parse(args.expression, mode="eval"))
+                            if isinstance(n, ast.Name) and n.id not in _CONSTANTS
+                            and n.id not in _FUNCTIONS})
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            names = []
+        example = ",".join(f"{n}=0.5" for n in names) or "x=0.5"
+        raise UsageError(f"give the point to differentiate at, e.g. --at {example}")
     tree = parse_expression(args.expression, point)
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(_CONSTANTS)
-    if not point:
-        example = sorted(used)[0] if used else "x"
-        raise UsageError(f"give the point to differentiate at, e.g. --at {example}=0.5")
     unused = [n for n in point if n not in used]
     if unused:
         raise UsageError(f"--at gives {', '.join(unused)}, which the expression does not use")

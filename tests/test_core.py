@@ -549,3 +549,18 @@ def test_dezero_public_names():
         assert hasattr(dezero, name), name
     assert callable(dezero.utils.gradient_check) and callable(dezero.utils.numerical_grad)
     assert dezero.as_array(1.0).shape == () and isinstance(dezero.as_variable(1.0), Variable)
+
+
+def test_leaf_gradients_are_never_shared_objects():
+    # Add returns the same gy for both inputs; each leaf must still own its gradient so
+    # that an in-place update (DeZero's WeightDecay does p.grad.data += ...) stays local.
+    W1, W2 = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    y = F.sum(W1 + W2)
+    y.backward()
+    assert W1.grad is not W2.grad and W1.grad is not y.grad
+    W1.grad.data += 5
+    np.testing.assert_array_equal(W2.grad.data, [1.0, 1.0])
+    x = Variable(np.array(2.0))
+    z = x + 0.0
+    z.backward()
+    assert x.grad is not z.grad

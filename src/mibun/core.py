@@ -432,6 +432,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     heap = [(-f0.generation, 0, f0)]
     count = 1
     pop, push = heapq.heappop, heapq.heappush
+    given = {id(start.grad)}  # gradient objects already stored as some Variable's grad
 
     with using_config("enable_backprop", create_graph):
         while heap:
@@ -481,7 +482,13 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     if type(gx) is not Variable or gx.data.shape != x.shape or (
                             gx.data.dtype != x.dtype):
                         gx = _check_grad(f, i, gx, x.shape, x.dtype)
-                    e.grad = gx if e.grad is None else e.grad + gx
+                    if e.grad is None:
+                        if id(gx) in given:  # e.g. Add hands the same gy to both inputs:
+                            gx = gx * 1  # copy, so an in-place update of one grad
+                        given.add(id(gx))  # (p.grad.data *= ...) cannot change another
+                        e.grad = gx
+                    else:
+                        e.grad = e.grad + gx
 
 
 def _fill_zeros(f, gys):

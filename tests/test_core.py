@@ -564,3 +564,8 @@ def test_leaf_gradients_are_never_shared_objects():
     z = x + 0.0
     z.backward()
     assert x.grad is not z.grad
+    # a broadcast gradient (Sum's backward) is stored writeable
+    v = Variable(np.ones((2, 3)))
+    F.sum(v).backward()
+    v.grad.data *= 2
+    np.testing.assert_array_equal(v.grad.data, np.full((2, 3), 2.0))

@@ -483,12 +483,19 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                             gx.data.dtype != x.dtype):
                         gx = _check_grad(f, i, gx, x.shape, x.dtype)
                     if e.grad is None:
-                        if id(gx) in given:  # e.g. Add hands the same gy to both inputs:
-                            gx = gx * 1  # copy, so an in-place update of one grad
-                        given.add(id(gx))  # (p.grad.data *= ...) cannot change another
+                        # A leaf owns a writeable gradient, so an in-place update
+                        # (p.grad.data *= ...) changes nothing else: Add hands the same gy
+                        # to both inputs, and broadcast_to makes read-only views.
+                        if id(gx) in given or not _writeable(gx.data):
+                            gx = gx * 1
+                        given.add(id(gx))
                         e.grad = gx
                     else:
                         e.grad = e.grad + gx
+
+
+def _writeable(a) -> bool:
+    return getattr(a.flags, "writeable", True)  # CuPy arrays have no read-only views
 
 
 def _fill_zeros(f, gys):

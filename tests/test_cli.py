@@ -431,3 +431,32 @@ def test_gpu_without_cupy(capsys):
     assert cli.main(["train", "--device", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "CuPy" in err and "pip install" in err
+
+
+def write_fake_mnist(directory, n_train=300, n_test=100):
+    """Tiny MNIST-format files (idx, gzipped): class k lights up row block k."""
+    import gzip
+    import struct
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        t = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(t):
+            x[i, 2 + 2 * k:4 + 2 * k, 4:24] = 255
+        with gzip.open(directory / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, n, 28, 28) + x.tobytes())
+        with gzip.open(directory / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 0x801, n) + t.tobytes())
+
+
+@pytest.mark.parametrize("model", ["mlp", "lstm"])
+def test_train_mnist_from_a_local_directory(model, tmp_path, capsys):
+    write_fake_mnist(tmp_path)
+    out = tmp_path / "o"
+    argv = ["train", "--dataset", "mnist", "--model", model, "--data-dir", str(tmp_path),
+            "--no-download", "--epochs", "3", "--hidden", "32", "--batch-size", "20",
+            "--lr", "0.01", "--out", str(out)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "300 train / 100 test" in text
+    assert float(read_metrics(out / "metrics.csv")[-1]["test_acc"]) > 0.5

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 
-import mibun
 import mibun.functions as F
 from mibun import optimizers
 from mibun.models import MLP

@@ -3,12 +3,12 @@ import contextlib
 
 import numpy as np
 import pytest
+from oracle import check_op
 
 import mibun
 import mibun.functions as F
 import mibun.layers as L
 from mibun import Parameter, Variable
-from oracle import check_op
 
 torch = pytest.importorskip("torch")
 
@@ -205,7 +205,7 @@ def test_linear_vs_torch():
     layer = L.Linear(4, in_size=3)
     names = ["W", "b"]
     fn = functional(layer, names, lambda lay, x: lay(x))
-    tfn = lambda x, W, b: torch.nn.functional.linear(x, W.T, b)  # noqa: E731
+    tfn = lambda x, W, b: torch.nn.functional.linear(x, W.T, b)
     check_op(fn, tfn, (5, 3), *param_arrays(layer, names))
     x = np.random.rand(3, 5).T  # non-contiguous input
     check_op(fn, tfn, x, *param_arrays(layer, names))

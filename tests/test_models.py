@@ -6,7 +6,7 @@ import mibun
 import mibun.functions as F
 import mibun.layers as L
 from mibun import models
-from mibun.models import MLP, VGG16, Model, ResNet, Sequential, SeqRegressor, SmallCNN
+from mibun.models import MLP, VGG16, Model, ResNet, SeqRegressor, Sequential, SmallCNN
 
 
 def test_top_level_exports():
@@ -178,12 +178,11 @@ def test_offline_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
 
 
 def test_get_file_timeout_is_reported(tmp_path, monkeypatch):
-    import socket
     import urllib.request
 
     def slow(url, timeout=None):
         assert timeout is not None and timeout <= 30  # never wait forever
-        raise socket.timeout("timed out")
+        raise TimeoutError("timed out")
 
     monkeypatch.setenv("MIBUN_CACHE", str(tmp_path))
     monkeypatch.setattr(urllib.request, "urlopen", slow)

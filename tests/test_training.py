@@ -8,7 +8,7 @@ import mibun.layers as L
 from mibun import DataLoader, datasets, optimizers
 from mibun.checkpoint import load_checkpoint, save_checkpoint
 from mibun.dataloaders import SeqDataLoader
-from mibun.models import MLP, Sequential, SeqRegressor, SmallCNN
+from mibun.models import MLP, SeqRegressor, Sequential, SmallCNN
 
 
 def train_classifier(model, optimizer, train, epochs, batch_size, seed, schedule=None):
@@ -74,10 +74,9 @@ def test_recurrent_learns_sin_curve(cell):
     bptt_length = 30
     for _ in range(10):
         model.reset_state()
-        loss, count = 0, 0
-        for x, t in loader:
+        loss = 0
+        for count, (x, t) in enumerate(loader, 1):
             loss += F.mean_squared_error(model(x), t)
-            count += 1
             if count % bptt_length == 0 or count == len(loader):
                 model.cleargrads()
                 loss.backward()

@@ -29,7 +29,7 @@ import numpy as np
 
 from mibun import backend
 
-__all__ = ["save_checkpoint", "load_checkpoint", "save_npz", "load_npz"]
+__all__ = ["load_checkpoint", "load_npz", "save_checkpoint", "save_npz"]
 
 FORMAT = "mibun-checkpoint-1"
 
@@ -122,7 +122,8 @@ def load_npz(path, what: str = "load_npz") -> dict:
     try:
         f = np.load(path, allow_pickle=False)
         if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError(f"it holds a single {type(f).__name__}, not named arrays")
+            raise ValueError(  # noqa: TRY004  (reported below as "not an .npz")
+                f"it holds a single {type(f).__name__}, not named arrays")
         with f:
             return {name: f[name] for name in f.files}
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
@@ -226,7 +227,8 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
             optimizer.load_state_dict(opt_d)
         except BaseException as e:
             model._restore_state(old)
-            if isinstance(e, ValueError):
-                raise ValueError(f"load_checkpoint: {path!r}: optimizer state: {e}") from e
+            if isinstance(e, ValueError):  # add the file name to the optimizer's message
+                raise ValueError(  # noqa: TRY004
+                    f"load_checkpoint: {path!r}: optimizer state: {e}") from e
             raise
     return meta

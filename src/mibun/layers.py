@@ -22,8 +22,8 @@ from mibun import backend, utils
 from mibun.core import Parameter, Variable
 
 __all__ = [
-    "Layer", "Linear", "Conv2d", "Deconv2d", "BatchNorm", "EmbedID", "RNN", "LSTM", "GRU",
-    "Dropout",
+    "GRU", "LSTM", "RNN", "BatchNorm", "Conv2d", "Deconv2d", "Dropout", "EmbedID", "Layer",
+    "Linear",
 ]
 
 

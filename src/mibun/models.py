@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import types
 import urllib.request
 
 import numpy as np
@@ -19,8 +20,8 @@ import mibun.layers as L
 from mibun.layers import Layer
 
 __all__ = [
-    "Model", "Sequential", "MLP", "SmallCNN", "SeqRegressor", "VGG16", "ResNet", "ResNet50",
-    "ResNet101", "ResNet152", "get_file",
+    "MLP", "VGG16", "Model", "ResNet", "ResNet50", "ResNet101", "ResNet152", "SeqRegressor",
+    "Sequential", "SmallCNN",
 ]
 
 
@@ -148,7 +149,7 @@ class SeqRegressor(Model):
     before each new sequence.
     """
 
-    _cells = {"rnn": L.RNN, "lstm": L.LSTM, "gru": L.GRU}
+    _cells = types.MappingProxyType({"rnn": L.RNN, "lstm": L.LSTM, "gru": L.GRU})
 
     def __init__(self, hidden_size: int, out_size: int = 1, cell: str = "lstm"):
         super().__init__()
@@ -201,13 +202,12 @@ def get_file(url: str, file_name: str | None = None, timeout: float = 10.0) -> s
     os.makedirs(cache, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + file_name + ".", suffix=".part", dir=cache)
     try:
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                while True:
-                    chunk = response.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -314,7 +314,8 @@ class ResNet(Model):
     """
 
     WEIGHTS_PATH = "https://github.com/koki0702/dezero-models/releases/download/v0.1/resnet{}.npz"
-    _depths = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+    _depths = types.MappingProxyType({50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
+                                      152: (3, 8, 36, 3)})
 
     def __init__(self, n_layers: int = 152, pretrained=False):
         super().__init__()

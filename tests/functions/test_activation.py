@@ -52,7 +52,14 @@ def test_gelu(shape):
 
 def test_gelu_extremes_and_erf_precision():
     x = np.array([-40.0, -10.0, -6.0, -1e-8, 0.0, 1e-8, 6.0, 10.0, 40.0, 1e300])
-    y = F.gelu(x)
+    v = Variable(x[:-1])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        y = F.gelu(x)
+        F.gelu(v).sum().backward()
+    tv = torch.tensor(x[:-1], requires_grad=True)
+    tF.gelu(tv).sum().backward()
+    np.testing.assert_allclose(v.grad.data, tv.grad.numpy(), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(y.data, tF.gelu(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-300)
     check_op(F.gelu, tF.gelu, np.array([-7.5, -3.0, -1.0, -0.3, 0.2, 0.99, 1.01, 2.49, 2.51]),
              rtol=1e-12, atol=1e-14)
@@ -90,8 +97,7 @@ def test_softmax_family_stable_for_huge_logits():
     x = np.array([[1000.0, -1000.0, 999.0], [-1000.0, -1000.0, -1000.0]])
     for op, tref in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
         v = Variable(x)
-        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
-                                                    divide="raise"):
+        with warnings.catch_warnings(), np.errstate(all="raise"):
             warnings.simplefilter("error")
             y = op(v, axis=1)
             (y * np.arange(6.0).reshape(2, 3)).sum().backward()

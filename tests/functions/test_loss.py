@@ -13,11 +13,11 @@ tF = torch.nn.functional
 
 
 def _strict():
-    """Warnings are errors and overflow / invalid / divide raise (underflow to 0 is fine)."""
+    """Warnings are errors and every floating-point exception raises."""
     ctx = warnings.catch_warnings()
     ctx.__enter__()
     warnings.simplefilter("error")
-    err = np.errstate(over="raise", invalid="raise", divide="raise")
+    err = np.errstate(all="raise")
     err.__enter__()
     return ctx, err
 

@@ -167,9 +167,10 @@ class GELU(Function):
     def backward(self, gy):
         # d/dx x Φ(x) = Φ(x) + x φ(x)
         x = self.inputs[0]
-        cdf = (Erf()(x * math.sqrt(0.5)) + 1) * 0.5
-        pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
-        return gy * (cdf + x * pdf)
+        with np.errstate(under="ignore"):  # the density underflows to 0 for |x| > 38
+            cdf = (Erf()(x * math.sqrt(0.5)) + 1) * 0.5
+            pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+            return gy * (cdf + x * pdf)
 
 
 def gelu(x):
@@ -206,8 +207,9 @@ class Softmax(Function):
     def backward(self, gy):
         # J^T gy = y * gy - y * sum(y * gy)
         y = self.retained_output()
-        gx = y * gy
-        return gx - y * sum(gx, axis=self.axis, keepdims=True)
+        with np.errstate(under="ignore"):  # tiny probabilities times gy may underflow to 0
+            gx = y * gy
+            return gx - y * sum(gx, axis=self.axis, keepdims=True)
 
 
 def softmax(x, axis=1):
@@ -246,7 +248,8 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         y = self.retained_output()
-        return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
+        with np.errstate(under="ignore"):  # exp(log_softmax) = softmax may underflow to 0
+            return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
 
 
 def log_softmax(x, axis=1):

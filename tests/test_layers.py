@@ -246,47 +246,33 @@ GRU_NAMES = [f"{s}/{p}" for s in ("x2r", "x2z", "x2n") for p in ("W", "b")] + [
     "h2r/W", "h2z/W", "h2n/W", "h2n/b"]
 
 
+def _torch_run(cls, xs, H, w_ih, w_hh, b_ih, b_hh, **kw):
+    """Run ``torch.nn.<cls>`` on ``xs`` with the given (differentiable) weights."""
+    module = cls(xs.shape[-1], H, **kw).double()
+    weights = {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih,
+               "bias_hh_l0": b_hh}
+    return torch.func.functional_call(module, weights, (xs,))[0]
+
+
 def torch_rnn(xs, Wx, bx, Wh):
-    H = Wx.shape[1]
-    return torch._VF.rnn_tanh(xs, torch.zeros(1, xs.shape[1], H, dtype=xs.dtype),
-                              [_T(Wx), _T(Wh), bx, torch.zeros_like(bx)],
-                              True, 1, 0.0, False, False, False)[0]
+    return _torch_run(torch.nn.RNN, xs, Wx.shape[1], _T(Wx), _T(Wh), bx, torch.zeros_like(bx))
 
 
 def torch_lstm(xs, Wf, bf, Wi, bi, Wo, bo, Wu, bu, Hf, Hi, Ho, Hu):
     # PyTorch stacks the gates as (i, f, g, o) rows of W^T; DeZero's u is PyTorch's g.
-    H = Wf.shape[1]
     w_ih = torch.cat([_T(Wi), _T(Wf), _T(Wu), _T(Wo)])
     w_hh = torch.cat([_T(Hi), _T(Hf), _T(Hu), _T(Ho)])
     b_ih = torch.cat([bi, bf, bu, bo])
-    z = torch.zeros(1, xs.shape[1], H, dtype=xs.dtype)
-    return torch._VF.lstm(xs, (z, z), [w_ih, w_hh, b_ih, torch.zeros_like(b_ih)],
-                          True, 1, 0.0, False, False, False)[0]
+    return _torch_run(torch.nn.LSTM, xs, Wf.shape[1], w_ih, w_hh, b_ih, torch.zeros_like(b_ih))
 
 
 def torch_gru(xs, Wr, br, Wz, bz, Wn, bn, Hr, Hz, Hn, bhn):
     # PyTorch stacks (r, z, n); b_hn sits inside r * (h W_hn + b_hn) as in mibun's h2n.
-    H = Wr.shape[1]
     w_ih = torch.cat([_T(Wr), _T(Wz), _T(Wn)])
     w_hh = torch.cat([_T(Hr), _T(Hz), _T(Hn)])
     b_ih = torch.cat([br, bz, bn])
     b_hh = torch.cat([torch.zeros_like(br), torch.zeros_like(bz), bhn])
-    z = torch.zeros(1, xs.shape[1], H, dtype=xs.dtype)
-    return torch._VF.gru(xs, z, [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False,
-                         False)[0]
-
-
-def test_torch_recurrent_references_match_nn_modules():
-    # The functional references above are the nn modules' own computation.
-    torch.manual_seed(0)
-    xs = torch.randn(3, 2, 4, dtype=torch.float64)
-    for cls, fn in ((torch.nn.LSTM, torch._VF.lstm), (torch.nn.GRU, torch._VF.gru)):
-        m = cls(4, 5).double()
-        z = torch.zeros(1, 2, 5, dtype=torch.float64)
-        h0 = (z, z) if cls is torch.nn.LSTM else z
-        ref = m(xs)[0]
-        out = fn(xs, h0, list(m._flat_weights), True, 1, 0.0, False, False, False)[0]
-        torch.testing.assert_close(out, ref)
+    return _torch_run(torch.nn.GRU, xs, Wr.shape[1], w_ih, w_hh, b_ih, b_hh)
 
 
 @pytest.mark.parametrize("cls,names,tfn", [
@@ -468,3 +454,12 @@ def test_batchnorm_float32_lazy():
     assert bn.avg_mean.data.dtype == np.float32 and bn.avg_mean.data.shape == (4,)
     F.sum(y * y).backward()
     assert bn.gamma.grad.dtype == np.float32
+
+
+def test_dezero_flatten_params():
+    d = {}
+    Two()._flatten_params(d)
+    assert list(d) == ["z/W", "z/b", "a", "m/W"]
+    d = {}
+    Two()._flatten_params(d, "net")
+    assert list(d) == ["net/z/W", "net/z/b", "net/a", "net/m/W"]

@@ -107,6 +107,10 @@ class Layer:
         for _, p in self.named_params():
             yield p
 
+    def _flatten_params(self, params_dict: dict, parent_key: str = "") -> None:
+        """DeZero's helper: fill ``params_dict`` with ``{'l0/W': Parameter, ...}``."""
+        params_dict.update(self.named_params(parent_key + "/" if parent_key else ""))
+
     def named_buffers(self, prefix: str = ""):
         """Yield ``(name, Variable)`` for every buffer (running statistics, ...)."""
         seen = set()

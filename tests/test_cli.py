@@ -411,6 +411,7 @@ def test_resume_checks_its_arguments(tmp_path, capsys):
     ["--model", "lstm", "--epochs", "1", "--hidden", "16"],
     ["--dataset", "sincurve", "--model", "mlp", "--epochs", "2"],
     ["--optimizer", "momentum", "--epochs", "1"],
+    ["--model", "cnn", "--epochs", "1"],
 ])
 def test_train_variants(extra, tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path / "o"), "--no-progress"] + extra) == 0
@@ -460,3 +461,30 @@ def test_train_mnist_from_a_local_directory(model, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "300 train / 100 test" in text
     assert float(read_metrics(out / "metrics.csv")[-1]["test_acc"]) > 0.5
+
+
+def write_fake_cifar(directory, n=100):
+    """The python-pickle layout of CIFAR-10, tiny: class k is brightest in channel k % 3."""
+    import pickle
+    folder = directory / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        t = rng.integers(0, 10, n)
+        x = rng.integers(0, 50, (n, 3, 32, 32)).astype(np.uint8)
+        for i, k in enumerate(t):
+            x[i, k % 3, 3 * k:3 * k + 3] = 255
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": x.reshape(n, -1), b"labels": [int(k) for k in t]}, f,
+                        protocol=2)
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp"])
+def test_train_cifar10_from_a_local_directory(model, tmp_path, capsys):
+    write_fake_cifar(tmp_path)
+    out = tmp_path / "o"
+    argv = ["train", "--dataset", "cifar10", "--model", model, "--data-dir", str(tmp_path),
+            "--no-download", "--epochs", "2", "--batch-size", "25", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "500 train / 100 test" in capsys.readouterr().out
+    assert float(read_metrics(out / "metrics.csv")[-1]["test_acc"]) > 0.3

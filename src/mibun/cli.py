@@ -737,6 +737,8 @@ class _Trainer:
             return y
         if self.seq:
             self.model.reset_state()
+        if self.cfg["model"] == "mlp" and x.ndim > 2:  # e.g. CIFAR's (N, 3, 32, 32)
+            x = x.reshape(len(x), -1)
         return self.model(x)
 
     def _loss(self, y, t):

@@ -1098,8 +1098,8 @@ def _train_command(args) -> int:
     task, _, about = _DATASETS[cfg["dataset"]]
     n_train, n_test = len(trainer.train_set), len(trainer.test_set)
     lr = "" if cfg["lr"] is None else f" (lr {cfg['lr']:g})"
-    print(f"mibun train: {cfg['dataset']} ({about}; {n_train} train / {n_test} test), "
-          f"model {cfg['model']}, optimizer {cfg['optimizer']}{lr}, batch size "
+    print(f"mibun train: {cfg['dataset']} ({about}; {n_train} train / {n_test} test)\n"
+          f"  model {cfg['model']}, optimizer {cfg['optimizer']}{lr}, batch size "
           f"{cfg['batch_size']}, {cfg['epochs']} epochs, seed {cfg['seed']}, "
           f"device {cfg['device']}")
     if args.resume:
@@ -1138,9 +1138,12 @@ def _train_command(args) -> int:
                   f"{100 * best['test_acc']:.1f}% at epoch {best['epoch']})")
     else:
         result = f"test loss {last['test_loss']:.5f}"
-    print(f"done: {len(trainer.history)} epochs, {result}, {elapsed:.1f} s")
-    print(f"wrote {out_dir}{os.sep}: checkpoint.npz (resume or load it), metrics.csv, "
-          "curves.png")
+    print(f"done: {len(trainer.history)} epochs in {elapsed:.1f} s, {result}")
+    print(f"wrote {os.path.join(out_dir, '')}\n"
+          f"  checkpoint.npz  model + optimizer; train on with: mibun train --resume "
+          f"{_quote(path)} --epochs {2 * cfg['epochs']}\n"
+          f"  metrics.csv     loss and accuracy per epoch\n"
+          f"  curves.png      the learning curves")
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ def test_sequential_layers_and_functions():
     ref = F.sigmoid(model.l2(F.relu(model.l0(x))))
     np.testing.assert_array_equal(y.data, ref.data)
     assert len(model) == 4 and model[1] is F.relu
+    assert repr(model).splitlines()[0] == "Sequential(l0, relu, l2, sigmoid)  # 33 params"
     assert [n for n, _ in model.named_params()] == ["l0/W", "l0/b", "l2/W", "l2/b"]
     with pytest.raises(TypeError, match="Sequential: expected a Layer or a function"):
         Sequential(L.Linear(2), 3)

@@ -76,6 +76,11 @@ class Sequential(Model):
             x = layer(x)
         return x
 
+    def extra_repr(self):
+        names = {id(v): n for n, v in self.named_children()}
+        return ", ".join(names.get(id(f)) or getattr(f, "__name__", type(f).__name__)
+                         for f in self.layers)
+
 
 class MLP(Model):
     """Multi-layer perceptron: Linear layers with ``activation`` between them (DeZero's).

@@ -286,3 +286,44 @@ def test_save_npz_keeps_names_with_awkward_keys(tmp_path):
     np.testing.assert_array_equal(d["a/b"], np.eye(2))
     with pytest.raises(TypeError, match="dtype object"):
         checkpoint.save_npz(path, {"x": np.array([None], dtype=object)})
+
+
+_WRITER = r"""
+import sys
+import numpy as np
+import mibun.layers as L
+from mibun import Parameter
+from mibun.checkpoint import save_checkpoint
+
+net = L.Layer()
+net.W = Parameter(np.zeros((1000, 2000), np.float32))  # 8 MB: a save takes a while
+epoch = 0
+while True:
+    net.W.data[...] = epoch
+    save_checkpoint(sys.argv[1], net, epoch=epoch)
+    epoch += 1
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+def test_kill_during_save_leaves_a_loadable_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "c.npz"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)])
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.exists(), "the writer never produced a checkpoint"
+        time.sleep(0.3)  # several saves in, most likely in the middle of one
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    net = L.Layer()
+    net.W = Parameter(np.ones((1000, 2000), np.float32))
+    meta = load_checkpoint(path, net)  # whichever save completed last, whole
+    assert np.all(net.W.data == meta["epoch"])

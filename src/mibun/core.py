@@ -41,7 +41,7 @@ class Variable:
     >>> y = x ** 2
     >>> y.backward()
     >>> x.grad
-    variable(4.)
+    variable(4.0)
     """
 
     __slots__ = ("data", "name", "grad", "_node", "generation", "__weakref__")
@@ -534,7 +534,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
 
     >>> x = Variable(np.array(3.0))
     >>> grad(x ** 3, x)
-    variable(27.)
+    variable(27.0)
     """
     single = isinstance(inputs, Variable)
     xs = [inputs] if single else list(inputs)

@@ -37,8 +37,8 @@ def normalize_axis(axis, ndim, op="F.op", x=None):
     axes = (axis,) if single else tuple(axis)
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)) or not -ndim <= a < max(ndim, 1) or (
-                ndim == 0 and a not in (0, -1)):
+        # NumPy lets a 0-d array reduce over axis 0 or -1
+        if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
             where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
             raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input" + where)
         out.append(int(a) % ndim if ndim else 0)

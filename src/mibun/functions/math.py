@@ -474,7 +474,7 @@ def exp(x):
     """Elementwise ``e**x``.
 
     >>> exp(np.array(0.0))
-    variable(1.)
+    variable(1.0)
     """
     return Exp()(x)
 

@@ -166,7 +166,9 @@ def save_checkpoint(path, model, optimizer=None, **meta) -> None:
     {'epoch': 5}
     """
     arrays = {"__format__": np.asarray(FORMAT)}
-    for name, a in model.state_dict().items():
+    # A Layer's arrays as they are (no copy of every weight just to write it).
+    state = model._state_arrays() if hasattr(model, "_state_arrays") else model.state_dict()
+    for name, a in state.items():
         arrays["model/" + name] = a
     if optimizer is not None:
         arrays["__optimizer__"] = np.asarray(type(optimizer).__name__)

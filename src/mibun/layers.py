@@ -179,6 +179,10 @@ class Layer:
             ValueError: a parameter is not initialised yet (a lazy layer that has not been
                 called): run one forward pass first, or give its input size.
         """
+        return {name: a.copy() for name, a in self._state_arrays().items()}
+
+    def _state_arrays(self) -> dict:
+        """Like ``state_dict`` but NumPy data is not copied (for saving to a file)."""
         out = {}
         for name, v in self._state_items():
             if v.data is None:
@@ -186,7 +190,7 @@ class Layer:
                     f"{type(self).__name__}.state_dict: {name!r} is not initialised yet (its "
                     "input size is inferred on the first call); run one forward pass "
                     "first, or give the layer its in_size / in_channels")
-            out[name] = np.array(backend.as_numpy(v.data), copy=True)
+            out[name] = backend.as_numpy(v.data)
         return out
 
     def check_state_dict(self, d: dict, what: str | None = None) -> None:
@@ -250,7 +254,7 @@ class Layer:
         Unlike DeZero this does not move the model to the CPU, and writes exactly ``path``.
         """
         from mibun import checkpoint
-        checkpoint.save_npz(path, self.state_dict())
+        checkpoint.save_npz(path, self._state_arrays())
 
     def load_weights(self, path) -> None:
         """Load weights saved by ``save_weights`` (checked first; never runs pickled code)."""

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-__all__ = ["main", "ExpressionError", "parse_expression", "evaluate"]
+__all__ = ["ExpressionError", "evaluate", "main", "parse_expression"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -879,9 +879,6 @@ class _Trainer:
         opt.update()
         return float(loss.data), self._correct(y, t), len(t)
 
-    def _steps(self):
-        return self.steps_per_epoch()
-
     def _snapshot(self):
         model = {k: np.array(self.xp.asnumpy(v) if self.xp is not np else v, copy=True)
                  for k, v in self.model.state_dict().items()}
@@ -1046,7 +1043,7 @@ def _train_config(args):
             cfg["data_dir"] = args.data_dir
         return cfg, int(raw["meta/epoch"])
     dataset = args.dataset or "digits"
-    task, models, _ = _DATASETS[dataset]
+    models = _DATASETS[dataset][1]
     model = args.model or models[0]
     if model not in models:
         raise UsageError(f"--model {model} does not fit --dataset {dataset}; use "

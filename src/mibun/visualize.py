@@ -31,7 +31,7 @@ import numpy as np
 from mibun import backend
 from mibun.core import Variable
 
-__all__ = ["get_dot_graph", "plot_dot_graph", "render_dot", "GraphvizNotFoundError"]
+__all__ = ["GraphvizNotFoundError", "get_dot_graph", "plot_dot_graph", "render_dot"]
 
 #: Arrays with at most this many elements have their values and gradients printed.
 SMALL = 4

@@ -593,11 +593,16 @@ class _Interrupt:
         self.old = None
 
     def __enter__(self):
-        self.old = signal.signal(signal.SIGINT, self.handle)
+        try:
+            self.old = signal.signal(signal.SIGINT, self.handle)
+            self.installed = True
+        except ValueError:  # not the main thread (main() called from a worker): no handler
+            self.installed = False
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.old)
+        if self.installed:
+            signal.signal(signal.SIGINT, self.old)
 
     def handle(self, signum, frame):
         if self.requested:
@@ -710,11 +715,11 @@ class _Trainer:
         self.train_set, self.test_set, self.n_classes = _load_data(cfg)
         self.model = _build_model(cfg, self.n_classes)
         self.optimizer = _build_optimizer(cfg, self.model)
-        # Create the lazy parameters now, from the seeded generator, so a resumed run and
-        # a fresh run build the same model before the checkpoint is loaded.
+        # Create the lazy parameters now, on the CPU from the seeded NumPy generator, so a
+        # resumed run and a fresh run (on either device) start from the same model.
         x0, _ = self.train_set.get_batch(np.arange(min(2, len(self.train_set))))
         with mibun.no_grad():
-            self._forward(self._to_device(x0))
+            self._forward(np.asarray(x0))
         if xp is not np:
             self.model.to_gpu()
         self.epoch = 0  # completed epochs

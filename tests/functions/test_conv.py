@@ -86,6 +86,27 @@ def test_conv2d_data_batch_gradient_skipped():
     assert W.grad.dtype == np.float32 and b.grad.dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_conv_pool_plain_backward_matches_torch(dtype, tol):
+    # A plain backward (no create_graph) takes a few array shortcuts: check them too.
+    rng = np.random.default_rng(6)
+    x = Variable(rng.standard_normal((2, 3, 6, 6)).astype(dtype))
+    W = Variable(rng.standard_normal((4, 3, 3, 3)).astype(dtype))
+    b = Variable(rng.standard_normal(4).astype(dtype))
+    y = F.pooling(F.conv2d(x, W, b, pad=1), 2, 2)
+    w = rng.standard_normal(y.shape).astype(dtype)
+    F.sum(y * w).backward()
+    t = [torch.tensor(v.data.astype(np.float64), requires_grad=True) for v in (x, W, b)]
+    ty = TF.max_pool2d(TF.conv2d(t[0], t[1], t[2], padding=1), 2, 2)
+    (ty * torch.tensor(w.astype(np.float64))).sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=tol, atol=tol)
+    for v, tv in zip((x, W, b), t):
+        assert v.grad.dtype == dtype and v.grad.creator is None
+        np.testing.assert_allclose(v.grad.data, tv.grad.numpy(), rtol=tol, atol=tol)
+    with mibun.no_grad():  # no graph: the pooling skips its argmax bookkeeping
+        np.testing.assert_array_equal(F.pooling(F.conv2d(x, W, b, pad=1), 2, 2).data, y.data)
+
+
 def test_conv2d_float32_forward_matches_float64():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 8, 8))

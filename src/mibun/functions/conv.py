@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mibun import backend, utils
+from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
@@ -196,6 +197,9 @@ def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw):
 
 
 def _sum_bias(gy):
+    """The bias gradient: ``gy`` summed over every axis but the channels."""
+    if not Config.enable_backprop:  # plain backward: reduce the batch axis first (faster)
+        return Variable(gy.data.sum(axis=0).sum(axis=(1, 2)))
     from mibun.functions.reduction import sum as fsum
     return fsum(gy, axis=(0, 2, 3))
 
@@ -546,15 +550,22 @@ class Pooling(Function):
         # -inf padding: the padding never wins (PyTorch); DeZero padded with 0.
         win = _windows(_pad(x, *self.pad, value=-np.inf), KH, KW, *self.stride)
         views = [win[:, :, j, i] for j in range(KH) for i in range(KW)]
-        y = views[0].copy()
-        for v in views[1:]:
+        y = xp.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+        for v in views[2:]:
             xp.maximum(y, v, out=y)
-        # The first maximal entry in row-major window order wins (as torch.max_pool2d):
-        # walk the offsets backwards, overwriting the index wherever the entry equals y.
+        if not Config.enable_backprop:
+            return y  # no graph is recorded: the argmax is never needed
+        # The first maximal entry in row-major window order wins (as torch.max_pool2d).
+        # Its index is the number of leading entries that are not maximal: count them with
+        # a running "no maximum yet" mask (bool ops and one float compare per offset).
         K = len(views)
-        idx = xp.full(y.shape, K - 1, dtype=_index_dtype(K))
-        for k in range(K - 2, -1, -1):
-            idx -= (views[k] == y) * (idx - k).astype(idx.dtype)
+        idx = xp.zeros(y.shape, dtype=_index_dtype(K))
+        if K > 1:
+            running = views[0] != y
+            for k in range(1, K):
+                idx += running
+                if k < K - 1:
+                    xp.greater(running, views[k] == y, out=running)  # running &= not max
         self.indexes = idx
         return y
 
@@ -570,19 +581,24 @@ def _pool_scatter(g, indexes, input_shape, kernel_size, stride, pad, avg=False):
     sy, sx = stride
     ph, pw = pad
     OH, OW = g.shape[2:]
-    gx = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    Hp, Wp = H + 2 * ph, W + 2 * pw
     overlap = sy < KH or sx < KW
+    if not overlap and OH * KH == Hp and OW * KW == Wp and sy == KH and sx == KW:
+        gx = xp.empty((N, C, Hp, Wp), dtype=g.dtype)  # the windows tile it exactly
+    else:
+        gx = xp.zeros((N, C, Hp, Wp), dtype=g.dtype)
     if avg:
         g = g * (1.0 / (KH * KW))  # a Python float keeps float32 float32
     k = 0
     for j in range(KH):
         for i in range(KW):
-            part = g if avg else g * (indexes == k)
             view = gx[:, :, j:j + sy * (OH - 1) + 1:sy, i:i + sx * (OW - 1) + 1:sx]
             if overlap:
-                view += part
-            else:  # disjoint windows: each pixel is written at most once
-                view[...] = part
+                view += g if avg else g * (indexes == k)
+            elif avg:  # disjoint windows: each pixel is written at most once
+                view[...] = g
+            else:
+                xp.multiply(g, indexes == k, out=view)
             k += 1
     if ph == 0 and pw == 0:
         return gx

@@ -15,6 +15,7 @@ and gradients, then times them round-robin (best and median).
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--repeat N]
 """
 import argparse
+import functools
 import gc
 import os
 import time
@@ -144,7 +145,6 @@ def numpy_fast_step(params, x, t):
 
 # --- PyTorch --------------------------------------------------------------------------------
 def torch_step(params, x, t):
-    import torch
     import torch.nn.functional as TF
     Wc, bc, Wl, bl = params
     for p in params:
@@ -196,7 +196,7 @@ def main():
     for name, step in (("numpy-book", numpy_book_step), ("numpy-fast", numpy_fast_step)):
         loss, gs = step(params, x, t)
         results.append((name, loss, gs))
-        fns[name] = (lambda step: lambda: step(params, x, t))(step)
+        fns[name] = functools.partial(step, params, x, t)
     for name, loss, gs in results:  # same loss and same gradients everywhere
         np.testing.assert_allclose(loss, loss_m, rtol=1e-5, err_msg=name)
         for g, gm in zip(gs, g_m):

@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle import check_op
 
 import mibun
 import mibun.functions as F
 from mibun import Variable
 from mibun.functions import conv as conv_mod
-from oracle import check_op
 
 
 def _tpair(v):

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from oracle import check_op
 
 import mibun
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 
 def test_dropout_preserves_mean_statistically():

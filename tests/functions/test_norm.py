@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from oracle import check_op
 
 import mibun
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 BN_SHAPES = [(4, 3), (3, 2, 4, 5), (2, 3, 6), (1, 2, 3, 3)]
 

@@ -25,10 +25,25 @@ from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
-    "conv2d", "conv2d_simple", "deconv2d", "pooling", "pooling_simple", "max_pooling",
-    "average_pooling", "im2col", "col2im",
-    "Conv2d", "Deconv2d", "Conv2DGradW", "Im2col", "Col2im", "Pooling", "Pooling2DGrad",
-    "Pooling2DWithIndexes", "AveragePooling", "AveragePoolingGrad",
+    "AveragePooling",
+    "AveragePoolingGrad",
+    "Col2im",
+    "Conv2DGradW",
+    "Conv2d",
+    "Deconv2d",
+    "Im2col",
+    "Pooling",
+    "Pooling2DGrad",
+    "Pooling2DWithIndexes",
+    "average_pooling",
+    "col2im",
+    "conv2d",
+    "conv2d_simple",
+    "deconv2d",
+    "im2col",
+    "max_pooling",
+    "pooling",
+    "pooling_simple",
 ]
 
 get_conv_outsize = utils.get_conv_outsize
@@ -389,8 +404,8 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
     Wd = _check_weight(op, xd, W, b, 1)
-    N, C, H, Wx = xd.shape
-    OC, C, KH, KW = Wd.shape
+    N, _, H, Wx = xd.shape
+    OC, _, KH, KW = Wd.shape
     _check_window(op, xd, KH, KW, *pad)
     OH = get_conv_outsize(H, KH, stride[0], pad[0])
     OW = get_conv_outsize(Wx, KW, stride[1], pad[1])

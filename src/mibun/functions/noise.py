@@ -9,7 +9,7 @@ from mibun import backend
 from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
-__all__ = ["dropout", "Dropout"]
+__all__ = ["Dropout", "dropout"]
 
 
 class Dropout(Function):

@@ -17,7 +17,7 @@ from mibun import backend
 from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
-__all__ = ["batch_norm", "batch_nrom", "layer_norm", "BatchNorm", "LayerNorm"]
+__all__ = ["BatchNorm", "LayerNorm", "batch_norm", "batch_nrom", "layer_norm"]
 
 
 def _describe(name, x):
@@ -75,7 +75,8 @@ class _Normalize(Function):
 
     def _backward_graph(self, gy):
         from mibun.functions.array import reshape
-        from mibun.functions.reduction import mean, sum as fsum
+        from mibun.functions.reduction import mean
+        from mibun.functions.reduction import sum as fsum
         x, gamma = self.inputs[0], self.inputs[1]
         axes = self.axes
         mu = mean(x, axes, keepdims=True)

@@ -75,12 +75,13 @@ class Layer:
         It is stored as a plain Variable attribute ``name`` (so ``layer.name.data`` works as
         for DeZero's BatchNorm) and is not among ``params()``.
         """
-        v = data if isinstance(data, Variable) else Variable(data, name=name)
-        self.__dict__.get("_params", {}).pop(name, None)
-        object.__setattr__(self, name, v)
-        if "_buffers" not in self.__dict__:
+        d = self.__dict__
+        if "_buffers" not in d:
             Layer.__init__(self)
-        self.__dict__["_buffers"][name] = None
+        v = data if isinstance(data, Variable) else Variable(data, name=name)
+        d["_params"].pop(name, None)
+        d["_buffers"][name] = None
+        d[name] = v
         return v
 
     def __call__(self, *inputs):

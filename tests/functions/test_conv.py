@@ -273,6 +273,26 @@ def test_max_pooling_alias_and_default_stride():
     assert F.pooling(x, 2).shape == (1, 1, 3, 3)  # DeZero's stride=1 default
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), sy=st.integers(1, 3), sx=st.integers(1, 3),
+       ph=st.integers(0, 1), pw=st.integers(0, 1), avg=st.booleans())
+def test_pooling_property_vs_torch(n, c, h, w, kh, kw, sy, sx, ph, pw, avg):
+    ph, pw = min(ph, kh // 2), min(pw, kw // 2)  # PyTorch's limit on the padding
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    x = Variable(distinct((n, c, h, w), seed=h * 7 + w))
+    op, top = (F.average_pooling, TF.avg_pool2d) if avg else (F.pooling, TF.max_pool2d)
+    y = op(x, (kh, kw), (sy, sx), (ph, pw))
+    tx = torch.tensor(x.data, requires_grad=True)
+    ty = top(tx, (kh, kw), (sy, sx), (ph, pw))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gy = np.random.default_rng(0).standard_normal(y.shape)
+    gx = mibun.grad(F.sum(y * gy), x)
+    tgx, = torch.autograd.grad((ty * torch.tensor(gy)).sum(), tx)
+    np.testing.assert_allclose(gx.data, tgx.numpy(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("xs, k, s, p", POOL_CASES)
 def test_average_pooling(xs, k, s, p):
     check_op(lambda x: F.average_pooling(x, k, s, p),

@@ -57,20 +57,42 @@ class _Normalize(Function):
     def backward(self, gy):
         if Config.enable_backprop:  # create_graph: differentiable all the way down
             return self._backward_graph(gy)
+        # gx = inv_std * (g' - mean(g') - xhat * mean(g' * xhat)), g' = gy * gamma, written
+        # with xc = x - mu so that every array pass is needed (this path is the hot one).
         x, gamma = self.inputs[0].data, self.inputs[1].data
         g = gy.data
-        xhat = (x - self.mu) * self.inv_std
+        axes, inv_std = self.axes, self.inv_std
+        xc = x - self.mu
         gx = ggamma = gbeta = None
+        if axes == self.p_axes:  # batch_norm: gamma is constant over the normalised axes
+            s_g = g.sum(axis=axes, keepdims=True)
+            s_gxc = (g * xc).sum(axis=axes, keepdims=True)
+            if self.needs_grad(1):
+                ggamma = Variable((s_gxc * inv_std).reshape(gamma.shape))
+            if self.needs_grad(2):
+                gbeta = Variable(s_g.reshape(gamma.shape))
+            if self.needs_grad(0):
+                a = gamma.reshape(self.pshape) * inv_std
+                m = x.size // s_g.size
+                gx = g * a
+                xc *= a * inv_std * inv_std * s_gxc * (-1.0 / m)
+                gx += xc
+                gx -= a * s_g * (1.0 / m)
+                gx = Variable(gx)
+            return gx, ggamma, gbeta
+        # layer_norm: gamma varies along the normalised axis
         if self.needs_grad(1):
-            ggamma = Variable(_sum(g * xhat, self.p_axes))
+            ggamma = Variable(_sum(g * xc * inv_std, self.p_axes))
         if self.needs_grad(2):
             gbeta = Variable(_sum(g, self.p_axes))
         if self.needs_grad(0):
-            g = g * gamma.reshape(self.pshape)
-            gx = g - g.mean(axis=self.axes, keepdims=True)
-            gx -= xhat * (g * xhat).mean(axis=self.axes, keepdims=True)
-            gx *= self.inv_std
-            gx = Variable(gx)
+            gp = g * gamma.reshape(self.pshape)
+            mean_gpxc = (gp * xc).mean(axis=axes, keepdims=True)
+            gp -= gp.mean(axis=axes, keepdims=True)
+            gp *= inv_std
+            xc *= inv_std * inv_std * inv_std * mean_gpxc
+            gp -= xc
+            gx = Variable(gp)
         return gx, ggamma, gbeta
 
     def _backward_graph(self, gy):

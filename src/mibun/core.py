@@ -241,8 +241,25 @@ class Function:
             variables, xs = _wrap_inputs(inputs)
 
         ys = self.forward(*xs)
+        if record:
+            # An edge per input: its (creator, index), the leaf Variable, or None for a
+            # constant (a raw array wrapped above, marked by generation -1).
+            if len(variables) == 1:
+                x = variables[0]
+                gen = x.generation
+                self._edges = [None if gen < 0 else x._node or x]
+            else:
+                self._edges = [None if x.generation < 0 else x._node or x for x in variables]
+                gen = max([x.generation for x in variables]) if variables else 0
+            self.generation = gen
+            keep = self.retain_inputs
+            if keep is None or len(keep) == len(variables):
+                self.inputs = variables
+            else:
+                self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
         if type(ys) is tuple:
-            return self._finish(variables, ys, record)
+            return self._multiple_outputs(ys, record)
+
         if not isinstance(ys, _array_types):
             ys = as_array(ys)  # NumPy returns 0-d results as scalars
         y = _object_new(Variable)  # Variable(ys) without the checks
@@ -253,45 +270,22 @@ class Function:
             y._node = None
             y.generation = 0
             return y
-        if len(variables) == 1:
-            x = variables[0]
-            gen = x.generation
-            self._edges = [None if gen < 0 else x._node or x]
-        else:
-            self._edges = [None if x.generation < 0 else x._node or x for x in variables]
-            gen = max([x.generation for x in variables]) if variables else 0
-        self.generation = gen
-        keep = self.retain_inputs
-        if keep is None or len(keep) == len(variables):
-            self.inputs = variables
-        else:
-            self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
         y._node = (self, 0)
-        y.generation = gen + 1
+        y.generation = self.generation + 1
         self.outputs = [weakref.ref(y)]
         self._meta = ((ys.shape, ys.dtype),)
         if self.retain_outputs:
             self._ys = (ys,)
         return y
 
-    def _finish(self, variables, ys, record):
-        """The multi-output tail of ``__call__``."""
+    def _multiple_outputs(self, ys, record):
+        """The tail of ``__call__`` for a forward that returned a tuple."""
         outputs = [_new_variable(y if isinstance(y, _array_types) else as_array(y))
                    for y in ys]
         if record:
-            # An edge per input: its (creator, index), the leaf Variable, or None for a
-            # constant (a raw array wrapped by __call__, marked by generation -1).
-            self._edges = [None if x.generation < 0 else x._node or x for x in variables]
-            gen = max([x.generation for x in variables]) if variables else 0
-            self.generation = gen
-            keep = self.retain_inputs
-            if keep is None or len(keep) == len(variables):
-                self.inputs = variables
-            else:
-                self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
             for i, y in enumerate(outputs):
                 y._node = (self, i)
-                y.generation = gen + 1
+                y.generation = self.generation + 1
             self.outputs = [weakref.ref(y) for y in outputs]
             self._meta = [(y.data.shape, y.data.dtype) for y in outputs]
             if self.retain_outputs:

@@ -564,6 +564,11 @@ def test_leaf_gradients_are_never_shared_objects():
     z = x + 0.0
     z.backward()
     assert x.grad is not z.grad
+    # a view of another leaf's gradient (reshape's backward) is copied too
+    a, b = Parameter(np.ones((2, 3))), Parameter(np.ones(6))
+    ((a + F.reshape(b, (2, 3))) * np.full((2, 3), 2.0)).sum().backward()
+    a.grad.data += 1
+    np.testing.assert_array_equal(b.grad.data, np.full(6, 2.0))
     # a broadcast gradient (Sum's backward) is stored writeable
     v = Variable(np.ones((2, 3)))
     F.sum(v).backward()

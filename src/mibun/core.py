@@ -426,7 +426,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     heap = [(-f0.generation, 0, f0)]
     count = 1
     pop, push = heapq.heappop, heapq.heappush
-    given = {id(start.grad)}  # gradient objects already stored as some Variable's grad
+    given = {id(start.grad.data)}  # arrays already stored as some Variable's grad
 
     with using_config("enable_backprop", create_graph):
         while heap:
@@ -477,19 +477,20 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                             gx.data.dtype != x.dtype):
                         gx = _check_grad(f, i, gx, x.shape, x.dtype)
                     if e.grad is None:
-                        # A leaf owns a writeable gradient, so an in-place update
+                        # A leaf's gradient owns its memory, so an in-place update
                         # (p.grad.data *= ...) changes nothing else: Add hands the same gy
-                        # to both inputs, and broadcast_to makes read-only views.
-                        if id(gx) in given or not _writeable(gx.data):
+                        # to both inputs, reshape returns views, broadcast_to read-only ones.
+                        if id(gx.data) in given or not _owns_data(gx.data):
                             gx = gx * 1
-                        given.add(id(gx))
+                        given.add(id(gx.data))
                         e.grad = gx
                     else:
                         e.grad = e.grad + gx
 
 
-def _writeable(a) -> bool:
-    return getattr(a.flags, "writeable", True)  # CuPy arrays have no read-only views
+def _owns_data(a) -> bool:
+    flags = a.flags
+    return flags.owndata and getattr(flags, "writeable", True)  # CuPy has no read-only
 
 
 def _fill_zeros(f, gys):

@@ -464,6 +464,11 @@ def test_gradient_check_dezero_call_style():
     # DeZero: gradient_check(f, x, *args) with extra args passed through to f
     x = np.random.rand(3, 2)
     assert gradient_check(F.sum, x, axis=1) is True
+    # the older check_backward(f, x, *consts, y_grad=...) checks x in float64, ints too
+    assert mibun.utils.check_backward(lambda v: F.get_item(v, 1), np.array([[1, 2], [3, 4]]),
+                                      y_grad=np.ones(2))
+    with pytest.raises(GradientCheckError):
+        mibun.utils.check_backward(lambda v: WrongTranspose()(v), np.arange(9).reshape(3, 3))
 
 
 # --- config: thread-local, context managers and decorators -------------------------------

@@ -282,7 +282,10 @@ def check_backward(f, x, *args, y_grad=None, rtol=1e-4, atol=1e-5, **kwargs):
     """DeZero's older name: check ``f``'s gradient w.r.t. ``x`` (``args`` are constants).
 
     ``y_grad`` is accepted for compatibility; the check always projects on random weights.
+    As in DeZero, ``x`` is checked in float64 even when given as integers.
     """
+    x = x.data if isinstance(x, Variable) else np.asarray(x)
+    x = x.astype(np.float64)
     return gradient_check(lambda v: f(v, *args, **kwargs), x, rtol=rtol, atol=atol)
 
 

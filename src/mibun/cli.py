@@ -1,10 +1,10 @@
 """The ``mibun`` command: ``mibun train`` (train a model) and ``mibun grad`` (differentiate).
 
 ``mibun train`` with no arguments trains an MLP on the bundled 8x8 digits (no download) in
-a few seconds, and writes a checkpoint, a CSV of the metrics and a PNG of the learning
+about a second, and writes a checkpoint, a CSV of the metrics and a PNG of the learning
 curves to the output directory it names. Ctrl-C stops after the current step and saves a
 checkpoint that ``mibun train --resume`` continues from, to the same numbers as a run that
-was never stopped.
+was never stopped. This module parses the arguments; ``mibun.train`` does the training.
 
 ``mibun grad "exp(x**2)**2" --at x=0.5`` prints the value, the derivative by backprop and the
 central difference beside it (the seed's check); ``--order``, ``--hessian``, ``--graph`` and
@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
-import json
 import math
 import os
 import re
-import signal
 import sys
-import time
 
 import numpy as np
+
+from mibun import train
 
 __all__ = ["ExpressionError", "evaluate", "main", "parse_expression"]
 
@@ -557,454 +555,8 @@ def _grad(args) -> int:
 
 
 # =============================================================================
-# `mibun train`
+# `mibun train` (the training itself is mibun.train)
 # =============================================================================
-_DATASETS = {
-    # name: (task, models (first = default), description)
-    "digits": ("classify", ("mlp", "cnn", "lstm"), "8x8 handwritten digits, bundled"),
-    "spiral": ("classify", ("mlp",), "2-d spiral, 3 classes"),
-    "sincurve": ("regress", ("lstm", "mlp"), "sine wave, predict the next value"),
-    "mnist": ("classify", ("mlp", "cnn", "lstm"), "28x28 handwritten digits"),
-    "fashion-mnist": ("classify", ("mlp", "cnn", "lstm"), "28x28 clothing images"),
-    "cifar10": ("classify", ("cnn", "mlp"), "32x32 colour images"),
-}
-# per dataset: epochs, batch size, hidden size, default optimizer, its learning rate
-_DEFAULTS = {
-    "digits": (20, 32, 100, "adam", 0.002),
-    "spiral": (100, 30, 30, "adam", 0.02),
-    "sincurve": (30, 10, 50, "adam", 0.005),
-    "mnist": (5, 100, 256, "adam", 0.001),
-    "fashion-mnist": (5, 100, 256, "adam", 0.001),
-    "cifar10": (10, 64, 256, "adam", 0.001),
-}
-_OPTIMIZERS = {
-    "sgd": ("SGD", 0.1), "momentum": ("MomentumSGD", 0.05), "nesterov": ("Nesterov", 0.05),
-    "adagrad": ("AdaGrad", 0.05), "adadelta": ("AdaDelta", None), "rmsprop": ("RMSprop", 0.001),
-    "adam": ("Adam", 0.001), "adamw": ("AdamW", 0.001),
-}
-_BPTT = 30  # truncated backprop length for sequence models
-
-
-class _Interrupt:
-    """SIGINT handler: the first Ctrl-C asks to stop after the current step, a second aborts."""
-
-    def __init__(self):
-        self.requested = False
-        self.old = None
-
-    def __enter__(self):
-        try:
-            self.old = signal.signal(signal.SIGINT, self.handle)
-            self.installed = True
-        except ValueError:  # not the main thread (main() called from a worker): no handler
-            self.installed = False
-        return self
-
-    def __exit__(self, *exc):
-        if self.installed:
-            signal.signal(signal.SIGINT, self.old)
-
-    def handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint "
-              "(press Ctrl-C again to quit without saving)", file=sys.stderr, flush=True)
-
-
-def _setup_device(device):
-    from mibun import backend
-    if device == "cpu":
-        return np
-    if not backend.gpu_enable:
-        raise UsageError("--device gpu needs CuPy, which is not installed (pip install "
-                         "cupy-cuda12x, matching your CUDA version); or use --device cpu")
-    import cupy
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:  # CUDA driver missing or broken
-        raise UsageError(f"--device gpu: CuPy cannot reach a GPU ({e}); use --device cpu") \
-            from None
-    if count < 1:
-        raise UsageError("--device gpu: CuPy found no CUDA GPU; use --device cpu")
-    return cupy
-
-
-def _load_data(cfg):
-    """(train, test) datasets with ``get_batch``, plus a description and the class count."""
-    import mibun.datasets as D
-    name, model = cfg["dataset"], cfg["model"]
-    kw = {}
-    if name in ("mnist", "fashion-mnist", "cifar10"):
-        kw = {"root": cfg["data_dir"], "download": cfg["download"]}
-    if name == "digits":
-        cls, kw = D.Digits, {"flatten": model != "cnn"}
-    elif name == "spiral":
-        cls = D.Spiral
-    elif name == "sincurve":
-        cls = D.SinCurve
-    elif name == "mnist":
-        cls = D.MNIST
-        kw["flatten"] = model != "cnn"
-    elif name == "fashion-mnist":
-        cls = D.FashionMNIST
-        kw["flatten"] = model != "cnn"
-    else:
-        cls = D.CIFAR10
-    try:
-        train, test = cls(train=True, **kw), cls(train=False, **kw)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{e} (mibun train: give the directory with --data-dir DIR)") \
-            from None
-    n_classes = int(np.max(train.label)) + 1 if _DATASETS[name][0] == "classify" else 0
-    return train, test, n_classes
-
-
-def _build_model(cfg, n_classes):
-    import mibun.functions as F
-    import mibun.models as M
-    model, hidden = cfg["model"], cfg["hidden"]
-    task = _DATASETS[cfg["dataset"]][0]
-    out = n_classes if task == "classify" else 1
-    if model == "mlp":
-        return M.MLP((hidden, out), activation=F.relu)
-    if model == "cnn":
-        return M.SmallCNN(num_classes=out)
-    return M.SeqRegressor(hidden, out_size=out, cell="lstm")
-
-
-def _build_optimizer(cfg, model):
-    import inspect
-    import mibun.optimizers as O
-    cls = getattr(O, _OPTIMIZERS[cfg["optimizer"]][0])
-    params = inspect.signature(cls).parameters
-    if cfg["lr"] is None:
-        opt = cls()
-    elif "lr" in params:
-        opt = cls(lr=cfg["lr"])
-    elif "alpha" in params:
-        opt = cls(alpha=cfg["lr"])
-    else:
-        raise UsageError(f"--optimizer {cfg['optimizer']} has no learning rate; drop --lr")
-    return opt.setup(model)
-
-
-def _rows_input(x):
-    """(N, ...) images as a sequence of rows for a recurrent model: (T, N, features)."""
-    if x.ndim == 2:  # flattened square images
-        side = int(round(math.sqrt(x.shape[1])))
-        x = x.reshape(x.shape[0], side, side)
-    elif x.ndim == 4:  # (N, C, H, W) -> (N, H, C * W)
-        x = x.transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[2], -1)
-    return x.transpose(1, 0, 2)
-
-
-class _Trainer:
-    """The training loop behind ``mibun train``: state that a checkpoint must restore."""
-
-    def __init__(self, cfg, xp, out_dir):
-        import mibun
-        self.cfg = cfg
-        self.xp = xp
-        self.out_dir = out_dir
-        self.task = _DATASETS[cfg["dataset"]][0]
-        self.seq = cfg["model"] == "lstm" and self.task == "regress"
-        np.random.seed(cfg["seed"])
-        if xp is not np:
-            xp.random.seed(cfg["seed"])
-        self.train_set, self.test_set, self.n_classes = _load_data(cfg)
-        self.model = _build_model(cfg, self.n_classes)
-        self.optimizer = _build_optimizer(cfg, self.model)
-        # Create the lazy parameters now, on the CPU from the seeded NumPy generator, so a
-        # resumed run and a fresh run (on either device) start from the same model.
-        x0, _ = self.train_set.get_batch(np.arange(min(2, len(self.train_set))))
-        with mibun.no_grad():
-            self._forward(np.asarray(x0))
-        if xp is not np:
-            self.model.to_gpu()
-        self.epoch = 0  # completed epochs
-        self.step = 0  # batches done in the current epoch
-        self.part = [0.0, 0.0, 0]  # loss sum, correct count, examples in this epoch so far
-        self.history = []
-        self.interrupt = None
-
-    # --- pieces -------------------------------------------------------------------------
-    def _to_device(self, a):
-        a = np.asarray(a)
-        return a if self.xp is np else self.xp.asarray(a)
-
-    def _forward(self, x):
-        if self.cfg["model"] == "lstm" and self.task == "classify":
-            self.model.reset_state()
-            y = None
-            for row in _rows_input(x):
-                y = self.model(row)
-            return y
-        if self.seq:
-            self.model.reset_state()
-        if self.cfg["model"] == "mlp" and x.ndim > 2:  # e.g. CIFAR's (N, 3, 32, 32)
-            x = x.reshape(len(x), -1)
-        return self.model(x)
-
-    def _loss(self, y, t):
-        import mibun.functions as F
-        if self.task == "classify":
-            return F.softmax_cross_entropy(y, t)
-        return F.mean_squared_error(y, t)
-
-    def _correct(self, y, t):
-        if self.task != "classify":
-            return 0.0
-        return float((y.data.argmax(axis=1) == t).sum())
-
-    def steps_per_epoch(self):
-        n = len(self.train_set)
-        if self.seq:  # BPTT windows over each of the batch_size parallel streams
-            return -(-(n // self.cfg["batch_size"]) // _BPTT)
-        return (n + self.cfg["batch_size"] - 1) // self.cfg["batch_size"]
-
-    def _order(self, epoch):
-        # The order of epoch e depends on (seed, e) only: resuming needs no generator state.
-        rng = np.random.default_rng([self.cfg["seed"], epoch])
-        return rng.permutation(len(self.train_set))
-
-    # --- checkpoints ----------------------------------------------------------------------
-    def meta(self):
-        import mibun
-        keys, pos, has_gauss, cached = np.random.get_state()[1:]
-        return dict(
-            config=json.dumps(self.cfg), epoch=self.epoch, step=self.step,
-            part_loss=float(self.part[0]), part_correct=float(self.part[1]),
-            part_count=int(self.part[2]), history=json.dumps(self.history),
-            rng_keys=np.asarray(keys), rng_pos=int(pos), rng_has_gauss=int(has_gauss),
-            rng_cached=float(cached), mibun_version=mibun.__version__,
-        )
-
-    def save(self, path=None):
-        from mibun import checkpoint
-        path = path or os.path.join(self.out_dir, "checkpoint.npz")
-        checkpoint.save_checkpoint(path, self.model, self.optimizer, **self.meta())
-        return path
-
-    def restore(self, meta):
-        self.epoch = int(meta["epoch"])
-        self.step = int(meta["step"])
-        self.part = [float(meta["part_loss"]), float(meta["part_correct"]),
-                     int(meta["part_count"])]
-        self.history = json.loads(meta["history"])
-        np.random.set_state(("MT19937", np.asarray(meta["rng_keys"], dtype=np.uint32),
-                             int(meta["rng_pos"]), int(meta["rng_has_gauss"]),
-                             float(meta["rng_cached"])))
-
-    # --- the loop -------------------------------------------------------------------------
-    def run(self, progress):
-        """Train up to ``cfg['epochs']``; return False if stopped by Ctrl-C."""
-        with _Interrupt() as self.interrupt:
-            while self.epoch < self.cfg["epochs"]:
-                if not self._train_epoch(progress):
-                    return False
-                self._end_epoch()
-                if self.interrupt.requested:
-                    return self.epoch >= self.cfg["epochs"]
-        return True
-
-    def _train_epoch(self, progress):
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        total = self.steps_per_epoch()
-        bar = progress(total, self.epoch + 1, cfg["epochs"], self.step)
-        snapshot = None
-        if self.seq:  # a stop mid-sequence resumes from the start of the epoch
-            snapshot = self._snapshot()
-        test_hook = int(os.environ.get("_MIBUN_TEST_SIGINT_AT_STEP", "0") or 0)
-        batches = self._seq_batches() if self.seq else self._batches()
-        try:
-            for x, t in batches:
-                loss, correct, n = self._train_step(x, t)
-                self.step += 1
-                self.part[0] += loss * n
-                self.part[1] += correct
-                self.part[2] += n
-                if bar is not None:
-                    bar.update(1)
-                    if self.step % 10 == 0 or self.step == total:
-                        bar.set_postfix(loss=f"{self.part[0] / self.part[2]:.4f}")
-                if test_hook and self.epoch * total + self.step == test_hook:
-                    os.kill(os.getpid(), signal.SIGINT)  # what the tests use as Ctrl-C
-                if self.interrupt.requested and self.step < total:
-                    if snapshot is not None:
-                        self._restore_snapshot(snapshot)
-                    return False
-        finally:
-            if bar is not None:
-                bar.close()
-        self.train_time = time.perf_counter() - t0
-        return True
-
-    def _batches(self):
-        order = self._order(self.epoch)
-        bs = self.cfg["batch_size"]
-        for start in range(self.step * bs, len(order), bs):
-            x, t = self.train_set.get_batch(order[start:start + bs])
-            yield self._to_device(x), self._to_device(t)
-
-    def _seq_batches(self):
-        """Truncated-BPTT windows: ``batch_size`` parallel streams through the sequence."""
-        n = len(self.train_set)
-        bs = self.cfg["batch_size"]
-        jump = n // bs
-        offsets = np.arange(bs) * jump
-        self.model.reset_state()
-        for start in range(0, jump, _BPTT):
-            steps = range(start, min(start + _BPTT, jump))
-            xs, ts = [], []
-            for k in steps:
-                x, t = self.train_set.get_batch((offsets + k) % n)
-                xs.append(self._to_device(x))
-                ts.append(self._to_device(t))
-            yield xs, ts
-
-    def _train_step(self, x, t):
-        model, opt = self.model, self.optimizer
-        if self.seq:  # one BPTT window: a list of time steps, keeping the state
-            loss = 0
-            for xk, tk in zip(x, t):
-                loss = loss + self._loss(model(xk), tk)
-            loss = loss / len(x)
-            model.cleargrads()
-            loss.backward()
-            loss.unchain_backward()
-            opt.update()
-            n = len(x) * len(x[0])
-            return float(loss.data), 0.0, n
-        y = self._forward(x)
-        loss = self._loss(y, t)
-        model.cleargrads()
-        loss.backward()
-        opt.update()
-        return float(loss.data), self._correct(y, t), len(t)
-
-    def _snapshot(self):
-        model = {k: np.array(self.xp.asnumpy(v) if self.xp is not np else v, copy=True)
-                 for k, v in self.model.state_dict().items()}
-        opt = {k: np.array(self.xp.asnumpy(v) if self.xp is not np else v, copy=True)
-               for k, v in self.optimizer.state_dict().items()}
-        return model, opt, (self.step, list(self.part), np.random.get_state())
-
-    def _restore_snapshot(self, snap):
-        model, opt, (step, part, rng) = snap
-        if self.xp is not np:
-            model = {k: self.xp.asarray(v) for k, v in model.items()}
-            opt = {k: self.xp.asarray(v) for k, v in opt.items()}
-        self.model.load_state_dict(model)
-        self.optimizer.load_state_dict(opt)
-        self.step, self.part = step, part
-        np.random.set_state(rng)
-
-    def evaluate(self):
-        import mibun
-        loss_sum, correct, count = 0.0, 0.0, 0
-        data = self.test_set
-        with mibun.no_grad(), mibun.test_mode():
-            if self.seq:  # one stream through the whole test sequence
-                self.model.reset_state()
-                for k in range(len(data)):
-                    x, t = data.get_batch(np.array([k]))
-                    y = self.model(self._to_device(x))
-                    loss_sum += float(self._loss(y, self._to_device(t)).data)
-                    count += 1
-                return loss_sum / count, None
-            bs = max(self.cfg["batch_size"], 256)
-            for start in range(0, len(data), bs):
-                x, t = data.get_batch(np.arange(start, min(start + bs, len(data))))
-                x, t = self._to_device(x), self._to_device(t)
-                y = self._forward(x)
-                loss_sum += float(self._loss(y, t).data) * len(t)
-                correct += self._correct(y, t)
-                count += len(t)
-        acc = correct / count if self.task == "classify" else None
-        return loss_sum / count, acc
-
-    def _end_epoch(self):
-        test_loss, test_acc = self.evaluate()
-        loss, correct, n = self.part
-        rec = {"epoch": self.epoch + 1, "train_loss": loss / n,
-               "train_acc": correct / n if self.task == "classify" else None,
-               "test_loss": test_loss, "test_acc": test_acc,
-               "seconds": round(self.train_time, 3)}
-        self.history.append(rec)
-        self.epoch += 1
-        self.step = 0
-        self.part = [0.0, 0.0, 0]
-        print(_epoch_line(rec, self.cfg["epochs"]), flush=True)
-        self.save()
-        _write_csv(self.history, os.path.join(self.out_dir, "metrics.csv"))
-
-
-def _epoch_line(rec, epochs):
-    w = len(str(epochs))
-    s = f"epoch {rec['epoch']:>{w}}/{epochs}  train loss {rec['train_loss']:.4f}"
-    if rec["train_acc"] is not None:
-        s += f" acc {100 * rec['train_acc']:5.1f}%"
-    s += f"  test loss {rec['test_loss']:.4f}"
-    if rec["test_acc"] is not None:
-        s += f" acc {100 * rec['test_acc']:5.1f}%"
-    sec = rec["seconds"]
-    return s + (f"  ({sec:.1f} s)" if sec >= 1 else f"  ({1000 * sec:.0f} ms)")
-
-
-def _write_csv(history, path):
-    keys = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(keys)
-        for rec in history:
-            w.writerow(["" if rec[k] is None else repr(rec[k]) for k in keys])
-    os.replace(tmp, path)
-
-
-def _plot_curves(history, path, title):
-    import matplotlib
-    matplotlib.use("Agg")  # no display needed (CI, ssh)
-    import matplotlib.pyplot as plt
-    epochs = [r["epoch"] for r in history]
-    has_acc = history[0]["train_acc"] is not None
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 3.8))
-    axes = np.atleast_1d(axes)
-    axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train", ms=3)
-    axes[0].plot(epochs, [r["test_loss"] for r in history], "o-", label="test", ms=3)
-    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
-    if has_acc:
-        axes[1].plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train",
-                     ms=3)
-        axes[1].plot(epochs, [100 * r["test_acc"] for r in history], "o-", label="test",
-                     ms=3)
-        axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _make_progress(enabled):
-    """A factory of per-epoch progress bars (tqdm on a terminal, nothing otherwise)."""
-    if not enabled:
-        return lambda total, epoch, epochs, done: None
-    from tqdm import tqdm
-
-    def make(total, epoch, epochs, done):
-        return tqdm(total=total, initial=done, desc=f"epoch {epoch}/{epochs}", unit="batch",
-                    leave=False, file=sys.stderr, dynamic_ncols=True)
-    return make
-
-
 def _positive(kind):
     def parse(s):
         try:
@@ -1019,144 +571,34 @@ def _positive(kind):
     return parse
 
 
-def _train_config(args):
-    """The run's settings: from the checkpoint on --resume, else from the arguments."""
-    given = {k: getattr(args, k) for k in ("dataset", "model", "batch_size", "lr",
-                                           "optimizer", "seed", "hidden")}
-    if args.resume:
-        from mibun import checkpoint
-        if not os.path.isfile(args.resume):
-            raise UsageError(f"--resume {args.resume}: no such file")
-        try:
-            raw = checkpoint.load_npz(args.resume, "mibun train --resume")
-        except ValueError:
-            raise UsageError(f"--resume {args.resume}: not a checkpoint (cannot read it as "
-                             "an .npz file of arrays)") from None
-        if "meta/config" not in raw:
-            raise UsageError(f"--resume {args.resume}: not a checkpoint written by mibun "
-                             "train (no run configuration in it)")
-        cfg = json.loads(str(raw["meta/config"]))
-        for k, v in given.items():
-            if v is not None and v != cfg.get(k):
-                flag = "--" + k.replace("_", "-")
-                raise UsageError(f"{flag} {v} differs from the checkpoint's {flag} "
-                                 f"{cfg.get(k)}; drop {flag} to resume, or start a new run")
-        if args.epochs is not None:
-            cfg["epochs"] = args.epochs
-        cfg["device"] = args.device
-        if args.data_dir is not None:
-            cfg["data_dir"] = args.data_dir
-        return cfg, int(raw["meta/epoch"])
-    dataset = args.dataset or "digits"
-    models = _DATASETS[dataset][1]
-    model = args.model or models[0]
-    if model not in models:
-        raise UsageError(f"--model {model} does not fit --dataset {dataset}; use "
-                         f"{' or '.join(models)}")
-    epochs, batch, hidden, opt, lr = _DEFAULTS[dataset]
-    optimizer = args.optimizer or opt
-    if args.lr is None:
-        lr = lr if optimizer == opt else _OPTIMIZERS[optimizer][1]
-    else:
-        lr = args.lr
-    cfg = dict(dataset=dataset, model=model, epochs=args.epochs or epochs,
-               batch_size=args.batch_size or batch, lr=lr, optimizer=optimizer,
-               seed=0 if args.seed is None else args.seed, hidden=args.hidden or hidden,
-               data_dir=args.data_dir, download=not args.no_download, device=args.device)
-    return cfg, 0
-
-
-def _default_out(cfg):
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = os.path.join("mibun-out", f"{cfg['dataset']}-{cfg['model']}-{stamp}")
-    path, k = base, 1
-    while os.path.exists(path):
-        k += 1
-        path = f"{base}-{k}"
-    return path
 
 
 def _train_command(args) -> int:
-    from mibun import checkpoint
-    cfg, done = _train_config(args)
-    if args.resume and done >= cfg["epochs"]:
-        print(f"nothing to do: {args.resume} already finished {done} epoch(s); pass "
-              f"--epochs N with N > {done} to train further")
-        return EXIT_OK
-    xp = _setup_device(cfg["device"])
+    if args.resume:
+        cfg, done = train.load_config(
+            args.resume, epochs=args.epochs, device=args.device, data_dir=args.data_dir,
+            dataset=args.dataset, model=args.model, batch_size=args.batch_size, lr=args.lr,
+            optimizer=args.optimizer, seed=args.seed, hidden=args.hidden)
+        if done >= cfg["epochs"]:
+            print(f"nothing to do: {args.resume} already finished {done} epoch(s); pass "
+                  f"--epochs N with N > {done} to train further")
+            return EXIT_OK
+    else:
+        cfg = train.make_config(
+            dataset=args.dataset, model=args.model, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+            hidden=args.hidden, data_dir=args.data_dir, download=not args.no_download,
+            device=args.device)
     out_dir = args.out or ((os.path.dirname(args.resume) or ".") if args.resume
-                           else _default_out(cfg))
+                           else train.default_out(cfg))
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out_dir}: cannot create the directory ({e.strerror})") \
             from None
-
-    trainer = _Trainer(cfg, xp, out_dir)
-    if args.resume:
-        meta = checkpoint.load_checkpoint(args.resume, trainer.model, trainer.optimizer)
-        trainer.restore(meta)
-
-    task, _, about = _DATASETS[cfg["dataset"]]
-    n_train, n_test = len(trainer.train_set), len(trainer.test_set)
-    lr = "" if cfg["lr"] is None else f" (lr {cfg['lr']:g})"
-    print(f"mibun train: {cfg['dataset']} ({about}; {n_train} train / {n_test} test)\n"
-          f"  model {cfg['model']}, optimizer {cfg['optimizer']}{lr}, batch size "
-          f"{cfg['batch_size']}, {cfg['epochs']} epochs, seed {cfg['seed']}, "
-          f"device {cfg['device']}")
-    if args.resume:
-        where = f"epoch {trainer.epoch + 1}" + (f", step {trainer.step}" if trainer.step
-                                                  else "")
-        print(f"resuming {args.resume} at {where}")
-        for rec in trainer.history:
-            print(_epoch_line(rec, cfg["epochs"]))
-    print(f"output: {out_dir}", flush=True)
-
-    tty = sys.stderr.isatty() and not args.no_progress
-    t0 = time.perf_counter()
-    finished = trainer.run(_make_progress(tty))
-    elapsed = time.perf_counter() - t0
-    path = os.path.join(out_dir, "checkpoint.npz")
-    if not finished:
-        trainer.save(path)
-        if trainer.history:
-            _plot_curves(trainer.history, os.path.join(out_dir, "curves.png"),
-                         _title(cfg))
-        if trainer.seq:
-            where = (f"the start of epoch {trainer.epoch + 1}: a recurrent model's state "
-                     "is not saved, so it resumes at an epoch boundary")
-        else:
-            where = f"epoch {trainer.epoch + 1}, step {trainer.step}"
-        print(f"interrupted: saved {path} (at {where}).\n"
-              f"resume with:  mibun train --resume {_quote(path)}", flush=True)
-        return EXIT_INTERRUPTED
-
-    plot = os.path.join(out_dir, "curves.png")
-    _plot_curves(trainer.history, plot, _title(cfg))
-    last = trainer.history[-1]
-    if task == "classify":
-        best = max(trainer.history, key=lambda r: r["test_acc"])
-        result = (f"test accuracy {100 * last['test_acc']:.1f}% (best "
-                  f"{100 * best['test_acc']:.1f}% at epoch {best['epoch']})")
-    else:
-        result = f"test loss {last['test_loss']:.5f}"
-    print(f"done: {len(trainer.history)} epochs in {elapsed:.1f} s, {result}")
-    print(f"wrote {os.path.join(out_dir, '')}\n"
-          f"  checkpoint.npz  model + optimizer; train on with: mibun train --resume "
-          f"{_quote(path)} --epochs {2 * cfg['epochs']}\n"
-          f"  metrics.csv     loss and accuracy per epoch\n"
-          f"  curves.png      the learning curves")
-    return EXIT_OK
-
-
-def _title(cfg):
-    return f"mibun train: {cfg['dataset']}, {cfg['model']}, {cfg['optimizer']}"
-
-
-def _quote(path):
-    return path if re.fullmatch(r"[\w./\-:\\]+", path) else "'" + path.replace(
-        "'", "'\\''") + "'"
-
+    progress = sys.stderr.isatty() and not args.no_progress
+    result = train.train(cfg, out_dir, resume=args.resume, progress=progress)
+    return EXIT_OK if result.finished else EXIT_INTERRUPTED
 
 # =============================================================================
 # Argument parsing and main
@@ -1178,7 +620,7 @@ def _parser():
                        description="Train a model and write a checkpoint, metrics.csv and "
                        "curves.png to an output directory. Ctrl-C stops after the current "
                        "step and saves a checkpoint that --resume continues from.")
-    t.add_argument("--dataset", choices=list(_DATASETS),
+    t.add_argument("--dataset", choices=list(train.DATASETS),
                    help="digits (default, bundled), spiral, sincurve, or mnist, "
                         "fashion-mnist, cifar10 from --data-dir or the cache")
     t.add_argument("--model", choices=["mlp", "cnn", "lstm"],
@@ -1186,7 +628,7 @@ def _parser():
     t.add_argument("--epochs", type=_positive(int), help="number of epochs")
     t.add_argument("--batch-size", type=_positive(int), help="examples per step")
     t.add_argument("--lr", type=_positive(float), help="learning rate")
-    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), help="default: adam")
+    t.add_argument("--optimizer", choices=list(train.OPTIMIZERS), help="default: adam")
     t.add_argument("--hidden", type=_positive(int), help="hidden units (mlp, lstm)")
     t.add_argument("--seed", type=int, help="random seed (default 0): same seed, same numbers")
     t.add_argument("--out", help="output directory (default ./mibun-out/<run name>)")
@@ -1235,9 +677,9 @@ def main(argv=None) -> int:
         if args.command == "grad":
             return _grad_command(args)
         return _train_command(args)
-    except UsageError as e:
+    except (UsageError, train.ConfigError) as e:
         cmd = getattr(args, "command", None)
-        prog = e.prog or f"mibun{' ' + cmd if cmd else ''}"
+        prog = getattr(e, "prog", None) or f"mibun{' ' + cmd if cmd else ''}"
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ import pytest
 
 import mibun
 import mibun.functions as F
-from mibun import backend, checkpoint, cli, models, optimizers
+from mibun import backend, checkpoint, cli, models, optimizers, train
 
 HAS_DOT = shutil.which("dot") is not None
 SEED_VALUE = np.exp(0.25) ** 2
@@ -129,6 +129,47 @@ def test_grad_trace_sums_paths_into_shared_input(capsys):
     assert mul[-4:] == ["x", "3", "3", "3"]
 
 
+def test_grad_trace_of_a_bare_variable_and_a_wrapped_constant(capsys):
+    assert cli.main(["grad", "x", "--at", "x=1", "--trace"]) == 0  # no function: no table
+    out = capsys.readouterr().out
+    assert "no function ran" in out and "x.grad = 1.0" in out
+    assert cli.main(["grad", "maximum(x, 1)", "--at", "x=2", "--trace"]) == 0
+    out = capsys.readouterr().out
+    assert "?" not in out
+    assert any(r.split()[:2] == ["const", "1"] for r in out.splitlines())
+
+
+def test_grad_expression_starting_with_minus(capsys):
+    # argparse would take "-x**2" for an option
+    assert cli.main(["grad", "-x**2", "--at", "x=3"]) == 0
+    assert "f'(x)       -6.0" in capsys.readouterr().out
+    assert cli.main(["grad", "--at", "x=3", "-sin(x)", "--eps", "1e-5"]) == 0
+    assert "f(x) = -sin(x)" in capsys.readouterr().out
+
+
+def test_grad_graph_shows_every_intermediate(tmp_path, capsys):
+    # the central differences evaluate the expression again: that must not free the
+    # intermediates of the graph that is drawn
+    path = tmp_path / "g.dot"
+    assert cli.main(["grad", "exp(x**2)**2", "--at", "x=0.5", "--graph", str(path)]) == 0
+    text = path.read_text()
+    assert "dashed" not in text
+    assert r'label="x ** 2: () float64\n= 0.25\ngrad: 3.29744"' in text
+    assert r'label="exp(x ** 2): () float64\n= 1.28403\ngrad: 2.56805"' in text
+
+
+def test_grad_output_into_a_closed_pipe():
+    # `mibun grad ... | head -1`: no "Broken pipe" message, no traceback
+    proc = subprocess.Popen(mibun_command() + ["grad", "tanh(x)", "--at", "x=1", "--order",
+                                               "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 1
+    assert err == b""
+
+
 def test_grad_graph_dot(tmp_path, capsys):
     path = tmp_path / "g.dot"
     assert cli.main(["grad", "exp(x**2)**2", "--at", "x=0.5", "--graph", str(path)]) == 0
@@ -230,8 +271,15 @@ def test_parse_expression_never_uses_eval(monkeypatch):
     (["grad", "x*y", "--at", "x=1,y=2", "--order", "3"], "single variable"),
     (["grad", "x**2", "--at", "x=1", "--graph", "g.txt"], ".dot, .svg"),
     (["grad", "x**2", "--at", "x=1", "--eps", "0"], "--eps must be positive"),
+    (["grad", "x**2", "--at", "x=1", "--graph", "/no/such/dir/g.svg"], "no such directory"),
+    (["grad", "(" * 300 + "x", "--at", "x=1"], "too many nested parentheses"),
+    (["train", "--seed", "-1"], "--seed: must be between 0 and 4294967295"),
+    (["train", "--seed", str(2**32)], "--seed: must be between 0 and 4294967295"),
+    (["train", "--epochs", "1.5"], "--epochs: expected an integer, got '1.5'"),
+    (["train", "--lr", "inf"], "--lr: expected a finite number"),
+    (["train", "--lr", "nan"], "--lr: expected a finite number"),
     (["train", "--epochs", "0"], "must be positive"),
-    (["train", "--lr", "abc"], "expected a float"),
+    (["train", "--lr", "abc"], "--lr: expected a number, got 'abc'"),
     (["train", "--dataset", "imagenet"], "invalid choice"),
     (["train", "--dataset", "spiral", "--model", "cnn"], "does not fit"),
     (["train", "--resume", "/no/such/checkpoint.npz"], "no such file"),
@@ -244,6 +292,7 @@ def test_bad_arguments_give_one_line(argv, message, capsys, tmp_path, monkeypatc
     captured = capsys.readouterr()
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1
+    assert len(captured.err) < 300  # a long expression is not echoed whole
     assert "Traceback" not in captured.err
 
 
@@ -390,7 +439,8 @@ def test_real_sigint_from_outside(tmp_path):
     assert done >= 1
     r = run("train", "--resume", str(out / "checkpoint.npz"), "--epochs", str(done + 1))
     assert r.returncode == 0, r.stderr
-    assert f"done: {done + 1} epochs" in r.stdout
+    # the time is this run's, and the summary says so
+    assert f"done: {done + 1} epochs (this run: epoch {done + 1} in " in r.stdout
 
 
 def test_resume_checks_its_arguments(tmp_path, capsys):
@@ -425,6 +475,23 @@ def test_missing_dataset_files(tmp_path):
     assert_one_line_error(p, 1)
     assert "train-images-idx3-ubyte" in p.stderr and str(tmp_path) in p.stderr
     assert "--data-dir" in p.stderr
+    assert f"looked in: {tmp_path}; " in p.stderr  # the lines of the message, joined
+
+
+def test_train_function_api(tmp_path, capsys):
+    with pytest.raises(train.ConfigError, match="--model cnn does not fit --dataset spiral"):
+        train.make_config(dataset="spiral", model="cnn")
+    cfg = train.make_config(dataset="spiral", epochs=1)
+    assert (cfg["model"], cfg["seed"], cfg["device"]) == ("mlp", 0, "cpu")
+    result = train.train(cfg, str(tmp_path / "o"))
+    assert result.finished and len(result.history) == 1
+    assert result.checkpoint == str(tmp_path / "o" / "checkpoint.npz")
+    out = capsys.readouterr().out
+    assert ", 1 epoch, seed 0" in out and "done: 1 epoch in " in out
+    cfg2, done = train.load_config(result.checkpoint, epochs=2)
+    assert done == 1 and cfg2 == dict(cfg, epochs=2)
+    with pytest.raises(train.ConfigError, match="--seed 5 differs"):
+        train.load_config(result.checkpoint, seed=5)
 
 
 @pytest.mark.skipif(backend.gpu_enable, reason="CuPy is installed")

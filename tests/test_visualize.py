@@ -308,3 +308,30 @@ def test_dezero_names_in_utils(tmp_path):
     utils.plot_dot_graph(y, verbose=False, to_file=str(tmp_path / "g.dot"))
     assert (tmp_path / "g.dot").read_text() == get_dot_graph(y, verbose=False)
     assert mibun.visualize.plot_dot_graph is plot_dot_graph
+
+
+def test_very_big_graph_asks_graphviz_for_a_quick_layout():
+    # the 8th derivative of tanh has ~1,700 functions: dot's default crossing
+    # minimisation takes minutes there, so such graphs ask for less of it
+    x = Variable(np.array(0.1), name="x")
+    y = x
+    for _ in range(visualize.QUICK_LAYOUT_ABOVE):
+        y = F.sin(y)
+    assert "mclimit" not in get_dot_graph(y, verbose=False)
+    text = get_dot_graph(F.sin(y), verbose=False)
+    assert "graph [mclimit=0.1, nslimit=1, nslimit1=1, remincross=false]" in text
+    parse_dot(text)
+
+
+def test_graphviz_timeout_is_a_clear_error(tmp_path, monkeypatch):
+    import subprocess
+
+    def too_slow(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "run", too_slow)
+    x, y = seed_graph()
+    with pytest.raises(RuntimeError, match=r"did not finish .* within 300 s \(the graph has "
+                                           r"3 functions\).*\.dot file name"):
+        plot_dot_graph(y, to_file=str(tmp_path / "g.svg"))

@@ -80,15 +80,18 @@ def _at(node):
     return f" at column {col + 1}" if col is not None else ""
 
 
+def _clip(text, n=40):
+    """``text`` cut to ``n`` characters, so that an error message stays one short line."""
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
 def _where(node, text):
     """``: 'source text' at column N`` for a refused node."""
     try:
         seg = ast.get_source_segment(text, node)
     except Exception:  # a malformed position: just leave the snippet out
         seg = None
-    if seg and len(seg) > 40:
-        seg = seg[:39] + "…"
-    return (f": {seg!r}" if seg else "") + _at(node)
+    return (f": {_clip(seg)!r}" if seg else "") + _at(node)
 
 
 def parse_expression(text: str, variables=()) -> ast.Expression:
@@ -122,7 +125,7 @@ def parse_expression(text: str, variables=()) -> ast.Expression:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         col = f" at column {e.offset}" if e.offset else ""
-        raise ExpressionError(f"cannot parse {text!r}: {e.msg}{col} (only an expression "
+        raise ExpressionError(f"cannot parse {_clip(text)!r}: {e.msg}{col} (only an expression "
                               "such as 'exp(x**2)**2' is accepted)") from None
     except (RecursionError, MemoryError, ValueError) as e:
         raise ExpressionError(f"cannot parse the expression: {type(e).__name__}") from None
@@ -330,8 +333,9 @@ class _Tracer:
     def name(self, v):
         if v is None:
             return "(freed)"
-        text = self.texts.get(id(v), v.name or "?")
-        return text if len(text) <= 22 else text[:21] + "…"
+        # a leaf the expression did not name: a number an op wrapped, e.g. the 1 of maximum(x, 1)
+        text = self.texts.get(id(v), v.name or ("const" if v.creator is None else "?"))
+        return _clip(text, 22)
 
     def __call__(self, f, gys, gxs):
         self.step += 1
@@ -365,6 +369,8 @@ class _Tracer:
             first = False
 
     def table(self):
+        if not self.rows:
+            return "(no function ran: f is one of the variables itself)"
         cols = [("step", "step"), ("function", "function"), ("output", "output"),
                 ("grad in", "d f/d output"), ("input", "input"), ("value", "input value"),
                 ("local", "local derivative"), ("grad out", "d f/d input")]
@@ -442,14 +448,18 @@ def _grad(args) -> int:
         ext = os.path.splitext(args.graph)[1].lower()
         if ext not in (".dot", ".gv", ".svg", ".png", ".pdf"):
             raise UsageError(f"--graph {args.graph}: use a .dot, .svg, .png or .pdf file name")
+        folder = os.path.dirname(args.graph)
+        if folder and not os.path.isdir(folder):
+            raise UsageError(f"--graph {args.graph}: no such directory {folder!r}")
     hessian = args.hessian or (several and args.order == 2)
-    evaluator = _Evaluator(tree, args.expression)
+    evaluator = _Evaluator(tree, args.expression)  # keeps the traced graph's intermediates
+    probe = _Evaluator(tree, args.expression)  # for the central differences
     eps = args.eps
 
     def f_at(values, order=0, create_graph=False):
         """The expression's ``order``-th derivative (a list per variable for order 1)."""
         env = {n: mibun.Variable(np.array(values[n]), name=n) for n in names}
-        y = evaluator(env)
+        y = probe(env)
         xs = [env[n] for n in names]
         if order == 0:
             return y
@@ -541,6 +551,9 @@ def _grad(args) -> int:
 
     if args.graph:
         from mibun import visualize
+        for v in evaluator.keep:  # label each intermediate with its sub-expression
+            if v.name is None:
+                v.name = _clip(evaluator.texts[id(v)], 30)
         if higher:
             target = higher[-1]
             target.name = _deriv_name(names[0], args.order, False)
@@ -557,18 +570,29 @@ def _grad(args) -> int:
 # =============================================================================
 # `mibun train` (the training itself is mibun.train)
 # =============================================================================
-def _positive(kind):
+def _number(kind, positive=False, between=None):
+    """An argparse type: a finite ``kind`` (int or float), > 0 or in ``between`` if asked."""
+    what = "an integer" if kind is int else "a number"
+
     def parse(s):
         try:
             v = kind(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {s!r}") \
-                from None
-        if not v > 0 or (kind is float and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {s}")
+        if positive and not v > 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {s}")
+        if between and not between[0] <= v <= between[1]:
+            raise argparse.ArgumentTypeError(f"must be between {between[0]} and "
+                                             f"{between[1]}, got {s}")
         return v
     parse.__name__ = kind.__name__
     return parse
+
+
+def _positive(kind):
+    return _number(kind, positive=True)
 
 
 
@@ -630,7 +654,8 @@ def _parser():
     t.add_argument("--lr", type=_positive(float), help="learning rate")
     t.add_argument("--optimizer", choices=list(train.OPTIMIZERS), help="default: adam")
     t.add_argument("--hidden", type=_positive(int), help="hidden units (mlp, lstm)")
-    t.add_argument("--seed", type=int, help="random seed (default 0): same seed, same numbers")
+    t.add_argument("--seed", type=_number(int, between=(0, 2**32 - 1)),
+                   help="random seed, 0 to 2**32-1 (default 0): same seed, same numbers")
     t.add_argument("--out", help="output directory (default ./mibun-out/<run name>)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT (its settings are reused)")
@@ -661,12 +686,32 @@ def _parser():
     return p
 
 
+def _dash_expression(argv):
+    """Let ``mibun grad "-x**2"`` work: argparse takes any word starting with ``-`` for an
+    option, but one containing a space for a value, so such a word gets a leading space
+    (``parse_expression`` strips it). ``grad`` has no short options besides ``-h``."""
+    argv = list(argv)
+    if argv[:1] != ["grad"]:
+        return argv
+    return [a if not a.startswith("-") or a.startswith("--") or a == "-h" else " " + a
+            for a in argv]
+
+
+def _one_line(text):
+    """A multi-line message on one line: ``a:\n  b\n  c\nd`` -> ``a: b; c; d``."""
+    parts = [p.strip() for p in text.splitlines() if p.strip()]
+    out = ""
+    for p in parts:
+        out += p if not out else (" " if out.endswith((":", ",", ";")) else "; ") + p
+    return " ".join(out.split())
+
+
 def main(argv=None) -> int:
     """Run the ``mibun`` command; return the exit status (0, 1, 2 or 130)."""
     parser = _parser()
     args = None
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_dash_expression(sys.argv[1:] if argv is None else argv))
         if args.version:
             import mibun
             print(f"mibun {mibun.__version__}")
@@ -674,9 +719,9 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_OK
-        if args.command == "grad":
-            return _grad_command(args)
-        return _train_command(args)
+        code = _grad_command(args) if args.command == "grad" else _train_command(args)
+        sys.stdout.flush()  # a closed pipe (`mibun ... | head`) fails here, caught below
+        return code
     except (UsageError, train.ConfigError) as e:
         cmd = getattr(args, "command", None)
         prog = getattr(e, "prog", None) or f"mibun{' ' + cmd if cmd else ''}"
@@ -685,10 +730,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("mibun: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mibun ... | head`: the reader left; stop without a message
+        try:  # and keep Python's final flush of stdout from failing again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAIL
     except Exception as e:  # one line for the user; MIBUN_DEBUG=1 shows the traceback
         if os.environ.get("MIBUN_DEBUG"):
             raise
-        msg = " ".join(str(e).split()) or type(e).__name__
+        msg = _one_line(str(e)) or type(e).__name__
         name = getattr(args, "command", None)
         print(f"mibun{' ' + name if name else ''}: error: {msg}", file=sys.stderr)
         if not isinstance(e, (OSError, ValueError, RuntimeError)):

@@ -254,6 +254,35 @@ def test_freeze_param_layer_and_parameter():
     assert np.array_equal(p.data, before)
 
 
+def test_hooks_after_freeze_param_see_only_the_trained_params():
+    # FreezeParam drops gradients; a ClipGrad or WeightDecay added after it used to crash
+    # on the frozen parameters (None.data). The clip norm is that of the trained ones only.
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s) for s in SHAPES]
+    gs = [rng.standard_normal(s) for s in SHAPES]
+    target = Params(arrays)
+    frozen = list(target.params())[:2]
+    for p, g in zip(target.params(), gs):
+        p.grad = Variable(g.copy())
+    opt = optimizers.SGD(lr=0.1).setup(target)
+    opt.add_hook(optimizers.FreezeParam(*frozen))
+    opt.add_hook(optimizers.WeightDecay(0.01))
+    opt.add_hook(optimizers.ClipGrad(0.5))
+    opt.update()
+    ts = [torch.tensor(a.copy(), requires_grad=True) for a in arrays[2:]]
+    for t, g in zip(ts, gs[2:]):
+        t.grad = torch.tensor(g.copy()) + 0.01 * t.detach()
+    torch.nn.utils.clip_grad_norm_(ts, 0.5, foreach=False)
+    with torch.no_grad():
+        for t in ts:
+            t -= 0.1 * t.grad
+    params = list(target.params())
+    for p, a in zip(params[:2], arrays[:2]):
+        np.testing.assert_array_equal(p.data, a)
+    for p, t in zip(params[2:], ts):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12)
+
+
 # --- schedules ------------------------------------------------------------------------------
 def test_step_lr_matches_torch():
     opt = optimizers.SGD(lr=0.3)

@@ -99,14 +99,14 @@ class Optimizer:
         """Apply the hooks, then one step to every parameter that has a gradient."""
         self._require_target("update")
         named = [(n, p) for n, p in _named_params(self.target) if p.grad is not None]
-        params = [p for _, p in named]
         for f in self.hooks:
-            f(params)
+            f([p for _, p in named])
+            # A hook may drop gradients (FreezeParam): later hooks and the update skip them.
+            named = [(n, p) for n, p in named if p.grad is not None]
         self._names = {id(p): n for n, p in named}
         self.t += 1
-        for name, p in named:
-            if p.grad is not None:  # a hook (FreezeParam) may have removed it
-                self.update_one(p)
+        for _, p in named:
+            self.update_one(p)
 
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not defined")

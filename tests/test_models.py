@@ -153,17 +153,22 @@ def test_pretrained_from_local_path(tmp_path):
         models._load_pretrained(dst, 3, "file:///nowhere")
 
 
-def test_get_file_downloads_once_into_cache(tmp_path, monkeypatch):
-    src = tmp_path / "remote.npz"
-    src.write_bytes(b"payload")
+def test_pretrained_true_downloads_once_into_the_cache(tmp_path, monkeypatch):
+    np.random.seed(0)
+    src_model = MLP((3, 2))
+    src_model(np.ones((1, 4), np.float32))
+    src = tmp_path / "remote" / "mlp.npz"
+    src.parent.mkdir()
+    src_model.save_weights(src)
     cache = tmp_path / "cache"
     monkeypatch.setenv("MIBUN_CACHE", str(cache))
-    path = models.get_file(src.as_uri())
-    assert path == str(cache / "remote.npz")
-    assert (cache / "remote.npz").read_bytes() == b"payload"
-    src.unlink()  # cached: no second download
-    assert models.get_file(src.as_uri()) == path
-    assert sorted(p.name for p in cache.iterdir()) == ["remote.npz"]
+    for _ in range(2):  # the second time from the cache, with the "server" gone
+        dst = MLP((3, 2))
+        models._load_pretrained(dst, True, src.as_uri())
+        for p, q in zip(src_model.params(), dst.params()):
+            np.testing.assert_array_equal(p.data, q.data)
+        src.unlink(missing_ok=True)
+    assert sorted(p.name for p in cache.iterdir()) == ["mlp.npz"]
 
 
 def test_offline_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
@@ -178,14 +183,21 @@ def test_offline_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
     assert list(cache.iterdir()) == []  # no partial file left in the cache
 
 
-def test_get_file_timeout_is_reported(tmp_path, monkeypatch):
-    import urllib.request
+def test_silent_server_times_out_instead_of_hanging(tmp_path, monkeypatch):
+    import functools
+    import socket
 
-    def slow(url, timeout=None):
-        assert timeout is not None and timeout <= 30  # never wait forever
-        raise TimeoutError("timed out")
-
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)  # accepts the connection, never answers
+    port = server.getsockname()[1]
     monkeypatch.setenv("MIBUN_CACHE", str(tmp_path))
-    monkeypatch.setattr(urllib.request, "urlopen", slow)
-    with pytest.raises(ConnectionError, match="timed out"):
-        models.get_file("https://example.invalid/vgg16.npz")
+    monkeypatch.setattr(models.utils, "get_file",
+                        functools.partial(mibun.utils.get_file, timeout=0.3, quiet=True))
+    try:
+        with pytest.raises(ConnectionError, match="timed out") as e:
+            models._load_pretrained(MLP((3, 2)), True, f"http://127.0.0.1:{port}/vgg16.npz")
+    finally:
+        server.close()
+    assert "pretrained='path/to/vgg16.npz'" in str(e.value)
+    assert list(tmp_path.iterdir()) == []

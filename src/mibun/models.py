@@ -4,19 +4,19 @@
 ``SeqRegressor`` (an RNN/LSTM/GRU plus a linear read-out, DeZero's ``BetterRNN``), ``VGG16``
 and ``ResNet`` 50/101/152. VGG16 and ResNet keep DeZero's layer names, so DeZero's pretrained
 ``.npz`` files load; ``pretrained`` takes a local path, or True to download once into a
-cache directory (``$MIBUN_CACHE``, default ``~/.mibun``) with a short timeout.
+cache directory (``mibun.utils.get_file``: ``$MIBUN_CACHE``, default ``~/.mibun``) with a short
+timeout.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import types
-import urllib.request
 
 import numpy as np
 
 import mibun.functions as F
 import mibun.layers as L
+from mibun import utils
 from mibun.layers import Layer
 
 __all__ = [
@@ -178,59 +178,15 @@ class SeqRegressor(Model):
 # =============================================================================
 # Pretrained weights
 # =============================================================================
-def _cache_dir() -> str:
-    return os.environ.get("MIBUN_CACHE") or os.path.join(os.path.expanduser("~"), ".mibun")
-
-
-def get_file(url: str, file_name: str | None = None, timeout: float = 10.0) -> str:
-    """Return a local copy of ``url``, downloading it once into the cache directory.
-
-    The cache is ``$MIBUN_CACHE`` (default ``~/.mibun``). A download goes to a temporary
-    file that is renamed into place only when complete, so an interrupted download is never
-    mistaken for the file.
-
-    Args:
-        url (str): http(s) or file URL.
-        file_name (str or None): name in the cache (default: the URL's last part).
-        timeout (float): seconds to wait for the server before giving up.
-    Returns:
-        str: the path of the cached file.
-    Raises:
-        ConnectionError: the download failed (offline, timeout, HTTP error); the message
-            names the URL and where to put the file by hand.
-    """
-    file_name = file_name or url.rstrip("/").split("/")[-1]
-    cache = _cache_dir()
-    path = os.path.join(cache, file_name)
-    if os.path.exists(path):
-        return path
-    os.makedirs(cache, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + file_name + ".", suffix=".part", dir=cache)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-            while True:
-                chunk = r.read(1 << 20)
-                if not chunk:
-                    break
-                out.write(chunk)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, (OSError, ValueError)):  # URLError, timeouts, HTTP errors
-            raise ConnectionError(
-                f"get_file: could not download {url} ({e}). If you are offline, fetch the "
-                f"file elsewhere and pass its path (pretrained='path/to/{file_name}'), or "
-                f"copy it to {path}") from e
-        raise
-    return path
-
-
 def _load_pretrained(model: Layer, pretrained, url: str) -> None:
     if pretrained is True:
-        path = get_file(url)
+        name = url.rsplit("/", 1)[-1]
+        try:
+            path = utils.get_file(url)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f"{type(model).__name__}(pretrained=True): {e}\n  Or fetch the file "
+                f"elsewhere and pass its path: pretrained='path/to/{name}'") from e
     elif isinstance(pretrained, (str, os.PathLike)):
         path = pretrained
     else:

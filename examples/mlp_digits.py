@@ -32,6 +32,7 @@ if args.resume and os.path.exists(args.checkpoint):
     start = load_checkpoint(args.checkpoint, model, optimizer)["epoch"] + 1
     schedule.last_epoch = start  # the schedule follows the epoch count (and --epochs)
     optimizer.lr = schedule.get_lr(start)
+    train_loader.set_epoch(start)  # the batches this epoch would have had without a break
     print(f"resumed from {args.checkpoint} after epoch {start}")
 
 for epoch in range(start, args.epochs):

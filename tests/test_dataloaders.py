@@ -70,6 +70,22 @@ def test_seed_makes_order_repeatable_and_none_uses_global_rng():
     assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(d, e))
 
 
+def test_seeded_order_depends_only_on_seed_and_epoch():
+    fresh = DataLoader(Range(30), 7, seed=5)
+    epochs = [epoch(fresh) for _ in range(3)]
+    assert fresh.epoch == 3
+    resumed = DataLoader(Range(30), 7, seed=5)
+    resumed.set_epoch(2)  # as after loading a checkpoint saved at the end of epoch 1
+    assert resumed.epoch == 2 and resumed.iteration == 0
+    for (x, t), (y, u) in zip(epochs[2], epoch(resumed)):
+        assert np.array_equal(x, y) and np.array_equal(t, u)
+    resumed.set_epoch(0)
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(epochs[0], epoch(resumed)))
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(TypeError, match="seed must be a non-negative int"):
+            DataLoader(Range(3), 2, seed=bad)
+
+
 def test_no_shuffle_is_in_order():
     xs = np.concatenate([x[:, 0] for x, _ in DataLoader(Range(11), 4, shuffle=False)])
     assert xs.tolist() == list(range(11))

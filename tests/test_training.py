@@ -146,3 +146,41 @@ def test_save_load_resume_is_identical(tmp_path, opt_cls):
         np.testing.assert_array_equal(model(train.data[:50]).data, ref(train.data[:50]).data)
     for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def _epochs(model, optimizer, schedule, loader, epochs, start=0, path=None):
+    losses = []
+    for epoch in range(start, epochs):
+        for x, t in loader:
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+            losses.append(float(loss.data))
+        schedule.step()
+        if path is not None:
+            save_checkpoint(path, model, optimizer, epoch=epoch)
+    return losses
+
+
+def test_resume_by_epochs_with_shuffling_loader_and_schedule(tmp_path):
+    # The examples' resume recipe: a seeded DataLoader (set_epoch) and a schedule driven
+    # by the saved epoch continue exactly where the interrupted run stopped.
+    train = datasets.Digits(train=True)
+
+    def setup(seed):
+        np.random.seed(seed)
+        model = MLP((32, 10), activation=F.relu)
+        optimizer = optimizers.Adam(0.01).setup(model)
+        schedule = optimizers.CosineLR(optimizer, t_max=3)
+        return model, optimizer, schedule, DataLoader(train, 256, seed=7)
+
+    uninterrupted = _epochs(*setup(0), epochs=3)
+    path = tmp_path / "ckpt.npz"
+    first = _epochs(*setup(0), epochs=1, path=path)
+    model, optimizer, schedule, loader = setup(1)  # a fresh process
+    start = load_checkpoint(path, model, optimizer)["epoch"] + 1
+    schedule.last_epoch = start
+    loader.set_epoch(start)
+    rest = _epochs(model, optimizer, schedule, loader, epochs=3, start=start)
+    assert first + rest == uninterrupted  # bit for bit

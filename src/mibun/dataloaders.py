@@ -33,12 +33,16 @@ class DataLoader:
         shuffle (bool): a new random order every epoch.
         gpu (bool): return CuPy arrays.
         drop_last (bool): skip the last, incomplete batch.
-        seed (int): seed a private generator for the order; None uses NumPy's global
-            generator (as DeZero, so ``np.random.seed`` makes a run repeatable).
+        seed (int): the order of epoch ``e`` is drawn from a generator seeded with
+            ``(seed, e)``, so it depends only on the seed and the epoch number (a resumed
+            run calls ``set_epoch`` and sees the same batches as an uninterrupted one);
+            None uses NumPy's global generator (as DeZero, so ``np.random.seed`` makes a
+            run repeatable).
 
     An epoch ends with ``StopIteration`` and a ``reset()`` (new order). Starting a ``for``
     loop over a loader left in the middle of an epoch (after a ``break``) starts a new
-    epoch. ``len(loader)`` is the number of batches per epoch.
+    epoch. ``len(loader)`` is the number of batches per epoch; ``epoch`` counts the epochs
+    started before the current one.
 
     >>> import mibun
     >>> loader = DataLoader(mibun.datasets.Spiral(), batch_size=64, seed=0)
@@ -58,19 +62,33 @@ class DataLoader:
             self.max_iter = self.data_size // self.batch_size
         else:
             self.max_iter = math.ceil(self.data_size / self.batch_size)
-        self._rng = None if seed is None else np.random.default_rng(seed)
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise TypeError(f"{type(self).__name__}: seed must be a non-negative int or "
+                            f"None, got {seed!r}")
+        self.seed = seed
+        self.epoch = -1
         self.reset()
 
     def reset(self) -> None:
         """Start a new epoch (with a new order when shuffling)."""
+        self.epoch += 1
         self.iteration = 0
         n = self.data_size
         if not self.shuffle:
             self.index = np.arange(n)
-        elif self._rng is None:
+        elif self.seed is None:
             self.index = np.random.permutation(n)
         else:
-            self.index = self._rng.permutation(n)
+            self.index = np.random.default_rng((int(self.seed), self.epoch)).permutation(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch number ``epoch`` (from 0) now: its order, as a fresh run would see it.
+
+        For resuming from a checkpoint saved after ``epoch`` epochs, with a ``seed``.
+        """
+        self.epoch = int(epoch) - 1
+        self.reset()
 
     def __iter__(self):
         if self.iteration > 0:  # a previous loop stopped mid-epoch

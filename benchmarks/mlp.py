@@ -2,7 +2,9 @@
 100, float32: mibun vs PyTorch CPU vs a hand-written NumPy step, in one process.
 
 All three start from the same weights; the script first checks that they compute the same
-loss and the same updated weights, then times ``forward + backward + update``.
+loss and the same updated weights, then times ``forward + backward + update``. It also times
+the step's eight matrix products alone in NumPy and in PyTorch: their ratio is the floor for
+mibun / PyTorch (mibun's matmuls are NumPy's BLAS calls; PyTorch may bring a faster BLAS).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mlp.py [--repeat N]
 """
@@ -105,24 +107,52 @@ def torch_step(model, optimizer, x, t):
     return loss
 
 
-def timeit(fns, repeat):
-    """Best and median ms of each function, run round-robin so that load from other
-    processes hits all of them alike."""
+# --- the BLAS floor ---------------------------------------------------------------------------
+def matmul_operands(params, x):
+    """The eight matrix products of one step (3 forward, 5 backward), as (a, b) pairs."""
+    W1, _, W2, _, W3, _ = params
+    rng = np.random.default_rng(1)
+    a1, a2 = (rng.random((BATCH, n), dtype=np.float32) for n in SIZES[1:3])
+    gy, ga2, ga1 = (rng.random((BATCH, n), dtype=np.float32) for n in SIZES[:0:-1])
+    return [(x, W1), (a1, W2), (a2, W3),  # forward
+            (a2.T, gy), (gy, W3.T), (a1.T, ga2), (ga2, W2.T), (x.T, ga1)]  # backward
+
+
+def numpy_matmuls(pairs):
+    for a, b in pairs:
+        a @ b
+
+
+def torch_matmuls(pairs):
+    import torch
+    for a, b in pairs:
+        torch.matmul(a, b)
+
+
+def timeit(fns, repeat, block=5):
+    """Best and median ms of each function.
+
+    The functions take turns in blocks of ``block`` timed calls, so that load from other
+    processes hits all of them alike; each block starts with one untimed call, because
+    NumPy's and PyTorch's thread pools slow each other down for a moment after a switch.
+    """
     for fn in fns.values():
         for _ in range(3):
             fn()
     times = {name: [] for name in fns}
-    for _ in range(repeat):
+    for _ in range(max(1, repeat // block)):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
     return {name: (min(ts) * 1e3, float(np.median(ts)) * 1e3) for name, ts in times.items()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=100)
     args = ap.parse_args()
     x, t = make_data()
 
@@ -154,18 +184,28 @@ def main():
         threads = ""
     fns["numpy"] = lambda: numpy_step(np_params, x, t)
     fns["mibun"] = lambda: mibun_step(model, optimizer, x, t)
+    if "pytorch" in fns:
+        pairs = matmul_operands(params, x)
+        tpairs = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs]
+        fns["numpy matmuls"] = lambda: numpy_matmuls(pairs)
+        fns["torch matmuls"] = lambda: torch_matmuls(tpairs)
     gc.collect()
     results = timeit(fns, args.repeat)
+    len_runs = max(1, args.repeat // 5) * 5
 
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, one SGD step "
-          f"({threads}{os.cpu_count()} CPUs; best and median of {args.repeat})")
+          f"({threads}{os.cpu_count()} CPUs; best and median of {len_runs} runs)")
     for name, (best, med) in results.items():
-        print(f"  {name:8s} {best:7.2f} ms  (median {med:.2f})")
+        print(f"  {name:14s} {best:7.2f} ms  (median {med:.2f})")
     m_best, m_med = results["mibun"]
     for name in ("pytorch", "numpy"):
         if name in results:
             best, med = results[name]
             print(f"  mibun / {name:8s} {m_best / best:5.2f}x  (median {m_med / med:.2f}x)")
+    if "torch matmuls" in results:
+        (nb, _), (tb, _) = results["numpy matmuls"], results["torch matmuls"]
+        print(f"  BLAS floor: the step's 8 matmuls alone, numpy / torch {nb / tb:5.2f}x (best "
+              "times): mibun / pytorch cannot go below this while NumPy's BLAS is the slower")
 
 
 if __name__ == "__main__":

@@ -471,3 +471,22 @@ def test_training_reduces_loss_with_a_model():
             losses.append(float(loss.data))
         assert losses[-1] < 0.7 * losses[0], opt_cls.__name__
         assert all(p.data.dtype == np.float32 for p in model.params())
+
+
+@pytest.mark.parametrize("shape", [(70001,), (300, 250), (250, 300)])
+def test_sgd_large_params_chunked_update_is_exact(shape):
+    # Big float32 parameters are updated chunk by chunk (cache-sized temporaries); the
+    # result must be exactly p - lr * g, including the last partial chunk and a transposed
+    # (non-contiguous) parameter or gradient, which take the plain path.
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    for a_, g_ in [(a, g), (a, g.T.copy().T), (a.T.copy().T, g)]:
+        p = Parameter(a_.copy(order="K"))
+        p.grad = Variable(g_.copy(order="K"))
+        target = Params([], [])
+        target._named = [("l0/W", p)]
+        optimizers.SGD(lr=0.3).setup(target).update()
+        assert p.data.dtype == np.float32
+        np.testing.assert_array_equal(p.data, a - np.float32(0.3) * g)
+        np.testing.assert_array_equal(p.grad.data, g)  # the gradient is left as it was

@@ -48,6 +48,9 @@ def _named_params(target):
     return [(f"p{i}", p) for i, p in enumerate(target.params())]
 
 
+_CHUNK = 1 << 15  # elements per chunk of a chunked update (128 KB of float32: fits L2)
+
+
 def _fmt(a):
     return f"shape={tuple(a.shape)} dtype={a.dtype}"
 
@@ -244,10 +247,21 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def update_one(self, param):
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
-        xp.multiply(param.grad.data, self.lr, out=tmp)
-        param.data -= tmp
+        p, g = param.data, param.grad.data
+        xp = backend.get_array_module(p)
+        if xp is np and p.size > _CHUNK and p.flags.c_contiguous and g.flags.c_contiguous:
+            # Chunk by chunk, so that the temporary lr * g stays in the CPU cache: one pass
+            # over p and g from memory instead of two (a third faster on big layers).
+            pf, gf = p.reshape(-1), g.reshape(-1)
+            (buf,) = self.scratch(pf[:_CHUNK])
+            for i in range(0, pf.size, _CHUNK):
+                tmp = buf[:min(_CHUNK, pf.size - i)]
+                np.multiply(gf[i:i + _CHUNK], self.lr, out=tmp)
+                pf[i:i + _CHUNK] -= tmp
+            return
+        (tmp,) = self.scratch(p)
+        xp.multiply(g, self.lr, out=tmp)
+        p -= tmp
 
 
 class MomentumSGD(Optimizer):

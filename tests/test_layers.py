@@ -341,6 +341,23 @@ def test_batchnorm_buffers_are_state_not_params():
     assert lazy.avg_var.data.shape == (3,)
 
 
+def test_assigning_an_array_to_a_buffer_sets_its_data():
+    # It used to replace the buffer's Variable by the bare array: state_dict then read
+    # ndarray.data (a memoryview) and load_state_dict crashed.
+    bn = L.BatchNorm(in_size=3)
+    buf = bn.avg_mean
+    bn.avg_mean = np.full(3, 2.0, np.float32)
+    assert bn.avg_mean is buf and buf.data.tolist() == [2.0, 2.0, 2.0]
+    assert [n for n, _ in bn.named_buffers()] == ["avg_mean", "avg_var"]
+    bn(np.zeros((4, 3), np.float32))  # the running mean moves towards 0
+    np.testing.assert_allclose(bn.avg_mean.data, 1.8)
+    bn.load_state_dict(bn.state_dict())
+    with pytest.raises(TypeError, match="avg_var is a buffer"):
+        bn.avg_var = [1.0, 1.0, 1.0]
+    bn.avg_var = mibun.Variable(np.ones(3, np.float32))  # a new Variable replaces it
+    assert bn.state_dict()["avg_var"].tolist() == [1.0, 1.0, 1.0]
+
+
 def test_to_gpu_without_cupy_is_a_clear_error():
     if mibun.backend.gpu_enable:
         pytest.skip("CuPy is installed")

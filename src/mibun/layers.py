@@ -62,6 +62,12 @@ class Layer:
             d["_buffers"].pop(name, None)
         elif name in d["_params"]:  # re-assigned to something else (e.g. None)
             del d["_params"][name]
+        elif name in d["_buffers"] and not isinstance(value, Variable):
+            if value is None or isinstance(value, backend.array_types):
+                d[name].data = value  # ``bn.avg_mean = array`` sets the buffer's data
+                return
+            raise TypeError(f"{type(self).__name__}.{name} is a buffer: assign an array, a "
+                            f"Variable or None, not a {type(value).__name__}")
         d[name] = value
 
     def __delattr__(self, name):

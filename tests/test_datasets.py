@@ -216,6 +216,13 @@ def test_load_idx_dtypes_and_errors(tmp_path):
     (tmp_path / "short").write_bytes(raw[:-2])
     with pytest.raises(ValueError, match="header says shape"):
         datasets.load_idx(str(tmp_path / "short"))
+    # A damaged download (a proxy's HTML page, a cut-off gzip) names the file.
+    (tmp_path / "page.gz").write_bytes(b"<html>sign in to the network</html>")
+    gz = gzip.compress(raw)
+    (tmp_path / "cut.gz").write_bytes(gz[:len(gz) // 2])
+    for name in ("page.gz", "cut.gz"):
+        with pytest.raises(ValueError, match=f"{name} is damaged .*delete it"):
+            datasets.load_idx(str(tmp_path / name))
 
 
 def test_mnist_mismatched_counts(tmp_path):
@@ -298,6 +305,18 @@ def test_cifar10_bad_content_and_missing(tmp_path):
         datasets.CIFAR10(train=False, root=str(tmp_path), download=False)
     with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz"):
         datasets.CIFAR10(root=str(tmp_path / "nowhere"), download=False)
+    # A partial download of the archive is named, not a bare tarfile/EOF error.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        _, raw = cifar_batch(50, 0)
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "cifar-10-python.tar.gz").write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+    with pytest.raises(ValueError, match="cifar-10-python.tar.gz is damaged .*delete it"):
+        datasets.CIFAR10(train=False, root=str(cut), download=False)
 
 
 # --- Dataset protocol -----------------------------------------------------------------------

@@ -21,14 +21,17 @@ import os
 import pickle
 import struct
 import tarfile
+import zlib
 
 import numpy as np
 
 from mibun import utils
 from mibun.transforms import Compose, Flatten, Normalize, ToFloat, can_batch
 
-__all__ = ["Dataset", "Spiral", "SinCurve", "Digits", "MNIST", "FashionMNIST", "CIFAR10",
-           "get_spiral", "load_digits", "load_idx"]
+__all__ = [
+    "CIFAR10", "MNIST", "Dataset", "Digits", "FashionMNIST", "SinCurve", "Spiral",
+    "get_spiral", "load_digits", "load_idx",
+]
 
 
 def _identity(x):
@@ -236,8 +239,12 @@ def load_idx(path: str) -> np.ndarray:
         ValueError: the header or the size does not match (the message names the file).
     """
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a damaged or partial download
+        raise ValueError(f"datasets.load_idx: {path} is damaged ({e}); delete it and "
+                         "fetch it again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"datasets.load_idx: {path} is not an idx file "
                          f"(header {raw[:4].hex() or 'empty'})")
@@ -424,8 +431,8 @@ class _CifarUnpickler(pickle.Unpickler):
 def _load_cifar_batch(raw: bytes, source: str):
     d = _CifarUnpickler(io.BytesIO(raw), source).load()
     if not isinstance(d, dict):
-        raise ValueError(f"datasets.CIFAR10: {source} holds a {type(d).__name__}, "
-                         "expected a dict")
+        raise ValueError(  # noqa: TRY004  (a bad file, not a bad argument)
+            f"datasets.CIFAR10: {source} holds a {type(d).__name__}, expected a dict")
     data = d.get(b"data", d.get("data"))
     labels = d.get(b"labels", d.get("labels"))
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
@@ -495,14 +502,18 @@ class CIFAR10(Dataset):
                                     [self.url.rsplit("/", 1)[0] + "/"], self.download,
                                     hint=f" (or the extracted folder {self.folder}/)")
         out = []
-        with tarfile.open(path, "r:*") as tar:
-            for n in names:
-                try:
-                    member = tar.getmember(f"{self.folder}/{n}")
-                except KeyError:
-                    raise ValueError(f"datasets.CIFAR10: {path} has no member "
-                                     f"{self.folder}/{n}") from None
-                out.append((f"{path}:{member.name}", tar.extractfile(member).read()))
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for n in names:
+                    try:
+                        member = tar.getmember(f"{self.folder}/{n}")
+                    except KeyError:
+                        raise ValueError(f"datasets.CIFAR10: {path} has no member "
+                                         f"{self.folder}/{n}") from None
+                    out.append((f"{path}:{member.name}", tar.extractfile(member).read()))
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:  # a partial download
+            raise ValueError(f"datasets.CIFAR10: {path} is damaged ({e}); delete it and "
+                             "fetch it again") from e
         return out
 
     @staticmethod

@@ -34,8 +34,8 @@ from mibun import backend
 from mibun.core import Parameter, Variable
 
 __all__ = [
-    "Optimizer", "SGD", "MomentumSGD", "Nesterov", "AdaGrad", "AdaDelta", "RMSprop", "Adam",
-    "AdamW", "WeightDecay", "ClipGrad", "FreezeParam", "StepLR", "CosineLR",
+    "SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "ClipGrad", "CosineLR", "FreezeParam",
+    "MomentumSGD", "Nesterov", "Optimizer", "RMSprop", "StepLR", "WeightDecay",
 ]
 
 

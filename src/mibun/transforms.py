@@ -16,7 +16,7 @@ import numpy as np
 
 from mibun import backend
 
-__all__ = ["Compose", "Normalize", "Flatten", "AsType", "ToFloat", "ToInt", "can_batch"]
+__all__ = ["AsType", "Compose", "Flatten", "Normalize", "ToFloat", "ToInt", "can_batch"]
 
 
 def can_batch(transform) -> bool:

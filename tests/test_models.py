@@ -81,6 +81,17 @@ def test_model_plot_writes_dot(tmp_path):
     MLP((3, 2)).plot(np.ones((1, 4), np.float32), to_file=str(path))
     assert "digraph" in path.read_text()
 
+    class CallOnly(Model):  # DeZero's examples (step 59, vae.py) define __call__ only
+        def __init__(self):
+            super().__init__()
+            self.fc = L.Linear(2)
+
+        def __call__(self, x):
+            return F.tanh(self.fc(x))
+
+    CallOnly().plot(np.ones((1, 4), np.float32), to_file=str(path))
+    assert "Tanh" in path.read_text()
+
 
 # =============================================================================
 # VGG16 and ResNet

@@ -29,9 +29,12 @@ class Model(Layer):
     """A Layer that is a whole network; ``plot`` draws its computational graph."""
 
     def plot(self, *inputs, to_file: str = "model.png"):
-        """Run ``forward(*inputs)`` and draw the graph of the output to ``to_file``."""
+        """Run ``self(*inputs)`` and draw the graph of the output to ``to_file``.
+
+        (Calling the model, not ``forward``, serves DeZero models that define ``__call__``.)
+        """
         from mibun import visualize
-        y = self.forward(*inputs)
+        y = self(*inputs)
         return visualize.plot_dot_graph(y, verbose=True, to_file=to_file)
 
 

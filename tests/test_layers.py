@@ -426,6 +426,12 @@ def test_conv_init_lazy_float32_and_errors():
     assert de.W.shape == (4, 3, 2, 2)
     with pytest.raises(ValueError, match="L.Deconv2d"):
         de(np.zeros((1, 3, 3, 3), np.float32))
+    # A lazy layer given a non-image: the same clear error (it was an AttributeError
+    # while describing the not-yet-created W).
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)(.|\n)*W: \(lazy\)"):
+        L.Conv2d(3, 3)(np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="L.Linear: the input must have a feature axis"):
+        L.Linear(3)(np.float32(2.0))
 
 
 # =============================================================================

@@ -356,6 +356,9 @@ class Linear(Layer):
 
     def forward(self, x):
         W = self.W.data
+        if x.ndim == 0:
+            raise ValueError(f"L.Linear: the input must have a feature axis (N, in_size); "
+                             f"got a 0-d {x.dtype} value")
         if W is None:
             self.in_size = x.shape[-1]
             self._init_W(backend.get_array_module(x))
@@ -429,11 +432,12 @@ class Conv2d(Layer):
         if W is not None:
             self.in_channels = W.shape[self._in_axis]  # it may have come from a weight file
         if x.ndim != 4 or x.shape[1] != self.in_channels:
+            C = "C" if self.in_channels is None else self.in_channels
             raise ValueError(
-                f"{self._op}: expected an input of shape (N, {self.in_channels}, H, W) "
+                f"{self._op}: expected an input of shape (N, {C}, H, W) "
                 f"(in_channels={self.in_channels})\n"
                 f"  x: shape={tuple(x.shape)} dtype={x.dtype}\n"
-                f"  W: shape={tuple(self.W.shape)} dtype={self.W.dtype}")
+                f"  W: {_shape_str(self.W)}")
 
     def forward(self, x):
         if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:

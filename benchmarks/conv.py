@@ -10,7 +10,7 @@ mibun vs PyTorch CPU vs two hand-written NumPy im2col steps, in one process:
   strided views (the algorithm mibun uses, without the framework).
 
 All start from the same weights; the script first checks that they compute the same loss
-and gradients, then times them round-robin (best and median).
+and gradients, then times them taking turns in blocks (best and median).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--repeat N]
 """
@@ -157,18 +157,25 @@ def torch_step(params, x, t):
     return loss.detach(), [p.grad for p in params]
 
 
-def timeit(fns, repeat):
-    """Best and median ms of each function, run round-robin so that load from other
-    processes hits all of them alike."""
+def timeit(fns, repeat, block=5):
+    """Best and median ms of each function.
+
+    The functions take turns in blocks of ``block`` timed calls, so that load from other
+    processes hits all of them alike; each block starts with one untimed call. Single
+    calls in turn measured each step in the memory state the previous one left (freed
+    buffers, cache): the numbers swung by 20% with the order of the functions.
+    """
     for fn in fns.values():
         for _ in range(3):
             fn()
     times = {name: [] for name in fns}
-    for _ in range(repeat):
+    for _ in range(max(1, repeat // block)):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
     return {name: (min(ts) * 1e3, float(np.median(ts)) * 1e3) for name, ts in times.items()}
 
 

@@ -31,6 +31,7 @@ CONV_CASES = [  # x shape, W shape, stride, pad
     ((2, 1, 6, 6), (3, 1, 2, 2), 2, 0),
     ((1, 2, 4, 5), (2, 2, 1, 1), 1, 0),
     ((2, 2, 3, 3), (5, 2, 3, 3), 3, 1),  # more channels than output pixels: the 1-GEMM gW
+    ((2, 1, 5, 4), (9, 1, 3, 3), 1, 1),  # C*KH*KW <= OC: the forward keeps its patches
 ]
 
 
@@ -69,6 +70,27 @@ def test_conv2d_simple_matches_conv2d(xs, ws, stride, pad):
         np.testing.assert_allclose(a.data, c.data, rtol=1e-10, atol=1e-12)
     check_op(lambda x, W: F.conv2d_simple(x, W, None, stride, pad),
              lambda x, W: TF.conv2d(x, W, None, _tpair(stride), _tpair(pad)), xs, ws)
+
+
+@pytest.mark.parametrize("oc, kept", [(9, True), (8, False)])
+def test_conv2d_kept_patches(oc, kept):
+    # The forward keeps the patches for W's gradient only when they are no bigger than the
+    # output (C*KH*KW <= OC); a second backward over the same graph gives the same result.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 1, 5, 4))
+    W = Variable(rng.standard_normal((oc, 1, 3, 3)))
+    y = F.conv2d(x, W, pad=1)
+    assert (y.creator.col is not None) == kept
+    w = rng.standard_normal(y.shape)
+    loss = F.sum(y * w)
+    loss.backward()
+    g1 = W.grad.data.copy()
+    W.cleargrad()
+    loss.backward()
+    tx, tW = torch.tensor(x), torch.tensor(W.data, requires_grad=True)
+    (TF.conv2d(tx, tW, padding=1) * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(g1, tW.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(W.grad.data, g1)
 
 
 def test_conv2d_data_batch_gradient_skipped():
@@ -368,3 +390,12 @@ def test_conv_family_on_cupy():
         np.testing.assert_allclose(cupy.asnumpy(yc.data), yn.data, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(cupy.asnumpy(Wc.grad.data), Wn.grad.data, rtol=1e-3,
                                    atol=1e-3)
+
+
+def test_output_size_helpers_where_dezero_has_them():
+    # DeZero code calls them as dezero.utils.* and dezero.functions_conv.*
+    import mibun.functions_conv as FC
+    for mod in (FC, F, mibun.utils):
+        assert mod.get_conv_outsize(28, 3, 1, 1) == 28
+        assert mod.get_conv_outsize(7, 3, 2, 0) == 3
+        assert mod.get_deconv_outsize(3, 3, 2, 0) == 7

@@ -40,12 +40,15 @@ __all__ = [
     "conv2d",
     "conv2d_simple",
     "deconv2d",
+    "get_conv_outsize",
+    "get_deconv_outsize",
     "im2col",
     "max_pooling",
     "pooling",
     "pooling_simple",
 ]
 
+# DeZero's output-size helpers (dezero.functions_conv imports them from dezero.utils)
 get_conv_outsize = utils.get_conv_outsize
 get_deconv_outsize = utils.get_deconv_outsize
 
@@ -93,12 +96,12 @@ def _check_x(op, x, *more):
     return x
 
 
-def _check_window(op, x, kh, kw, ph, pw, extra=""):
-    H, W = x.shape[2:]
-    if H + 2 * ph < kh or W + 2 * pw < kw:
+def _check_window(op, x, kh, kw, ph, pw, W=None):
+    H, Wd = x.shape[2:]
+    if H + 2 * ph < kh or Wd + 2 * pw < kw:
         raise ValueError(f"{op}: kernel ({kh}, {kw}) is larger than the padded input "
-                         f"({H + 2 * ph}, {W + 2 * pw}) (pad=({ph}, {pw}))"
-                         + _describe("x", x) + extra)
+                         f"({H + 2 * ph}, {Wd + 2 * pw}) (pad=({ph}, {pw}))"
+                         + _describe("x", x) + ("" if W is None else _describe("W", W)))
 
 
 def _check_weight(op, x, W, b, c_axis):
@@ -171,14 +174,16 @@ def _col2im_array(col, x_shape, sy, sx, ph, pw):
 
 
 def _conv_array(x, W, sy, sx, ph, pw):
+    """The convolution ``(N, OC, OH, OW)`` and the patches ``(N, C*KH*KW, OH*OW)``."""
     N = x.shape[0]
     OC, C, KH, KW = W.shape
     col = _im2col_array(x, KH, KW, sy, sx, ph, pw)
     OH, OW = col.shape[4:]
+    col = col.reshape(N, C * KH * KW, OH * OW)
     xp = backend.get_array_module(x)
     # (OC, C*KH*KW) @ (N, C*KH*KW, OH*OW) -> (N, OC, OH*OW): already NCHW
-    y = xp.matmul(W.reshape(OC, -1), col.reshape(N, C * KH * KW, OH * OW))
-    return y.reshape(N, OC, OH, OW)
+    y = xp.matmul(W.reshape(OC, -1), col)
+    return y.reshape(N, OC, OH, OW), col
 
 
 def _deconv_array(x, W, sy, sx, ph, pw, out_hw):
@@ -191,16 +196,18 @@ def _deconv_array(x, W, sy, sx, ph, pw, out_hw):
     return _col2im_array(col, (N, OC) + tuple(out_hw), sy, sx, ph, pw)
 
 
-def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw):
-    """``gW[o, c, j, i] = sum_{n, p} gy[n, o, p] * col(x)[n, c, j, i, p]``."""
+def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw, col=None):
+    """``gW[o, c, j, i] = sum_{n, p} gy[n, o, p] * col(x)[n, c, j, i, p]``; ``col``: the
+    patches of ``x`` if the forward kept them."""
     xp = backend.get_array_module(x)
     N, C = x.shape[:2]
     OC, OH, OW = gy.shape[1:]
     K, L = C * kh * kw, OH * OW
     gy = gy.reshape(N, OC, L)
-    if OC <= L:
+    if col is not None or OC <= L:
         # N small products, summed: the (N, OC, K) temporary is smaller than the patches.
-        col = _im2col_array(x, kh, kw, sy, sx, ph, pw).reshape(N, K, L)
+        if col is None:
+            col = _im2col_array(x, kh, kw, sy, sx, ph, pw).reshape(N, K, L)
         gW = xp.matmul(gy, col.transpose(0, 2, 1)).sum(axis=0)
     else:
         # Many output channels on a small image: one GEMM over the N*L axis, with the
@@ -232,7 +239,11 @@ class Conv2d(Function):
     def forward(self, x, W, b=None):
         sy, sx = self.stride
         ph, pw = self.pad
-        y = _conv_array(x, W, sy, sx, ph, pw)
+        y, col = _conv_array(x, W, sy, sx, ph, pw)
+        # W's gradient needs these patches again. Keep them when they are no bigger than the
+        # output (few input channels, as in a first layer: C*KH*KW <= OC); otherwise
+        # recompute them in backward rather than hold KH*KW copies of x.
+        self.col = col if Config.enable_backprop and col.shape[1] <= W.shape[0] else None
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
@@ -243,7 +254,7 @@ class Conv2d(Function):
         if self.needs_grad(0):  # skipped for a raw data batch
             gx = Deconv2d(self.stride, self.pad, x.shape[2:])(gy, W)
         if self.needs_grad(1):
-            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad)(x, gy)
+            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad, self.col)(x, gy)
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _sum_bias(gy) if self.needs_grad(2) else None
@@ -287,14 +298,16 @@ class Deconv2d(Function):
 class Conv2DGradW(Function):
     """``gW`` of ``conv2d(x, W)`` for the output gradient ``gy``: bilinear in (x, gy)."""
 
-    def __init__(self, kernel_size, stride, pad):
+    def __init__(self, kernel_size, stride, pad, col=None):
         self.kernel_size = tuple(kernel_size)
         self.stride = stride
         self.pad = pad
+        self.col = col  # the patches of x, if the forward conv kept them
 
     def forward(self, x, gy):
         self.x_hw = x.shape[2:]
-        return _conv_grad_w_array(x, gy, *self.kernel_size, *self.stride, *self.pad)
+        col, self.col = self.col, None  # used once: the second-order ops recompute
+        return _conv_grad_w_array(x, gy, *self.kernel_size, *self.stride, *self.pad, col)
 
     def backward(self, ggW):
         x, gy = self.inputs
@@ -337,7 +350,7 @@ def conv2d(x, W, b=None, stride=1, pad=0):
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
     Wd = _check_weight(op, xd, W, b, 1)
-    _check_window(op, xd, *Wd.shape[2:], *pad, _describe("W", Wd))
+    _check_window(op, xd, *Wd.shape[2:], *pad, Wd)
     if b is None:
         return Conv2d(stride, pad)(x, W)
     return Conv2d(stride, pad)(x, W, b)
@@ -406,7 +419,7 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
     Wd = _check_weight(op, xd, W, b, 1)
     N, _, H, Wx = xd.shape
     OC, _, KH, KW = Wd.shape
-    _check_window(op, xd, KH, KW, *pad)
+    _check_window(op, xd, KH, KW, *pad, Wd)
     OH = get_conv_outsize(H, KH, stride[0], pad[0])
     OW = get_conv_outsize(Wx, KW, stride[1], pad[1])
     col = im2col(x, (KH, KW), stride, pad, to_matrix=True)  # (N*OH*OW, C*KH*KW)

@@ -5,11 +5,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from oracle import check_op
 
+import mibun
 import mibun.functions as F
 from mibun import Variable
 from mibun.functions.activation import _erf
-from oracle import check_op
 
 tF = torch.nn.functional
 SHAPES = [(), (5,), (3, 4), (2, 3, 4)]
@@ -70,6 +71,25 @@ def test_gelu_extremes_and_erf_precision():
     assert _erf(np.float32([0.5])).dtype == np.float32
 
 
+def test_gelu_second_order_at_extremes_and_integer_input():
+    # the second derivative goes through erf's own backward, exp(-x²): it underflows to 0
+    x = np.array([-1000.0, -40.0, -1.0, 0.5, 40.0, 1000.0])
+    v = Variable(x)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        g, = mibun.grad(F.gelu(v).sum(), [v], create_graph=True)
+        h, = mibun.grad(g.sum(), [v])
+    t = torch.tensor(x, requires_grad=True)
+    tg, = torch.autograd.grad(tF.gelu(t).sum(), [t], create_graph=True)
+    th, = torch.autograd.grad(tg.sum(), [t])
+    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(h.data, th.numpy(), rtol=1e-12, atol=1e-300)
+    # integer input is promoted (it gave gelu(2) = 0: every constant became int 0)
+    y = F.gelu(np.array([-1, 2]))
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y.data, F.gelu(np.array([-1.0, 2.0])).data)
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1, 2])
 def test_softmax_log_softmax(axis):
     check_op(lambda x: F.softmax(x, axis), lambda x: x.softmax(axis), (2, 3, 4), low=-3, high=3)
@@ -87,7 +107,7 @@ def test_softmax_defaults_tuple_axis_and_1d():
     x = np.random.default_rng(0).standard_normal((2, 3, 4))
     for op, ref in ((F.softmax, F.softmax_simple),
                     (F.log_softmax, lambda v, a: F.log(F.softmax_simple(v, a)))):
-        check_op(lambda v: op(v, (0, 2)), None, x)
+        check_op(lambda v, op=op: op(v, (0, 2)), None, x)
         np.testing.assert_allclose(op(x, (0, 2)).data, ref(x, (0, 2)).data, rtol=1e-12)
     check_op(lambda v: F.softmax(v, 1), lambda v: v.softmax(1),
              np.random.default_rng(1).standard_normal((5, 3)).T)
@@ -107,6 +127,12 @@ def test_softmax_family_stable_for_huge_logits():
         (ty * torch.arange(6.0, dtype=torch.float64).reshape(2, 3)).sum().backward()
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12, atol=1e-300)
         np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-14)
+        with warnings.catch_warnings(), np.errstate(all="raise"):  # second order too
+            warnings.simplefilter("error")
+            g, = mibun.grad((op(v, axis=1) * np.arange(6.0).reshape(2, 3)).sum(), [v],
+                            create_graph=True)
+            h, = mibun.grad((g * g).sum(), [v])
+        assert np.isfinite(h.data).all()
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
+from oracle import check_op
 
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 
 def _noncontig(shape, seed=0):

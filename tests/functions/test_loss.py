@@ -4,10 +4,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from oracle import check_op
 
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 tF = torch.nn.functional
 
@@ -54,7 +54,7 @@ LABELS = [np.array([0, 2, 1, 1, 2]), np.array([3, 0, 0, 1, 3]).astype(np.uint8),
 @pytest.mark.parametrize("t", LABELS, ids=str)
 def test_softmax_cross_entropy(t):
     C = max(3, int(t.max()) + 1)
-    ref = lambda x: tF.cross_entropy(x, torch.as_tensor(t.astype(np.int64)))  # noqa: E731
+    ref = lambda x: tF.cross_entropy(x, torch.as_tensor(t.astype(np.int64)))
     check_op(lambda x: F.softmax_cross_entropy(x, t), ref, (len(t), C), low=-3, high=3)
     check_op(lambda x: F.softmax_cross_entropy_simple(x, t), ref, (len(t), C), low=-3, high=3)
     check_op(lambda x: F.softmax_cross_entropy(x, Variable(t)), ref, (len(t), C))

@@ -4,10 +4,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from oracle import check_op
 
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 # (shape, axis, keepdims) combos: None, int, negative, tuple, all axes, 0-d input
 AXES = [((), None, False), ((), 0, True), ((4,), None, False), ((4,), 0, True),
@@ -42,7 +42,7 @@ def test_reduction(op, torch_op, shape, axis, keepdims):
     if op is F.std:
         if np.zeros(shape).size // np.zeros(shape).sum(axis=axis).size < 2:
             pytest.skip("std of one entry has an infinite gradient")
-        torch_op = lambda x, d, k: x.std(d, keepdim=k, correction=0)  # noqa: E731
+        torch_op = lambda x, d, k: x.std(d, keepdim=k, correction=0)
     dims = _dims(shape, axis)
     check_op(lambda x: op(x, axis=axis, keepdims=keepdims),
              lambda x: torch_op(x, dims, keepdims), shape)
@@ -64,11 +64,11 @@ def test_method_and_numpy_dispatch():
     assert F.average is F.mean  # DeZero's name
 
 
-def test_var_std_ddof():
-    for ddof in (0, 1):
-        check_op(lambda x: F.var(x, axis=1, ddof=ddof),
-                 lambda x: x.var(1, correction=ddof), (3, 4))
-        check_op(lambda x: F.std(x, ddof=ddof), lambda x: x.std(correction=ddof), (3, 4))
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_std_ddof(ddof):
+    check_op(lambda x: F.var(x, axis=1, ddof=ddof),
+             lambda x: x.var(1, correction=ddof), (3, 4))
+    check_op(lambda x: F.std(x, ddof=ddof), lambda x: x.std(correction=ddof), (3, 4))
 
 
 def test_max_min_ties_split_evenly():

@@ -155,7 +155,8 @@ class Erf(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
+        with np.errstate(under="ignore"):  # exp(-x²) underflows to 0 for |x| > 27: right
+            return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
 
 
 class GELU(Function):
@@ -185,6 +186,9 @@ def gelu(x):
     >>> gelu(np.array([0.0, 1.0]))
     variable([0.         0.84134475])
     """
+    x = as_variable(x)
+    if x.dtype.kind not in "fc":  # integers would truncate every intermediate
+        x = as_variable(x.data.astype(np.float64))
     return GELU()(x)
 
 

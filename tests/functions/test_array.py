@@ -74,6 +74,14 @@ def test_broadcast_to_and_sum_to(src, dst):
     check_op(lambda x: F.sum_to(x, src), torch_sum_to, dst)
 
 
+@pytest.mark.parametrize("shape", [(5,), (2, 4), (1, 3, 4), (3, 2)])
+def test_sum_to_error(shape):
+    # these were silently wrong: (5,) summed to (4,), (2, 4) returned x unchanged
+    with pytest.raises(ValueError, match=r"F\.sum_to: shape .* does not broadcast to x's shape"
+                                         r"\n  x: shape=\(3, 4\) dtype=float32"):
+        F.sum_to(np.zeros((3, 4), np.float32), shape)
+
+
 def test_broadcast_to_error():
     with pytest.raises(ValueError, match=r"F\.broadcast_to: cannot broadcast to shape "
                                          r"\(2, 4\)[\s\S]*shape=\(3,\)"):

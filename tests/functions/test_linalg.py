@@ -42,6 +42,10 @@ def test_matmul_errors():
         F.matmul(x, np.zeros(3))
     with pytest.raises(ValueError, match=r"F\.matmul: operands must have at least one dim"):
         F.matmul(np.zeros(()), x)
+    with pytest.raises(ValueError, match=r"F\.matmul: batch dimensions \(2,\) and \(3,\) do "
+                                         r"not broadcast\n  x: shape=\(2, 3, 4\)"):
+        F.matmul(np.zeros((2, 3, 4)), np.zeros((3, 4, 5)))
+    assert F.matmul(np.zeros((2, 1, 3, 4)), np.zeros((5, 4, 2))).shape == (2, 5, 3, 2)
 
 
 def _torch_linear(x, W, b=None):

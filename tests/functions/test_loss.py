@@ -196,6 +196,11 @@ def test_accuracy():
     assert acc.shape == () and acc.dtype == np.float32
     assert float(acc.data) == 0.5
     assert float(F.accuracy(y.data, Variable(t)).data) == 0.5
+    assert float(F.accuracy(y, t.reshape(4, 1)).data) == 0.5  # (N, 1) labels, as DeZero
+    for yy, tt in ((y, t[:3]), (y.data[:, 0], t)):
+        with pytest.raises(ValueError, match=r"F\.accuracy: y must be scores \(N, C\) and t "
+                                             r"the N labels\n  y: shape="):
+            F.accuracy(yy, tt)
 
 
 def test_losses_keep_float32():

@@ -91,7 +91,18 @@ class Transpose(Function):
 
 
 def transpose(x, axes=None):
-    """Permute axes (reverse them when ``axes`` is None)."""
+    """Permute the axes of ``x`` (reverse them when ``axes`` is None), as ``np.transpose``.
+
+    Args:
+        x (Variable or ndarray): any shape.
+        axes (None or sequence of int): a permutation of ``range(x.ndim)`` (negative
+            entries count from the end).
+    Returns:
+        Variable: ``x.shape`` permuted, same dtype (a view in the forward pass).
+
+    >>> transpose(np.zeros((2, 3, 4)), (1, 2, 0)).shape
+    (3, 4, 2)
+    """
     x = as_variable(x)
     if axes is not None:
         axes = tuple(int(a) for a in axes)
@@ -120,7 +131,17 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(x, shape):
-    """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient is summed back."""
+    """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient is summed back.
+
+    Args:
+        x (Variable or ndarray): a shape that broadcasts to ``shape``.
+        shape (tuple of int): the target shape.
+    Returns:
+        Variable: ``shape``, dtype of ``x`` (a read-only view in the forward pass).
+
+    >>> broadcast_to(np.arange(3.0), (2, 3)).shape
+    (2, 3)
+    """
     x = as_variable(x)
     shape = tuple(shape)
     if x.shape == shape:
@@ -150,17 +171,37 @@ class SumTo(Function):
 
 
 def sum_to(x, shape):
-    """Sum ``x`` down to ``shape`` (the inverse of broadcasting to ``x.shape``)."""
+    """Sum ``x`` down to ``shape``: the adjoint of ``broadcast_to(., x.shape)``.
+
+    Args:
+        x (Variable or ndarray): any shape.
+        shape (tuple of int): a shape that broadcasts to ``x.shape``.
+    Returns:
+        Variable: ``shape``, dtype of ``x``; the gradient is broadcast back.
+
+    >>> sum_to(np.ones((2, 3)), (1, 3))
+    variable([[2. 2. 2.]])
+    """
     x = as_variable(x)
     shape = tuple(shape)
     if x.shape == shape:
         return x
+    if len(shape) > x.ndim or any(
+            s != 1 and s != n for s, n in zip(reversed(shape), reversed(x.shape))):
+        raise ValueError(f"F.sum_to: shape {shape} does not broadcast to x's shape\n"
+                         + _describe("x", x))
     return SumTo(shape)(x)
 
 
 # --- expand_dims, squeeze, flatten --------------------------------------------------------
 def expand_dims(x, axis):
     """Insert axes of length 1 at ``axis`` (an int or a tuple, as ``np.expand_dims``).
+
+    Args:
+        x (Variable or ndarray): any shape.
+        axis (int or tuple of int): positions of the new axes in the result.
+    Returns:
+        Variable: ``x.ndim + len(axis)`` axes, same data and dtype.
 
     >>> expand_dims(np.zeros((2, 3)), 1).shape
     (2, 1, 3)
@@ -177,6 +218,12 @@ def expand_dims(x, axis):
 
 def squeeze(x, axis=None):
     """Remove axes of length 1 (all of them when ``axis`` is None).
+
+    Args:
+        x (Variable or ndarray): any shape.
+        axis (None, int or tuple of int): axes to remove; each must have length 1.
+    Returns:
+        Variable: same data and dtype, fewer axes.
 
     >>> squeeze(np.zeros((2, 1, 3, 1)), axis=1).shape
     (2, 3, 1)
@@ -196,6 +243,11 @@ def squeeze(x, axis=None):
 
 def flatten(x):
     """Keep the first axis, flatten the rest: ``(N, ...) -> (N, -1)`` (DeZero's flatten).
+
+    Args:
+        x (Variable or ndarray): at least 1-D, ``(N, ...)``.
+    Returns:
+        Variable: ``(N, prod(rest))``, same dtype.
 
     >>> flatten(np.zeros((2, 3, 4))).shape
     (2, 12)
@@ -376,6 +428,11 @@ def concat(xs, axis=0):
 def split(x, indices_or_sections, axis=0):
     """Split along ``axis`` into equal sections or at the given indices (``np.split``).
 
+    Args:
+        x (Variable or ndarray): at least 1-D.
+        indices_or_sections (int or sequence of int): a number of equal sections, or the
+            split points along ``axis`` (slice bounds, as ``np.split``).
+        axis (int): the axis to split.
     Returns:
         list of Variable: the pieces (views of ``x``'s data in the forward pass).
 
@@ -407,6 +464,12 @@ def split(x, indices_or_sections, axis=0):
 
 def stack(xs, axis=0):
     """Join arrays of equal shape along a new ``axis`` (``np.stack``).
+
+    Args:
+        xs (sequence of Variable or ndarray): ``k`` arrays of one shape ``S``.
+        axis (int): position of the new axis in the result.
+    Returns:
+        Variable: ``S`` with ``k`` inserted at ``axis``; the gradient is split back.
 
     >>> stack([np.zeros(3), np.ones(3)], axis=1).shape
     (3, 2)

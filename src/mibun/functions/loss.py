@@ -82,7 +82,8 @@ def mean_squared_error(x0, x1):
 
 
 def mean_squared_error_simple(x0, x1):
-    """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle)."""
+    """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle); same arguments
+    and result as :func:`mean_squared_error`."""
     x0, x1 = _pair(x0, x1)
     diff = x0 - x1
     return mean(diff * diff)
@@ -186,7 +187,11 @@ def softmax_cross_entropy(x, t):
 
 
 def softmax_cross_entropy_simple(x, t):
-    """DeZero's composition ``-mean(log(clip(softmax(x), 1e-15, 1))[i, t[i]])`` (oracle)."""
+    """DeZero's composition ``-mean(log(clip(softmax(x), 1e-15, 1))[i, t[i]])`` (oracle).
+
+    Same arguments and result as :func:`softmax_cross_entropy`, but the clip makes the loss
+    at most ``-log(1e-15)`` per row and its gradient 0 there.
+    """
     x = as_variable(x)
     t = _check_labels(x, t, "F.softmax_cross_entropy_simple")
     N = x.shape[0]
@@ -257,6 +262,13 @@ def binary_cross_entropy(p, t):
     loss (DeZero clipped ``p`` to ``[1e-15, 1]``). ``N = len(p)``. Prefer
     :func:`sigmoid_cross_entropy` on logits: it is exact in the tails.
 
+    Args:
+        p (Variable or ndarray): float probabilities in ``[0, 1]``, ``(N, ...)``.
+        t (ndarray or Variable): targets in ``[0, 1]``, same size as ``p``; a float
+            Variable also gets a gradient.
+    Returns:
+        Variable: 0-d, dtype of ``p``.
+
     >>> round(float(binary_cross_entropy(np.array([0.5, 0.5]), np.array([0, 1])).data), 6)
     0.693147
     """
@@ -283,6 +295,11 @@ def accuracy(y, t):
     0.5
     """
     y, t = _data(y), _data(t)
+    xp = backend.get_array_module(y)
+    y, t = xp.asarray(y), xp.asarray(t)
+    if y.ndim < 2 or int(np.prod(y.shape[:1] + y.shape[2:])) != t.size:  # one label a row
+        raise ValueError("F.accuracy: y must be scores (N, C) and t the N labels\n"
+                         + _describe("y", y) + "\n" + _describe("t", t))
     pred = y.argmax(axis=1).reshape(t.shape)
     dtype = y.dtype if y.dtype.kind == "f" else np.float64
     acc = (pred == t).mean(dtype=dtype)

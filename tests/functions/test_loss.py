@@ -114,6 +114,11 @@ def test_softmax_cross_entropy_errors():
         F.softmax_cross_entropy(x, np.array([0, 1, 1]))
     with pytest.raises(ValueError, match=r"F\.softmax_cross_entropy: x must be 2-D logits"):
         F.softmax_cross_entropy(np.zeros(3), np.array([0]))
+    with pytest.raises(ValueError, match=r"x must be 2-D logits \(N, C\), got 4-D \(for more "
+                                         r"axes, move the class axis last and reshape x to "
+                                         r"\(-1, C\), t to \(-1,\)\)\n  x: shape=\(2, 3, 4, 4\) "
+                                         r"dtype=float32\n  t: shape=\(2, 4, 4\) dtype=int64"):
+        F.softmax_cross_entropy(np.zeros((2, 3, 4, 4), np.float32), np.zeros((2, 4, 4), int))
 
 
 # --- sigmoid / binary cross-entropy -----------------------------------------------------

@@ -94,6 +94,12 @@ def leaky_relu(x, slope=0.2):
     """``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's default slope 0.2); the
     gradient at exactly 0 is ``slope``.
 
+    Args:
+        x (Variable or ndarray): any shape; integers are promoted to float64.
+        slope (float): the slope for ``x <= 0``.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
     >>> leaky_relu(np.array([-1.0, 2.0]))
     variable([-0.2  2. ])
     """
@@ -260,6 +266,12 @@ def log_softmax(x, axis=1):
     """``log(softmax(x, axis))`` computed as ``x - logsumexp(x)``: finite for any finite
     logits (``log(softmax)`` underflows to ``-inf``).
 
+    Args:
+        x (Variable or ndarray): float logits, e.g. ``(N, C)``.
+        axis (int or tuple of int): the class axis (DeZero's default: 1).
+    Returns:
+        Variable: same shape and dtype; ``exp`` of it sums to 1 along ``axis``.
+
     >>> log_softmax(np.array([[0.0, 0.0]]))
     variable([[-0.69314718 -0.69314718]])
     """
@@ -270,7 +282,8 @@ def log_softmax(x, axis=1):
 
 def softmax_simple(x, axis=1):
     """``exp(x) / sum(exp(x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for large logits, use :func:`softmax`)."""
+    overflows for large logits, use :func:`softmax`). Arguments and result as
+    :func:`softmax`."""
     x = as_variable(x)
     y = exp(x)
     return y / sum(y, axis=axis, keepdims=True)
@@ -278,6 +291,7 @@ def softmax_simple(x, axis=1):
 
 def sigmoid_simple(x):
     """``1 / (1 + exp(-x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`)."""
+    overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`). Any shape;
+    same shape and dtype out."""
     x = as_variable(x)
     return 1 / (1 + exp(-x))

@@ -95,8 +95,9 @@ def _check_labels(x, t, name):
     xp = backend.get_array_module(x)
     t = xp.asarray(_data(t))
     if x.ndim != 2:
-        raise ValueError(f"{name}: x must be 2-D logits (N, C)\n" + _describe("x", x)
-                         + "\n" + _describe("t", t))
+        raise ValueError(f"{name}: x must be 2-D logits (N, C), got {x.ndim}-D (for more "
+                         "axes, move the class axis last and reshape x to (-1, C), t to "
+                         "(-1,))\n" + _describe("x", x) + "\n" + _describe("t", t))
     if t.dtype.kind not in "iu":
         raise TypeError(f"{name}: t must hold integer class ids, found dtype={t.dtype}; "
                         "use t.astype(int) for labels\n" + _describe("x", x) + "\n"

@@ -107,21 +107,25 @@ def _check_window(op, x, kh, kw, ph, pw, W=None):
 def _check_weight(op, x, W, b, c_axis):
     """x and W are ndarrays; W must be 4-D float with W.shape[c_axis] == C."""
     W = _data(W)
-    where = _describe("x", x) + _describe("W", W)
+
+    def where():  # formatted only for an error (dtype names are slow to format)
+        return _describe("x", x) + _describe("W", W)
+
     if W.ndim != 4:
         layout = "(OC, C, KH, KW)" if c_axis == 1 else "(C, OC, KH, KW)"
-        raise ValueError(f"{op}: W must be 4-D {layout}, got {W.ndim}-D" + where)
+        raise ValueError(f"{op}: W must be 4-D {layout}, got {W.ndim}-D" + where())
     if W.dtype.kind != "f":
-        raise TypeError(f"{op}: W must be a floating-point array, got dtype={W.dtype}" + where)
+        raise TypeError(f"{op}: W must be a floating-point array, got dtype={W.dtype}"
+                        + where())
     if W.shape[c_axis] != x.shape[1]:
         raise ValueError(f"{op}: channel mismatch: x.shape[1]={x.shape[1]}, "
-                         f"W.shape[{c_axis}]={W.shape[c_axis]}" + where)
+                         f"W.shape[{c_axis}]={W.shape[c_axis]}" + where())
     if b is not None:
         b = _data(b)
         oc = W.shape[1 - c_axis]
         if b.shape != (oc,):
             raise ValueError(f"{op}: b must have shape ({oc},), got {tuple(b.shape)}"
-                             + where + _describe("b", b))
+                             + where() + _describe("b", b))
     return W
 
 
@@ -387,17 +391,18 @@ def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
                    get_deconv_outsize(xd.shape[3], KW, stride[1], pad[1]))
     else:
         outsize = _pair(outsize, "outsize", op, 1)
-    where = _describe("x", xd) + _describe("W", Wd)
     if min(outsize) < 1:
         raise ValueError(f"{op}: the output size {outsize} is empty (too much padding "
-                         f"pad={pad} for kernel ({KH}, {KW}))" + where)
+                         f"pad={pad} for kernel ({KH}, {KW}))"
+                         + _describe("x", xd) + _describe("W", Wd))
     back = (get_conv_outsize(outsize[0], KH, stride[0], pad[0]),
             get_conv_outsize(outsize[1], KW, stride[1], pad[1]))
     if back != tuple(xd.shape[2:]) or outsize[0] + 2 * pad[0] < KH or (
             outsize[1] + 2 * pad[1] < KW):
         raise ValueError(f"{op}: outsize {outsize} does not match the input: a conv with "
                          f"kernel ({KH}, {KW}), stride {stride}, pad {pad} maps it to "
-                         f"{back}, not {tuple(xd.shape[2:])}" + where)
+                         f"{back}, not {tuple(xd.shape[2:])}"
+                         + _describe("x", xd) + _describe("W", Wd))
     if b is None:
         return Deconv2d(stride, pad, outsize)(x, W)
     return Deconv2d(stride, pad, outsize)(x, W, b)

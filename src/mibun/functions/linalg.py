@@ -77,18 +77,20 @@ def matmul(x, W):
                          f"  W: shape={W.shape} dtype={W.dtype}")
     kx = x.shape[-1]
     kw = W.shape[0] if W.ndim == 1 else W.shape[-2]
-    where = (f"\n  x: shape={x.shape} dtype={x.dtype}"
-             f"\n  W: shape={W.shape} dtype={W.dtype}")
     if kx != kw:
         wi = "W.shape[0]" if W.ndim == 1 else "W.shape[-2]"
         raise ValueError(f"F.matmul: inner dimensions differ: x.shape[-1]={kx}, {wi}={kw}"
-                         + where)
+                         + _where(x, W))
     if x.ndim > 2 or W.ndim > 2:
         bx, bw = x.shape[:-2], W.shape[:-2]
         if any(a != b and a != 1 and b != 1 for a, b in zip(reversed(bx), reversed(bw))):
             raise ValueError(f"F.matmul: batch dimensions {bx} and {bw} do not broadcast"
-                             + where)
+                             + _where(x, W))
     return MatMul()(x, W)
+
+
+def _where(x, W):
+    return f"\n  x: shape={x.shape} dtype={x.dtype}\n  W: shape={W.shape} dtype={W.dtype}"
 
 
 class Linear(Function):

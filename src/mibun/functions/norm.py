@@ -157,11 +157,11 @@ class LayerNorm(_Normalize):
 
 
 def _check_params(op, x, shape, **params):
-    where = _describe("x", x) + "".join(_describe(k, v) for k, v in params.items())
     for name, p in params.items():
         if tuple(p.shape) != shape:
             raise ValueError(f"{op}: {name} must have shape {shape}, got {tuple(p.shape)}"
-                             + where)
+                             + _describe("x", x)
+                             + "".join(_describe(k, v) for k, v in params.items()))
 
 
 def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):

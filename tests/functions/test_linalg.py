@@ -61,6 +61,26 @@ def test_linear(shapes):
     check_op(F.linear_simple, _torch_linear, *shapes)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("shapes", [
+    ((5, 3), (3, 4), (4,)), ((5, 3), (3, 4), None), ((2, 5, 3), (3, 4), (4,)),
+    ((3,), (3, 4), (4,)), ((5, 3), (3, 4), (1, 4)), ((5, 3), (3, 4), ()),
+])
+def test_linear_plain_backward_matches_torch(shapes, dtype, tol):
+    # a plain backward (no create_graph) multiplies the arrays directly: check it too
+    rng = np.random.default_rng(7)
+    vs = [Variable(rng.standard_normal(s).astype(dtype)) for s in shapes if s is not None]
+    y = F.linear(*vs)
+    w = rng.standard_normal(y.shape)
+    (y * w.astype(dtype)).sum().backward()
+    ts = [torch.tensor(v.data.astype(np.float64), requires_grad=True) for v in vs]
+    ty = ts[0] @ ts[1] + (ts[2] if len(ts) == 3 else 0)
+    (ty * torch.tensor(w)).sum().backward()
+    for v, tv in zip(vs, ts):
+        assert v.grad.dtype == dtype and v.grad.shape == v.shape and v.grad.creator is None
+        np.testing.assert_allclose(v.grad.data, tv.grad.numpy(), rtol=tol, atol=tol)
+
+
 def test_linear_noncontiguous():
     rng = np.random.default_rng(1)
     check_op(F.linear, _torch_linear, rng.standard_normal((3, 5)).T,

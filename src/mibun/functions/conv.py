@@ -770,8 +770,9 @@ max_pooling = pooling
 def pooling_simple(x, kernel_size, stride=1, pad=0):
     """Max pooling composed from ``im2col`` and ``F.max`` (DeZero's version, an oracle).
 
-    Pads with ``-inf`` like :func:`pooling`. Its gradient splits ties evenly (``F.max``'s
-    rule), so it matches :func:`pooling` only on inputs without ties.
+    Same arguments and result shape as :func:`pooling`; pads with ``-inf`` like it. Its
+    gradient splits ties evenly (``F.max``'s rule), so it matches :func:`pooling` only on
+    inputs without ties.
 
     >>> pooling_simple(np.arange(16.0).reshape(1, 1, 4, 4), 2, stride=2).shape
     (1, 1, 2, 2)

@@ -12,7 +12,17 @@ mibun vs PyTorch CPU vs two hand-written NumPy im2col steps, in one process:
 All start from the same weights; the script first checks that they compute the same loss
 and gradients, then times them taking turns in blocks (best and median).
 
+Memory note: NumPy takes each big array from malloc, and glibc gives freed heap memory back
+to the OS, so a step that allocates more also pays page faults (about 1 us per 4 KiB page),
+and how often depends on everything else the process allocates. Measured here (2 CPUs):
+with the PyTorch step in the rotation mibun was 1.12-1.20x numpy-fast; with
+``--without-torch`` both steps got ~50% slower and mibun 1.15-1.35x. mibun's extra
+buffers are the relu output and the relu gradient, which numpy-fast computes in place.
+``MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=268435456`` (keep freed
+memory) gave about 1.15x again. Compare ratios from one run only.
+
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--repeat N]
+      [--without-torch]
 """
 import argparse
 import functools
@@ -182,6 +192,8 @@ def timeit(fns, repeat, block=5):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=100)
+    ap.add_argument("--without-torch", action="store_true",
+                    help="leave the PyTorch step out (see the note on memory above)")
     args = ap.parse_args()
     x, t, params = make_problem()
 
@@ -190,6 +202,8 @@ def main():
     assert loss_m.dtype == np.float32 and all(g.dtype == np.float32 for g in g_m)
     fns = {}
     try:
+        if args.without_torch:
+            raise ImportError
         import torch
         tparams = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params]
         tx, tt = torch.from_numpy(x), torch.from_numpy(t)
@@ -199,7 +213,7 @@ def main():
         threads = f"torch threads {torch.get_num_threads()}, "
     except ImportError:
         results, threads = [], ""
-        print("pytorch not installed: no ratio against it")
+        print("pytorch left out or not installed: no ratio against it")
     for name, step in (("numpy-book", numpy_book_step), ("numpy-fast", numpy_fast_step)):
         loss, gs = step(params, x, t)
         results.append((name, loss, gs))

@@ -178,16 +178,14 @@ def _col2im_array(col, x_shape, sy, sx, ph, pw):
 
 
 def _conv_array(x, W, sy, sx, ph, pw):
-    """The convolution ``(N, OC, OH, OW)`` and the patches ``(N, C*KH*KW, OH*OW)``."""
     N = x.shape[0]
     OC, C, KH, KW = W.shape
     col = _im2col_array(x, KH, KW, sy, sx, ph, pw)
     OH, OW = col.shape[4:]
-    col = col.reshape(N, C * KH * KW, OH * OW)
     xp = backend.get_array_module(x)
     # (OC, C*KH*KW) @ (N, C*KH*KW, OH*OW) -> (N, OC, OH*OW): already NCHW
-    y = xp.matmul(W.reshape(OC, -1), col)
-    return y.reshape(N, OC, OH, OW), col
+    y = xp.matmul(W.reshape(OC, -1), col.reshape(N, C * KH * KW, OH * OW))
+    return y.reshape(N, OC, OH, OW)
 
 
 def _deconv_array(x, W, sy, sx, ph, pw, out_hw):
@@ -200,18 +198,21 @@ def _deconv_array(x, W, sy, sx, ph, pw, out_hw):
     return _col2im_array(col, (N, OC) + tuple(out_hw), sy, sx, ph, pw)
 
 
-def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw, col=None):
-    """``gW[o, c, j, i] = sum_{n, p} gy[n, o, p] * col(x)[n, c, j, i, p]``; ``col``: the
-    patches of ``x`` if the forward kept them."""
+def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw):
+    """``gW[o, c, j, i] = sum_{n, p} gy[n, o, p] * col(x)[n, c, j, i, p]``.
+
+    The patches are recomputed rather than kept from the forward: keeping them costs
+    KH*KW copies of x per layer, and in benchmarks/conv.py it was 5% faster or 10% slower
+    depending on the allocator's state (a live buffer is a fresh allocation each step).
+    """
     xp = backend.get_array_module(x)
     N, C = x.shape[:2]
     OC, OH, OW = gy.shape[1:]
     K, L = C * kh * kw, OH * OW
     gy = gy.reshape(N, OC, L)
-    if col is not None or OC <= L:
+    if OC <= L:
         # N small products, summed: the (N, OC, K) temporary is smaller than the patches.
-        if col is None:
-            col = _im2col_array(x, kh, kw, sy, sx, ph, pw).reshape(N, K, L)
+        col = _im2col_array(x, kh, kw, sy, sx, ph, pw).reshape(N, K, L)
         gW = xp.matmul(gy, col.transpose(0, 2, 1)).sum(axis=0)
     else:
         # Many output channels on a small image: one GEMM over the N*L axis, with the
@@ -243,11 +244,7 @@ class Conv2d(Function):
     def forward(self, x, W, b=None):
         sy, sx = self.stride
         ph, pw = self.pad
-        y, col = _conv_array(x, W, sy, sx, ph, pw)
-        # W's gradient needs these patches again. Keep them when they are no bigger than the
-        # output (few input channels, as in a first layer: C*KH*KW <= OC); otherwise
-        # recompute them in backward rather than hold KH*KW copies of x.
-        self.col = col if Config.enable_backprop and col.shape[1] <= W.shape[0] else None
+        y = _conv_array(x, W, sy, sx, ph, pw)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
@@ -258,7 +255,7 @@ class Conv2d(Function):
         if self.needs_grad(0):  # skipped for a raw data batch
             gx = Deconv2d(self.stride, self.pad, x.shape[2:])(gy, W)
         if self.needs_grad(1):
-            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad, self.col)(x, gy)
+            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad)(x, gy)
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _sum_bias(gy) if self.needs_grad(2) else None
@@ -302,16 +299,14 @@ class Deconv2d(Function):
 class Conv2DGradW(Function):
     """``gW`` of ``conv2d(x, W)`` for the output gradient ``gy``: bilinear in (x, gy)."""
 
-    def __init__(self, kernel_size, stride, pad, col=None):
+    def __init__(self, kernel_size, stride, pad):
         self.kernel_size = tuple(kernel_size)
         self.stride = stride
         self.pad = pad
-        self.col = col  # the patches of x, if the forward conv kept them
 
     def forward(self, x, gy):
         self.x_hw = x.shape[2:]
-        col, self.col = self.col, None  # used once: the second-order ops recompute
-        return _conv_grad_w_array(x, gy, *self.kernel_size, *self.stride, *self.pad, col)
+        return _conv_grad_w_array(x, gy, *self.kernel_size, *self.stride, *self.pad)
 
     def backward(self, ggW):
         x, gy = self.inputs

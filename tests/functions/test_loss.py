@@ -38,12 +38,27 @@ def test_mean_squared_error(shape):
         check_op(op, tF.mse_loss, shape, shape)
 
 
+def test_mean_squared_error_accepts_shapes_differing_by_unit_axes():
+    # DeZero's step 59 compares a (1, 1) prediction with a (1,) target
+    y = Variable(np.array([[2.0]]))
+    loss = F.mean_squared_error(y, np.array([0.5]))
+    loss.backward()
+    assert float(loss.data) == 2.25 and y.grad.shape == (1, 1)
+    check_op(lambda a, b: F.mean_squared_error(a, b),
+             lambda a, b: tF.mse_loss(a, b.reshape(a.shape)), (3, 1, 2), (3, 2))
+    with pytest.raises(ValueError, match="must have the same shape"):
+        F.mean_squared_error(np.zeros((4, 1)), np.zeros(4 * 2))
+
+
 def test_mean_squared_error_constant_target_and_error():
     check_op(lambda x: F.mean_squared_error(x, np.ones((3, 2))),
              lambda x: tF.mse_loss(x, torch.ones(3, 2, dtype=torch.float64)), (3, 2))
     with pytest.raises(ValueError, match=r"F\.mean_squared_error: x0 and x1 must have the same "
-                                         r"shape\n  x0: shape=\(3, 1\)[\s\S]*x1: shape=\(3,\)"):
-        F.mean_squared_error(np.zeros((3, 1)), np.zeros(3))
+                                         r"shape\n  x0: shape=\(3, 1\)[\s\S]*x1: shape=\(2,\)"):
+        F.mean_squared_error(np.zeros((3, 1)), np.zeros(2))
+    # (N, 1) against (N,) is compared entry by entry (DeZero broadcast it to N x N)
+    y = F.mean_squared_error(np.arange(3.0).reshape(3, 1), np.arange(3.0) + 1)
+    assert float(y.data) == 1.0
 
 
 # --- softmax cross-entropy ------------------------------------------------------------------

@@ -66,8 +66,11 @@ def mean_squared_error(x0, x1):
     outputs, as in the book's regression examples.
 
     Args:
-        x0, x1 (Variable or ndarray): same shape. A raw array operand is a constant in the
-            other operand's dtype.
+        x0, x1 (Variable or ndarray): the same shape, or the same entries in shapes that
+            differ only by axes of length 1 (DeZero code compares ``(1, 1)`` with ``(1,)``):
+            then ``x1`` is reshaped to ``x0``'s shape. Shapes that would really broadcast,
+            such as ``(N, 1)`` against ``(N,)``, are an error (DeZero silently averaged an
+            ``N x N`` table). A raw array operand is a constant in the other one's dtype.
     Returns:
         Variable: 0-d.
 
@@ -76,9 +79,17 @@ def mean_squared_error(x0, x1):
     """
     x0, x1 = _pair(x0, x1)
     if x0.shape != x1.shape:
-        raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape\n"
-                         + _describe("x0", x0) + "\n" + _describe("x1", x1))
+        if x0.size == x1.size and _squeezed(x0.shape) == _squeezed(x1.shape):
+            from mibun.functions.array import reshape
+            x1 = reshape(x1, x0.shape)
+        else:
+            raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape\n"
+                             + _describe("x0", x0) + "\n" + _describe("x1", x1))
     return MeanSquaredError()(x0, x1)
+
+
+def _squeezed(shape):
+    return tuple(s for s in shape if s != 1)
 
 
 def mean_squared_error_simple(x0, x1):

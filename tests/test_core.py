@@ -452,7 +452,7 @@ def test_gradient_check_checks_every_input():
             return a * b
 
         def backward(self, gy):
-            a, b = self.inputs
+            _, b = self.inputs
             return gy * b, gy * b  # second is wrong
 
     a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
@@ -579,3 +579,12 @@ def test_leaf_gradients_are_never_shared_objects():
     F.sum(v).backward()
     v.grad.data *= 2
     np.testing.assert_array_equal(v.grad.data, np.full((2, 3), 2.0))
+
+
+def test_axis_errors():
+    x = Variable(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"F\.sum: axis must be .* got float 1\.0"):
+        F.sum(x, axis=1.0)
+    with pytest.raises(ValueError, match=r"F\.sum: axis 2 is out of range for a 2-d input"):
+        F.sum(x, axis=2)
+    assert F.sum(Variable(np.array(3.0)), axis=-1).shape == ()

@@ -44,7 +44,7 @@ class Variable:
     variable(4.0)
     """
 
-    __slots__ = ("data", "name", "grad", "_node", "generation", "__weakref__")
+    __slots__ = ("__weakref__", "_node", "data", "generation", "grad", "name")
     # Make ndarray <op> Variable defer to Variable (NumPy also honours __array_ufunc__).
     __array_priority__ = 200
 
@@ -222,7 +222,7 @@ class Function:
 
     # Engine state in slots (an op's own attributes still go to its __dict__): cheaper to
     # create and fill than a per-instance dict on the hot path.
-    __slots__ = ("inputs", "outputs", "generation", "_edges", "_meta", "_ys", "__weakref__")
+    __slots__ = ("__weakref__", "_edges", "_meta", "_ys", "generation", "inputs", "outputs")
     retain_inputs: tuple | None = None
     retain_outputs: tuple = ()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from mibun import backend
-from mibun.core import Variable, as_variable, grad
 from mibun.config import enable_grad, no_grad
+from mibun.core import Variable, as_variable, grad
 
 
 # =============================================================================
@@ -37,8 +37,11 @@ def normalize_axis(axis, ndim, op="F.op", x=None):
     axes = (axis,) if single else tuple(axis)
     out = []
     for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, "
+                            f"got {type(a).__name__} {a!r}")
         # NumPy lets a 0-d array reduce over axis 0 or -1
-        if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
             raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input" + where)
         out.append(int(a) % ndim if ndim else 0)
@@ -218,7 +221,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
     def loss_value(arrays):
         with no_grad():
             ys = call(arrays, lambda a: Variable(a))
-        return sum(float(backend.as_numpy((w * as_variable(y).data)).sum())
+        return sum(float(backend.as_numpy(w * as_variable(y).data).sum())
                    for w, y in zip(ws, ys) if w is not None)
 
     def loss_var(xs):
@@ -263,7 +266,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
                 lm = loss_value(base)
                 a[...] = orig
                 num = (lp - lm) / (2 * eps)
-                ana = float(backend.as_numpy((g.data * v)).sum())
+                ana = float(backend.as_numpy(g.data * v).sum())
                 scale = float(np.abs(backend.as_numpy(g.data)).sum())
                 if not np.isclose(num, ana, rtol=rtol, atol=atol * max(1.0, scale)):
                     _fail(f, i, np.array(num), np.array(ana), "random direction")

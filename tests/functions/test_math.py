@@ -7,10 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from oracle import check_op
 
 import mibun.functions as F
 from mibun import Variable
-from oracle import check_op
 
 SHAPES = [(), (3,), (3, 4)]
 BROADCAST = [((3, 1), (1, 4)), ((3, 4), (4,)), ((), (2, 3)), ((2, 1, 3), (4, 1))]

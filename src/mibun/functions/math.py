@@ -15,9 +15,29 @@ from mibun import backend
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
-    "add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow", "rpow",
-    "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sigmoid",
-    "clip", "maximum", "minimum", "where", "square",
+    "abs",
+    "add",
+    "clip",
+    "cos",
+    "div",
+    "exp",
+    "log",
+    "maximum",
+    "minimum",
+    "mul",
+    "neg",
+    "pow",
+    "rdiv",
+    "rpow",
+    "rsub",
+    "sigmoid",
+    "sin",
+    "sqrt",
+    "square",
+    "sub",
+    "tan",
+    "tanh",
+    "where",
 ]
 
 

@@ -29,6 +29,20 @@ def sum_to(x, shape):
     return y
 
 
+def describe(name, x) -> str:
+    """One line of an error message: ``"  x: shape=(3, 4) dtype=float32"``."""
+    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+
+
+def as_data(x):
+    """The ndarray behind a Variable or an array-like (for argument checks)."""
+    if isinstance(x, Variable):
+        return x.data
+    if isinstance(x, backend.array_types):
+        return x
+    return np.asarray(x)
+
+
 def normalize_axis(axis, ndim, op="F.op", x=None):
     """Validate ``axis`` (None, int or tuple) for an ``ndim``-array; return it non-negative."""
     if axis is None:

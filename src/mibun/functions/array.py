@@ -34,8 +34,7 @@ __all__ = [
 ]
 
 
-def _describe(name, x):
-    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+_describe = utils.describe
 
 
 class Reshape(Function):

@@ -57,16 +57,10 @@ get_deconv_outsize = utils.get_deconv_outsize
 # Argument checks
 # =============================================================================
 def _describe(name, x):
-    return f"\n  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+    return "\n" + utils.describe(name, x)
 
 
-def _data(x):
-    """The ndarray behind a Variable or an array-like (for checks; not put in the graph)."""
-    if isinstance(x, Variable):
-        return x.data
-    if isinstance(x, backend.array_types):
-        return x
-    return np.asarray(x)
+_data = utils.as_data
 
 
 def _pair(v, name, op, minimum):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, utils
 from mibun.core import Function, Variable, as_variable
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item
@@ -27,12 +27,10 @@ __all__ = [
 ]
 
 
-def _describe(name, x):
-    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+_describe = utils.describe
 
 
-def _data(x):
-    return x.data if isinstance(x, Variable) else x
+_data = utils.as_data
 
 
 def _pair(x0, x1):

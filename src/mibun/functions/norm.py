@@ -11,9 +11,9 @@ The backward has two paths:
 """
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests use np)
 
-from mibun import backend
+from mibun import backend, utils
 from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
@@ -21,15 +21,10 @@ __all__ = ["BatchNorm", "LayerNorm", "batch_norm", "batch_nrom", "layer_norm"]
 
 
 def _describe(name, x):
-    return f"\n  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+    return "\n" + utils.describe(name, x)
 
 
-def _data(x):
-    if isinstance(x, Variable):
-        return x.data
-    if isinstance(x, backend.array_types):
-        return x
-    return np.asarray(x)
+_data = utils.as_data
 
 
 class _Normalize(Function):

@@ -28,9 +28,9 @@ import argparse
 import functools
 import gc
 import os
-import time
 
 import numpy as np
+from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
 from numpy.lib.stride_tricks import as_strided
 
 import mibun
@@ -165,28 +165,6 @@ def torch_step(params, x, t):
     loss = TF.cross_entropy(y, t)
     loss.backward()
     return loss.detach(), [p.grad for p in params]
-
-
-def timeit(fns, repeat, block=5):
-    """Best and median ms of each function.
-
-    The functions take turns in blocks of ``block`` timed calls, so that load from other
-    processes hits all of them alike; each block starts with one untimed call. Single
-    calls in turn measured each step in the memory state the previous one left (freed
-    buffers, cache): the numbers swung by 20% with the order of the functions.
-    """
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(max(1, repeat // block)):
-        for name, fn in fns.items():
-            fn()
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: (min(ts) * 1e3, float(np.median(ts)) * 1e3) for name, ts in times.items()}
 
 
 def main():

@@ -11,9 +11,9 @@ Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mlp.py [--r
 import argparse
 import gc
 import os
-import time
 
 import numpy as np
+from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
 
 import mibun.functions as F
 from mibun import optimizers
@@ -127,27 +127,6 @@ def torch_matmuls(pairs):
     import torch
     for a, b in pairs:
         torch.matmul(a, b)
-
-
-def timeit(fns, repeat, block=5):
-    """Best and median ms of each function.
-
-    The functions take turns in blocks of ``block`` timed calls, so that load from other
-    processes hits all of them alike; each block starts with one untimed call, because
-    NumPy's and PyTorch's thread pools slow each other down for a moment after a switch.
-    """
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(max(1, repeat // block)):
-        for name, fn in fns.items():
-            fn()
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: (min(ts) * 1e3, float(np.median(ts)) * 1e3) for name, ts in times.items()}
 
 
 def main():

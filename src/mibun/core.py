@@ -355,10 +355,6 @@ def _wrap_inputs(inputs):
 # =============================================================================
 # Backprop
 # =============================================================================
-def _is_float_dtype(dtype) -> bool:
-    return dtype.kind in "fc"
-
-
 def _fmt(shape, dtype) -> str:
     return f"shape={tuple(shape)} dtype={dtype}"
 
@@ -409,7 +405,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     data = start.data
     if start.grad is None:
         xp = backend.get_array_module(data)
-        dtype = data.dtype if _is_float_dtype(data.dtype) else np.float64
+        dtype = data.dtype if data.dtype.kind in "fc" else np.float64
         start.grad = Variable(xp.ones(data.shape, dtype=dtype))
     elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
         start.grad = Variable(as_array(start.grad, backend.get_array_module(start.grad)))
@@ -494,25 +490,9 @@ def _owns_data(a) -> bool:
 
 
 def _fill_zeros(f, gys):
-    out = list(gys)
-    for i, gy in enumerate(out):
-        if gy is None:
-            shape, dtype = f._meta[i]
-            ref = f._ys[i] if f.retain_outputs and i < len(getattr(f, "_ys", ())) else None
-            xp = backend.get_array_module(ref) if ref is not None else _xp_of(f)
-            out[i] = Variable(xp.zeros(shape, dtype=dtype))
-    return out
-
-
-def _xp_of(f):
-    for ref in f.outputs:
-        y = ref()
-        if y is not None:
-            return backend.get_array_module(y.data)
-    for x in f.inputs:
-        if x is not None:
-            return backend.get_array_module(x.data)
-    return np
+    # f was pushed because one of its outputs got a gradient: that one tells the backend.
+    xp = backend.get_array_module(next(gy for gy in gys if gy is not None).data)
+    return [Variable(xp.zeros(*f._meta[i])) if gy is None else gy for i, gy in enumerate(gys)]
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False):

@@ -627,17 +627,21 @@ def _pool_scatter(g, indexes, input_shape, kernel_size, stride, pad, avg=False):
     return gx[:, :, ph:ph + H, pw:pw + W]
 
 
-class Pooling2DGrad(Function):
-    """The gradient of max pooling w.r.t. x (linear in ``gy``, the indexes are fixed)."""
+class _SamePooling(Function):
+    """A pooling node that takes its geometry (and max-pooling winners) from another."""
 
     retain_inputs = ()
 
-    def __init__(self, mpool2d):
-        self.kernel_size = mpool2d.kernel_size
-        self.stride = mpool2d.stride
-        self.pad = mpool2d.pad
-        self.input_shape = mpool2d.input_shape
-        self.indexes = mpool2d.indexes
+    def __init__(self, pool):
+        self.kernel_size = pool.kernel_size
+        self.stride = pool.stride
+        self.pad = pool.pad
+        self.input_shape = pool.input_shape
+        self.indexes = getattr(pool, "indexes", None)
+
+
+class Pooling2DGrad(_SamePooling):
+    """The gradient of max pooling w.r.t. x (linear in ``gy``, the indexes are fixed)."""
 
     def forward(self, gy):
         return _pool_scatter(gy, self.indexes, self.input_shape, self.kernel_size,
@@ -647,17 +651,8 @@ class Pooling2DGrad(Function):
         return Pooling2DWithIndexes(self)(ggx)
 
 
-class Pooling2DWithIndexes(Function):
+class Pooling2DWithIndexes(_SamePooling):
     """Pick, from each window of ``x``, the entry that won the original max pooling."""
-
-    retain_inputs = ()
-
-    def __init__(self, mpool2d):
-        self.kernel_size = mpool2d.kernel_size
-        self.stride = mpool2d.stride
-        self.pad = mpool2d.pad
-        self.input_shape = mpool2d.input_shape
-        self.indexes = mpool2d.indexes
 
     def forward(self, x):
         KH, KW = self.kernel_size
@@ -700,15 +695,7 @@ class AveragePooling(Function):
         return AveragePoolingGrad(self)(gy)
 
 
-class AveragePoolingGrad(Function):
-    retain_inputs = ()
-
-    def __init__(self, apool2d):
-        self.kernel_size = apool2d.kernel_size
-        self.stride = apool2d.stride
-        self.pad = apool2d.pad
-        self.input_shape = apool2d.input_shape
-
+class AveragePoolingGrad(_SamePooling):
     def forward(self, gy):
         return _pool_scatter(gy, None, self.input_shape, self.kernel_size, self.stride,
                              self.pad, avg=True)

@@ -598,6 +598,9 @@ def _positive(kind):
 
 
 def _train_command(args) -> int:
+    if args.distributed and args.comm is None:  # on every rank of mpiexec -n N mibun train
+        from mibun import distributed
+        return distributed.run_command(_train_command, args)
     if args.resume:
         cfg, done = train.load_config(
             args.resume, epochs=args.epochs, device=args.device, data_dir=args.data_dir,
@@ -615,13 +618,16 @@ def _train_command(args) -> int:
             device=args.device)
     out_dir = args.out or ((os.path.dirname(args.resume) or ".") if args.resume
                            else train.default_out(cfg))
+    if args.comm is not None:  # one directory for all ranks (default_out reads the clock)
+        out_dir = args.comm.bcast_obj(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out_dir}: cannot create the directory ({e.strerror})") \
             from None
     progress = sys.stderr.isatty() and not args.no_progress
-    result = train.train(cfg, out_dir, resume=args.resume, progress=progress)
+    result = train.train(cfg, out_dir, resume=args.resume, progress=progress,
+                         comm=args.comm)
     return EXIT_OK if result.finished else EXIT_INTERRUPTED
 
 # =============================================================================
@@ -665,6 +671,10 @@ def _parser():
     t.add_argument("--no-download", action="store_true",
                    help="never download a missing data set")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: mpiexec -n N mibun train --distributed "
+                        "(needs mpi4py: pip install 'mibun[mpi]')")
+    t.set_defaults(comm=None)
 
     g = sub.add_parser("grad", help="differentiate an expression, e.g. "
                        "mibun grad 'exp(x**2)**2' --at x=0.5",

@@ -169,7 +169,7 @@ class TrainResult:
 
 
 def train(cfg: dict, out_dir: str, resume: str | None = None,
-          progress: bool = False) -> TrainResult:
+          progress: bool = False, comm=None) -> TrainResult:
     """Train as ``cfg`` says, printing a header, a line per epoch and a summary.
 
     Writes ``checkpoint.npz`` (after every epoch, and when stopped), ``metrics.csv`` and
@@ -182,6 +182,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
         resume (str or None): the checkpoint to continue from (``cfg`` from its
             ``load_config``).
         progress (bool): a tqdm progress bar per epoch on stderr.
+        comm (mibun.distributed.Communicator or None): train data-parallel over its ranks
+            (``mibun.distributed.DataParallelTrainer``); rank 0 alone writes files.
     Returns:
         TrainResult
     Raises:
@@ -190,7 +192,11 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
     from mibun import checkpoint
     xp = setup_device(cfg["device"])
     os.makedirs(out_dir, exist_ok=True)
-    trainer = Trainer(cfg, xp, out_dir)
+    if comm is None:
+        trainer = Trainer(cfg, xp, out_dir)
+    else:  # one rank of a data-parallel run over MPI
+        from mibun import distributed
+        trainer = distributed.DataParallelTrainer(cfg, xp, out_dir, comm)
     if resume:
         trainer.restore(checkpoint.load_checkpoint(resume, trainer.model, trainer.optimizer))
     done_before = trainer.epoch
@@ -201,7 +207,7 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
     print(f"mibun train: {cfg['dataset']} ({about}; {n_train} train / {n_test} test)\n"
           f"  model {cfg['model']}, optimizer {cfg['optimizer']}{lr}, batch size "
           f"{cfg['batch_size']}, {_plural(cfg['epochs'], 'epoch')}, seed {cfg['seed']}, "
-          f"device {cfg['device']}")
+          f"device {cfg['device']}" + (f", {comm.size} ranks (MPI)" if comm else ""))
     if resume:
         where = f"epoch {trainer.epoch + 1}" + (f", step {trainer.step}" if trainer.step
                                                   else "")
@@ -218,7 +224,7 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
     result = TrainResult(finished, trainer.history, out_dir, path)
     if not finished:
         trainer.save(path)
-        if trainer.history:
+        if trainer.history and trainer.writes:
             plot_curves(trainer.history, plot, _title(cfg))
         if trainer.seq:
             where = (f"the start of epoch {trainer.epoch + 1}: a recurrent model's state "
@@ -229,7 +235,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
               f"resume with:  mibun train --resume {_quote(path)}", flush=True)
         return result
 
-    plot_curves(trainer.history, plot, _title(cfg))
+    if trainer.writes:
+        plot_curves(trainer.history, plot, _title(cfg))
     last = trainer.history[-1]
     if task == "classify":
         best = max(trainer.history, key=lambda r: r["test_acc"])
@@ -376,6 +383,9 @@ def _rows_input(x):
 class Trainer:
     """The training loop behind ``mibun train``: state that a checkpoint must restore."""
 
+    writes = True  # writes the files (in a distributed run, rank 0 alone)
+    _interrupt_type = _Interrupt  # what a Ctrl-C sets (mibun.distributed: agreed by the ranks)
+
     def __init__(self, cfg, xp, out_dir):
         import mibun
         self.cfg = cfg
@@ -473,7 +483,7 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------
     def run(self, progress):
         """Train up to ``cfg['epochs']``; return False if stopped by Ctrl-C."""
-        with _Interrupt() as self.interrupt:
+        with self._interrupt_type() as self.interrupt:
             while self.epoch < self.cfg["epochs"]:
                 if not self._train_epoch(progress):
                     return False
@@ -612,7 +622,8 @@ class Trainer:
         self.part = [0.0, 0.0, 0]
         print(_epoch_line(rec, self.cfg["epochs"]), flush=True)
         self.save()
-        _write_csv(self.history, os.path.join(self.out_dir, "metrics.csv"))
+        if self.writes:
+            _write_csv(self.history, os.path.join(self.out_dir, "metrics.csv"))
 
 
 def _epoch_line(rec, epochs):

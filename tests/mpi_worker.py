@@ -1,0 +1,172 @@
+"""What the ranks of tests/test_distributed.py run: ``mpiexec -n N python mpi_worker.py MODE``.
+
+MODE ``check``: the collectives, and the equivalence of N ranks with batch b to one process
+with batch N*b (rank 0 trains the one-process reference beside the ranks and compares every
+step). ``loop DIR``: reduce forever, each rank writing its pid to DIR (the kill -9 test).
+``raise STEP``: rank 1 raises at that step (the exception test). Any failed check raises,
+and the hook of create_communicator ends every rank with a non-zero status.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def build(seed, dtype):
+    import mibun.functions as F
+    import mibun.layers as L
+    from mibun import models
+
+    class Net(models.Model):  # one gradient reduced in place (300*300 >= INPLACE_MIN)
+        def __init__(self):
+            super().__init__()
+            self.l1 = L.Linear(300, dtype=dtype)
+            self.l2 = L.Linear(300, dtype=dtype)
+            self.l3 = L.Linear(10, dtype=dtype)
+            self.unused = L.Linear(3, in_size=2, dtype=dtype)  # never gets a gradient
+
+        def forward(self, x):
+            return self.l3(F.tanh(self.l2(F.tanh(self.l1(x)))))
+
+    np.random.seed(seed)
+    model = Net()
+    with __import__("mibun").no_grad():
+        model(np.zeros((1, 20), dtype))
+    return model
+
+
+def make_optimizer(model, kind):
+    from mibun import optimizers as O
+    if kind == "momentum":
+        opt = O.MomentumSGD(lr=0.1).setup(model)
+        opt.add_hook(O.WeightDecay(1e-3))
+        opt.add_hook(O.ClipGrad(1.0))  # the global norm of the averaged gradient
+    else:
+        opt = O.Adam(0.01).setup(model)
+    return opt
+
+
+def max_rel(a, b):
+    return float(np.max(np.abs(a - b) / (1e-3 + np.abs(b))))
+
+
+def check(comm):
+    import mibun.functions as F
+    from mibun import distributed as D
+
+    r, n = comm.rank, comm.size
+    # --- collectives for metrics and objects
+    assert comm.allreduce(float(r + 1)) == n * (n + 1) / 2
+    v = comm.allreduce(np.array([r, 1], np.int64), op="max")
+    assert v.tolist() == [n - 1, 1] and v.dtype == np.int64
+    assert comm.allreduce(np.float32(r), op="mean") == (n - 1) / 2
+    assert comm.allreduce_obj([r]) == list(range(n))
+    assert comm.bcast_obj({"r": r}) == {"r": 0}
+    try:
+        comm.allreduce(1.0, op="prod")
+        raise AssertionError("op='prod' accepted")
+    except ValueError as e:
+        assert "op must be one of" in str(e)
+
+    # --- scatter_dataset: equal shards covering every example
+    data = [(np.float32(i), i) for i in range(11)]
+    shard = D.scatter_dataset(data, comm, shuffle=True, seed=3)
+    every = comm.allreduce_obj(list(shard.indices))
+    assert len(shard) == -(-11 // n) and sorted(set(every)) == list(range(11))
+    x, t = shard.get_batch(np.arange(len(shard)))
+    assert t.tolist() == shard.indices.tolist()
+
+    # --- bcast_data: every rank gets rank 0's parameters
+    m = build(seed=r, dtype=np.float32)  # different on each rank ...
+    comm.bcast_data(m)
+    ref = build(seed=0, dtype=np.float32)  # ... until rank 0's are broadcast
+    for (name, p), (_, q) in zip(m.named_params(), ref.named_params()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+    # --- N ranks x batch b == one process x batch N*b, step by step
+    b, steps = 8, 12
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n * b * steps, 20))
+    T = rng.integers(0, 10, n * b * steps)
+    report = []
+    # Adam in float32 is left out: its first steps are lr * g / (|g| + eps), so an entry
+    # whose gradient is near 1e-8 moves by up to lr on a change of summation order alone
+    # (one process summing its batch in another order does the same).
+    for dtype, gtol, tol in ((np.float32, 1e-5, {"momentum": 5e-5}),
+                             (np.float64, 1e-11, {"momentum": 1e-12, "adam": 1e-9})):
+        for kind in tol:
+            model, single = build(1, dtype), build(1, dtype)
+            opt = D.create_multi_node_optimizer(make_optimizer(model, kind), comm)
+            assert type(opt).__name__ == type(make_optimizer(single, kind)).__name__
+            ref_opt = make_optimizer(single, kind)
+            comm.bcast_data(model)
+            worst = worst_g = 0.0
+            for k in range(steps):
+                rows = np.arange(k * n * b, (k + 1) * n * b)  # the step's examples, in order
+                mine = rows[r * b:(r + 1) * b]  # this rank's contiguous part
+                loss = F.softmax_cross_entropy(model(X[mine].astype(dtype)), T[mine])
+                model.cleargrads()
+                loss.backward()
+                opt.update()
+                loss1 = F.softmax_cross_entropy(single(X[rows].astype(dtype)), T[rows])
+                single.cleargrads()
+                loss1.backward()
+                ref_opt.update()
+                for (name, p), (_, q) in zip(model.named_params(), single.named_params()):
+                    assert p.data.dtype == dtype
+                    if name.startswith("unused"):
+                        assert p.grad is None  # no rank had a gradient: still None
+                        continue
+                    assert p.grad.data.dtype == dtype
+                    # the averaged gradient: normwise, as float summation order allows
+                    eg = float(np.max(np.abs(p.grad.data - q.grad.data))
+                               / np.max(np.abs(q.grad.data)))
+                    e = max_rel(p.data, q.data)
+                    worst, worst_g = max(worst, e), max(worst_g, eg)
+                    assert eg <= gtol and e <= tol[kind], (dtype.__name__, kind, k, name, eg, e)
+                    # the ranks hold bit-identical parameters
+                    hi = comm.allreduce(p.data, op="max")
+                    lo = comm.allreduce(p.data, op="min")
+                    assert np.array_equal(hi, lo), (kind, k, name)
+            report.append(f"{np.dtype(dtype).name} {kind}: gradients {worst_g:.2g} "
+                          f"(tolerance {gtol:g}), parameters {worst:.2g} ({tol[kind]:g})")
+
+    # --- a rank without a gradient (no examples) still takes part in the reduction
+    model = build(1, np.float32)
+    opt = D.create_multi_node_optimizer(make_optimizer(model, "momentum"), comm)
+    model.cleargrads()
+    if r == 0:
+        F.sum(model(np.ones((2, 20), np.float32))).backward()
+    grad0 = comm.bcast_obj(model.l1.W.grad.data if r == 0 else None)
+    comm.allreduce_grad(model)
+    np.testing.assert_allclose(model.l1.W.grad.data, grad0 / n, rtol=1e-6)
+    if r == 0:
+        print("\n".join(report), flush=True)
+        print("check: ok", flush=True)
+
+
+def main():
+    from mibun import distributed as D
+    comm = D.create_communicator()
+    mode = sys.argv[1]
+    if mode == "check":
+        check(comm)
+    elif mode == "loop":
+        with open(os.path.join(sys.argv[2], f"rank{comm.rank}.pid"), "w") as fh:
+            fh.write(str(os.getpid()))
+        buf = np.ones(1000, np.float32)
+        while True:
+            comm.mpi_comm.Allreduce(comm.MPI.IN_PLACE, buf, op=comm.MPI.SUM)
+            buf[:] = 1
+            time.sleep(0.01)
+    elif mode == "raise":
+        for step in range(1000):
+            comm.allreduce(1.0)
+            if comm.rank == 1 and step == int(sys.argv[2]):
+                raise ValueError(f"a bad batch at step {step}")
+            time.sleep(0.005)
+
+
+if __name__ == "__main__":
+    main()

@@ -74,7 +74,7 @@ def check(comm):
     shard = D.scatter_dataset(data, comm, shuffle=True, seed=3)
     every = comm.allreduce_obj(list(shard.indices))
     assert len(shard) == -(-11 // n) and sorted(set(every)) == list(range(11))
-    x, t = shard.get_batch(np.arange(len(shard)))
+    _, t = shard.get_batch(np.arange(len(shard)))
     assert t.tolist() == shard.indices.tolist()
 
     # --- bcast_data: every rank gets rank 0's parameters

@@ -510,7 +510,7 @@ def run_command(command, args) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
     try:
         return command(args)
-    except BaseException as e:  # noqa: BLE001  (any rank that stops must stop them all)
+    except BaseException as e:  # any rank that stops must stop them all
         if isinstance(e, SystemExit) and not e.code:
             raise
         code = 130 if isinstance(e, KeyboardInterrupt) else (
@@ -603,7 +603,7 @@ class DataParallelTrainer(train.Trainer):
         s = self.comm.allreduce(np.array([loss * k, correct, k, self.interrupt.local],
                                          dtype=np.float64))
         self.interrupt.requested = bool(s[3])
-        return s[0] / s[2], s[1], int(s[2])
+        return float(s[0] / s[2]), float(s[1]), int(s[2])
 
     def save(self, path=None):
         path = path or os.path.join(self.out_dir, "checkpoint.npz")

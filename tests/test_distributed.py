@@ -1,0 +1,304 @@
+"""mibun.distributed: in-process checks, and real MPI jobs of 2 ranks (tests/mpi_worker.py
+and `mpiexec -n 2 mibun train --distributed`). Every mpiexec runs under a hard timeout
+(mpiexec's own --timeout, and ours that ends it), so a hang fails the test instead of CI.
+Without mpi4py or mpiexec the MPI tests skip, except under MIBUN_REQUIRE_MPI=1 (CI)."""
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mibun import checkpoint, optimizers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+
+
+def _mpiexec():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return exe if os.path.exists(exe) else shutil.which("mpiexec")
+
+
+try:
+    import mpi4py  # noqa: F401
+    HAS_MPI = _mpiexec() is not None
+except ImportError:
+    HAS_MPI = False
+
+needs_mpi = pytest.mark.skipif(not HAS_MPI and not os.environ.get("MIBUN_REQUIRE_MPI"),
+                               reason="needs mpi4py and mpiexec (pip install 'mibun[mpi]')")
+
+
+def _env(extra=None):
+    env = dict(os.environ)
+    env.pop("MIBUN_DEBUG", None)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update(extra or {})
+    return env
+
+
+def mpi_command(n, *argv, limit=60):
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    return [_mpiexec(), "-n", str(n), "--oversubscribe", "--timeout", str(limit), *root,
+            *argv]
+
+
+def _finish(proc, timeout):
+    """Wait for ``proc``; past ``timeout`` end it (mpiexec ends its ranks) and fail."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        pytest.fail(f"mpiexec did not finish within {timeout} s:\n{out}\n{err}")
+
+
+def mpirun(n, *argv, env=None, limit=60):
+    proc = subprocess.Popen(mpi_command(n, *argv, limit=limit), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(env))
+    out, err = _finish(proc, limit + 30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def mibun_train(*args, n=None, env=None):
+    """``mibun train ARGS`` on one process, or on ``n`` ranks with --distributed."""
+    cmd = [sys.executable, "-m", "mibun", "train", "--no-progress", *args]
+    if n is None:
+        return subprocess.run(cmd, capture_output=True, text=True, env=_env(env), timeout=120,
+                              check=False)
+    return mpirun(n, *cmd, "--distributed", env=env)
+
+
+def read_metrics(path):
+    with open(path) as fh:
+        return [{k: float(v) for k, v in r.items() if k != "seconds" and v}
+                for r in csv.DictReader(fh)]
+
+
+def assert_metrics_close(a, b, rtol):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=rtol, abs=rtol), (k, ra, rb)
+
+
+# =============================================================================
+# Without MPI
+# =============================================================================
+def test_import_mibun_needs_no_mpi():
+    code = ("import sys; sys.modules['mpi4py'] = None; import mibun, mibun.train, mibun.cli; "
+            "assert 'mibun.distributed' not in sys.modules; import mibun.distributed as D\n"
+            "try:\n    D.create_communicator()\nexcept ImportError as e:\n    print(e)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                       env=_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "pip install 'mibun[mpi]'" in p.stdout and "mpi4py" in p.stdout
+
+
+def test_train_distributed_without_mpi4py_is_one_line(tmp_path):
+    code = ("import sys; sys.modules['mpi4py'] = None; from mibun import cli; "
+            f"sys.exit(cli.main(['train', '--distributed', '--out', {str(tmp_path)!r}]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                       env=_env(), timeout=60)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.count("\n") == 1 and "pip install 'mibun[mpi]'" in p.stderr
+
+
+class _Ranks:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+
+@pytest.mark.parametrize("n,size", [(10, 3), (12, 4), (5, 5), (3, 4)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_scatter_dataset_equal_deterministic_shards(n, size, shuffle):
+    from mibun import distributed as D
+    data = [(np.float32(i), i) for i in range(n)]
+    shards = [D.scatter_dataset(data, _Ranks(r, size), shuffle=shuffle, seed=7)
+              for r in range(size)]
+    m = -(-n // size)
+    assert all(len(s) == m for s in shards)
+    every = np.concatenate([s.indices for s in shards])
+    assert sorted(set(every.tolist())) == list(range(n))  # every example, ...
+    assert len(every) - n == m * size - n  # ... and only the padding twice
+    again = D.scatter_dataset(data, _Ranks(0, size), shuffle=shuffle, seed=7)
+    np.testing.assert_array_equal(again.indices, shards[0].indices)
+    if not shuffle:
+        np.testing.assert_array_equal(every[:n], np.arange(n))
+    _, t = shards[0].get_batch(np.arange(m))
+    np.testing.assert_array_equal(t, shards[0].indices)
+    assert shards[0][0] == data[shards[0].indices[0]]
+
+
+def test_scatter_dataset_of_a_dataset_uses_get_batch():
+    import mibun
+    from mibun import distributed as D
+    ds = mibun.datasets.Spiral()
+    shard = D.scatter_dataset(ds, _Ranks(1, 2), shuffle=True)
+    loader = mibun.DataLoader(shard, batch_size=50, shuffle=False)
+    x, t = next(loader)
+    np.testing.assert_array_equal(x, ds.data[shard.indices[:50]])
+    np.testing.assert_array_equal(t, ds.label[shard.indices[:50]])
+
+
+def test_split_bounds_is_array_split():
+    from mibun import distributed as D
+    for n in (1, 5, 29, 32):
+        for size in (1, 2, 3, 4):
+            want = [(int(a[0]), int(a[-1]) + 1) if len(a) else None
+                    for a in np.array_split(np.arange(n), size)]
+            got = D._split_bounds(n, size)
+            assert [g if g[1] > g[0] else None for g in got] == want
+
+
+# =============================================================================
+# One-rank communicator in this process (MPI initialises as a singleton)
+# =============================================================================
+@needs_mpi
+def test_single_rank_communicator_and_optimizer_state_round_trip(tmp_path):
+    import mibun.functions as F
+    from mibun import distributed as D
+    from mibun import models
+    comm = D.create_communicator()
+    assert (comm.rank, comm.size, comm.intra_rank) == (0, 1, 0)
+    np.random.seed(0)
+    model = models.MLP((5, 3))
+    model(np.ones((1, 4), np.float32))
+    opt = D.create_multi_node_optimizer(optimizers.Adam().setup(model), comm)
+    assert isinstance(opt, optimizers.Adam) and type(opt).__name__ == "Adam"
+    F.sum(model(np.ones((2, 4), np.float32))).backward()
+    g = {n: p.grad.data.copy() for n, p in model.named_params()}
+    opt.update()
+    for n, p in model.named_params():  # the mean over one rank is the gradient itself
+        np.testing.assert_array_equal(p.grad.data, g[n])
+    path = tmp_path / "c.npz"
+    checkpoint.save_checkpoint(path, model, opt)
+    plain = optimizers.Adam().setup(model)
+    checkpoint.load_checkpoint(path, model, plain)  # a plain Adam takes the state
+    assert plain.t == 1
+    with pytest.raises(ValueError, match="not initialised"):
+        comm.bcast_data(models.MLP((3,)))
+
+
+# =============================================================================
+# Two ranks
+# =============================================================================
+@needs_mpi
+def test_two_ranks_equal_one_process_with_twice_the_batch():
+    p = mpirun(2, sys.executable, os.path.join(HERE, "mpi_worker.py"), "check")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "check: ok" in p.stdout
+
+
+@needs_mpi
+def test_train_distributed_matches_one_process(tmp_path):
+    args = ["--epochs", "2", "--seed", "3", "--batch-size", "31", "--optimizer", "momentum"]
+    one = mibun_train(*args, "--out", str(tmp_path / "one"))
+    two = mibun_train(*args, "--out", str(tmp_path / "two"), n=2)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stdout + two.stderr
+    # rank 0 alone prints: one header, one line per epoch
+    assert two.stdout.count("mibun train:") == 1 and "2 ranks (MPI)" in two.stdout
+    assert two.stdout.count("epoch 2/2") == 1
+    assert_metrics_close(read_metrics(tmp_path / "two" / "metrics.csv"),
+                         read_metrics(tmp_path / "one" / "metrics.csv"), 1e-4)
+    w1 = checkpoint.load_npz(tmp_path / "one" / "checkpoint.npz")
+    w2 = checkpoint.load_npz(tmp_path / "two" / "checkpoint.npz")
+    for k in w1:
+        if k.startswith("model/"):
+            np.testing.assert_allclose(w2[k], w1[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    assert sorted(os.listdir(tmp_path / "two")) == ["checkpoint.npz", "curves.png",
+                                                   "metrics.csv"]
+
+
+@needs_mpi
+def test_ctrl_c_under_mpi_saves_and_resumes_with_another_number_of_ranks(tmp_path):
+    args = ["--epochs", "3", "--seed", "1"]
+    whole = mibun_train(*args, "--out", str(tmp_path / "whole"), n=2)
+    assert whole.returncode == 0, whole.stderr
+    # every rank sends itself SIGINT after global step 60 (epoch 2, as a Ctrl-C would)
+    out = tmp_path / "cut"
+    p = mibun_train(*args, "--out", str(out), n=2, env={"_MIBUN_TEST_SIGINT_AT_STEP": "60"})
+    assert p.returncode != 0, p.stdout
+    assert "interrupted: saved" in p.stdout
+    meta = checkpoint.load_npz(out / "checkpoint.npz")
+    assert int(meta["meta/epoch"]) == 1 and int(meta["meta/step"]) > 0
+    r = mibun_train("--resume", str(out / "checkpoint.npz"))  # one process, no MPI
+    assert r.returncode == 0, r.stderr
+    assert_metrics_close(read_metrics(out / "metrics.csv"),
+                         read_metrics(tmp_path / "whole" / "metrics.csv"), 1e-4)
+
+
+@needs_mpi
+def test_real_ctrl_c_on_mpiexec_keeps_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cmd = mpi_command(2, sys.executable, "-m", "mibun", "train", "--no-progress",
+                      "--distributed", "--epochs", "1000", "--batch-size", "8", "--out",
+                      str(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        for line in proc.stdout:  # the first epoch's checkpoint is written
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C on a terminal sends mpiexec
+        _finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    meta = checkpoint.load_npz(out / "checkpoint.npz")  # a whole checkpoint, old or new
+    assert int(meta["meta/epoch"]) >= 1
+    r = mibun_train("--resume", str(out / "checkpoint.npz"), "--epochs",
+                    str(int(meta["meta/epoch"]) + 1))
+    assert r.returncode == 0, r.stderr
+
+
+@needs_mpi
+def test_an_exception_on_one_rank_stops_every_rank(tmp_path):
+    t0 = time.monotonic()
+    p = mibun_train("--epochs", "50", "--out", str(tmp_path), n=2,
+                    env={"_MIBUN_TEST_FAULT": "1:30:raise"})
+    assert time.monotonic() - t0 < 60
+    assert p.returncode != 0
+    assert "rank 1 of 2 failed: mibun train: test fault at step 30" in p.stderr
+    # and in a script of one's own, through create_communicator's hook
+    p = mpirun(2, sys.executable, os.path.join(HERE, "mpi_worker.py"), "raise", "20")
+    assert p.returncode != 0
+    assert "ValueError: a bad batch at step 20" in p.stderr and "rank 1 of 2 failed" in \
+        p.stderr
+
+
+@needs_mpi
+def test_kill_9_of_one_rank_stops_every_rank(tmp_path):
+    proc = subprocess.Popen(mpi_command(2, sys.executable, os.path.join(HERE, "mpi_worker.py"),
+                                        "loop", str(tmp_path)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        pidfile = tmp_path / "rank1.pid"
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # reducing
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        t0 = time.monotonic()
+        _, err = _finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert time.monotonic() - t0 < 60
+    assert proc.returncode != 0
+    assert "rank 1" in err and "signal 9" in err

@@ -142,13 +142,15 @@ class Communicator:
 
         Each rank contributes ``weight * grad`` (default ``weight = 1 / size``, the mean;
         ``DataParallelTrainer`` gives ``rows of this rank / rows of the batch`` when the
-        ranks' batches differ in size). The sum is exact in the sense of MPI's float sum:
-        its order differs from one process summing a big batch, which is where a float32
-        difference of ~1e-7 relative comes from.
+        ranks' batches differ in size). The result differs from one process's gradient of
+        the whole batch only by the order of the float sums (a mean of means): about 1e-6
+        of the largest entry in float32 (README, "Guarantees").
 
         How: parameters are grouped by backend and dtype (the dtype is kept). In each group,
         a gradient of at least ``INPLACE_MIN`` elements is scaled and reduced in place, in
-        its own message, with no copy; the smaller ones are scaled into one reused buffer
+        its own message, with no copy (so an array that something else holds is changed
+        too; a view, a broadcast or an array shared by two parameters is copied first);
+        the smaller ones are scaled into one reused buffer
         in the same pass (one copy of the little data) and reduced in one message, after
         which their ``grad`` are views of that buffer until the next call. A parameter
         without a gradient counts as zeros; if no rank has one it stays ``None``.
@@ -299,12 +301,12 @@ def _named_params(model):
 
 
 def _model_arrays(model, what):
-    items = _named_params(model)
-    items += list(model.named_buffers()) if hasattr(model, "named_buffers") else []
+    params = _named_params(model)
+    buffers = list(model.named_buffers()) if hasattr(model, "named_buffers") else []
     arrays = []
-    for name, v in items:
+    for k, (name, v) in enumerate(params + buffers):
         if v.data is None:
-            if name in dict(_named_params(model)):
+            if k < len(params):
                 raise ValueError(f"Communicator.{what}: parameter {name!r} is not initialised "
                                  "yet (a lazy layer); run one forward pass on every rank "
                                  "first")
@@ -511,11 +513,11 @@ def run_command(command, args) -> int:
     try:
         return command(args)
     except BaseException as e:  # any rank that stops must stop them all
-        if isinstance(e, SystemExit) and not e.code:
-            raise
+        if comm.size == 1 or (isinstance(e, SystemExit) and not e.code):
+            raise  # no other rank to stop: the usual one-line report
+        from mibun import cli
         code = 130 if isinstance(e, KeyboardInterrupt) else (
-            2 if isinstance(e, (train.ConfigError,)) or type(e).__name__ == "UsageError"
-            else 1)
+            2 if isinstance(e, (train.ConfigError, cli.UsageError)) else 1)
         text = " ".join(str(e).split()) or type(e).__name__
         if os.environ.get("MIBUN_DEBUG"):
             import traceback

@@ -590,6 +590,11 @@ class DataParallelTrainer(train.Trainer):
         self.optimizer = create_multi_node_optimizer(self.optimizer, comm)
         self._fault = _test_fault(comm.rank)
 
+    def run(self, progress):
+        if not self.writes:  # rank 0 alone shows a progress bar
+            progress = train._make_progress(False)
+        return super().run(progress)
+
     def _train_step(self, x, t):
         n = len(x[0]) if self.seq else len(x)  # the step's examples (streams), all ranks
         lo, hi = _split_bounds(n, self.comm.size)[self.comm.rank]

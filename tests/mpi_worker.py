@@ -141,6 +141,29 @@ def check(comm):
     grad0 = comm.bcast_obj(model.l1.W.grad.data if r == 0 else None)
     comm.allreduce_grad(model)
     np.testing.assert_allclose(model.l1.W.grad.data, grad0 / n, rtol=1e-6)
+    # --- gradients not ours to reduce in place: one array given to two parameters (as
+    # backprop may), a transposed view, a read-only broadcast. Every rank has the same
+    # gradients here, so each mean must be the gradient itself.
+    import mibun
+    import mibun.layers as L
+
+    class Big(L.Layer):
+        def __init__(self):
+            super().__init__()
+            for name in "ABCD":
+                setattr(self, name, mibun.Parameter(np.ones((300, 300), np.float32)))
+
+    big = Big()
+    shared = np.arange(9e4, dtype=np.float32).reshape(300, 300) / 9e4
+    big.A.grad = mibun.Variable(shared)
+    big.B.grad = big.A.grad
+    big.C.grad = mibun.Variable(np.ascontiguousarray(shared.T).T)
+    big.D.grad = mibun.Variable(np.broadcast_to(shared[0], (300, 300)))
+    want = {n: np.array(p.grad.data) for n, p in big.named_params()}
+    comm.allreduce_grad(big)
+    for n, p in big.named_params():
+        np.testing.assert_allclose(p.grad.data, want[n], rtol=1e-6, err_msg=n)
+    assert not np.shares_memory(big.A.grad.data, big.B.grad.data)
     if r == 0:
         print("\n".join(report), flush=True)
         print("check: ok", flush=True)

@@ -13,7 +13,7 @@ after backward the ranks average their gradients, so every rank takes the same s
         model.cleargrads(); loss.backward(); opt.update()  # allreduce, then step
 
 Run it with ``mpiexec -n 4 python train.py``; ``mpiexec -n 4 mibun train --distributed``
-does the same for the ``mibun train`` command (``train``, ``run_command`` below).
+does the same for the ``mibun train`` command (``run_command``, ``DataParallelTrainer``).
 
 * ``import mibun`` never needs MPI: this module is imported only when used, and says what to
   install when ``mpi4py`` is missing.

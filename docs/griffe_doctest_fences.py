@@ -1,10 +1,15 @@
-"""A Griffe extension for the API reference: show docstring doctests as code.
+"""A Griffe extension for the API reference: read mibun's docstrings as they are written.
 
 mibun's docstrings are plain text with bare doctests (``>>> x = ...``) and reST literal
 blocks (``text::`` then an indented block), as PyTorch and Chainer write them, so that
-``pytest --doctest-modules`` runs them. Markdown would render ``>>>`` as nested block
-quotes and ``[1.0, 0.5]`` as a link, so before rendering each doctest run becomes a
-```` ```pycon ```` fence and ``text::`` becomes ``text:``. The source files stay as they are.
+``pytest --doctest-modules`` runs them; their Google-style sections (``Args:``,
+``Returns:``) follow each other without blank lines. Before rendering:
+
+* each doctest run becomes a ```` ```pycon ```` fence (Markdown would render ``>>>`` as
+  nested block quotes and ``[1.0, 0.5]`` as a link), and ``text::`` becomes ``text:``;
+* a blank line goes above each section title, which Griffe needs to see a section.
+
+The source files stay as they are.
 """
 from __future__ import annotations
 
@@ -13,20 +18,15 @@ import re
 import griffe
 
 _PROMPT = re.compile(r"^(\s*)>>> ?")
+_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Return|Yields|Raises|"
+                      r"Examples|Example|Attributes|Notes|Note|Warnings|Warning):\s*$")
 
 
 def fence_doctests(text: str) -> str:
-    """Wrap every doctest run (from a ``>>>`` line to the next blank line) in a pycon fence.
+    """Fence doctest runs (a ``>>>`` line to the next blank line); separate the sections.
 
-    >>> print(fence_doctests("Square it.\\n\\n>>> 2 ** 2\\n4\\n\\nDone::"))
-    Square it.
-    <BLANKLINE>
-    ```pycon
-    >>> 2 ** 2
-    4
-    ```
-    <BLANKLINE>
-    Done:
+    >>> fence_doctests("Square it.\\nReturns:\\n  x.\\n>>> 2 ** 2\\n4\\n\\nDone::").split("\\n")
+    ['Square it.', '', 'Returns:', '  x.', '```pycon', '>>> 2 ** 2', '4', '```', '', 'Done:']
     """
     out, fence = [], None  # fence: the indentation of the open fence, or None
     for line in text.split("\n"):
@@ -39,6 +39,8 @@ def fence_doctests(text: str) -> str:
             fence = None
         if fence is None and line.rstrip().endswith("::") and line.strip() != "::":
             line = line.rstrip()[:-1]
+        if fence is None and _SECTION.match(line) and out and out[-1].strip():
+            out.append("")
         out.append(line)
     if fence is not None:
         out.append(f"{fence}```")

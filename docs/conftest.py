@@ -3,11 +3,11 @@ import pathlib
 
 import pytest
 
-import doccheck
+from docs import doccheck
 
 # Build tools, not pages: the figure script trains a model, the Griffe extension needs the
 # docs extra (griffe). tests/test_docs_check.py tests both.
-collect_ignore = ["conftest.py", "make_figures.py", "griffe_doctest_fences.py"]
+collect_ignore = ["make_figures.py", "griffe_doctest_fences.py"]
 
 
 def pytest_collect_file(file_path: pathlib.Path, parent):

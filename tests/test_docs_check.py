@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
-sys.path.insert(0, DOCS)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+sys.path.insert(0, ROOT)  # docs/ is a package of tools beside src/
 
-import doccheck  # noqa: E402
-import make_figures  # noqa: E402
+from docs import doccheck, make_figures  # noqa: E402
 
 
 def fence(lang, body):
@@ -76,7 +76,7 @@ def test_make_figures_draws_every_figure(tmp_path):
 
 def test_the_griffe_extension_fences_doctests_and_separates_sections():
     pytest.importorskip("griffe")  # the docs extra
-    import griffe_doctest_fences as g
+    from docs import griffe_doctest_fences as g
     text = "Sum.\nArgs:\n    x: input.\nReturns:\n    y.\n\n>>> f([1, 2])\n[1.0, 0.5]\n\nEnd::"
     assert g.fence_doctests(text).split("\n") == [
         "Sum.", "", "Args:", "    x: input.", "", "Returns:", "    y.", "",

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 sys.path.insert(0, ROOT)  # docs/ is a package of tools beside src/
 
-from docs import doccheck, make_figures  # noqa: E402
+from docs import doccheck, make_figures
 
 
 def fence(lang, body):

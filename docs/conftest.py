@@ -1,0 +1,37 @@
+"""Collect every Markdown page under docs/ as a test that runs its code blocks (doccheck)."""
+import pathlib
+
+import pytest
+
+from docs import doccheck
+
+# Build tools, not pages: the figure script trains a model, the Griffe extension needs the
+# docs extra (griffe). tests/test_docs_check.py tests both.
+collect_ignore = ["make_figures.py", "griffe_doctest_fences.py"]
+
+
+def pytest_collect_file(file_path: pathlib.Path, parent):
+    if file_path.suffix == ".md":
+        return MarkdownPage.from_parent(parent, path=file_path)
+    return None
+
+
+class MarkdownPage(pytest.File):
+    def collect(self):
+        # A page without code (the reference pages are mkdocstrings directives) has nothing
+        # to run; reading its blocks still fails here on a fence that is never closed.
+        if doccheck.blocks(self.path.read_text(encoding="utf-8")):
+            yield PageItem.from_parent(self, name="code blocks")
+
+
+class PageItem(pytest.Item):
+    def runtest(self):
+        doccheck.check_page(self.path.read_text(encoding="utf-8"), str(self.path))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, doccheck.DocCheckError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, f"{self.path.name}: code blocks"

@@ -1,0 +1,181 @@
+"""Run every code block of the Markdown docs and check what it prints.
+
+``docs/conftest.py`` makes each page under ``docs/`` one pytest item, so ``pytest`` (and CI)
+runs the docs. A page's blocks run in order in one namespace and one fresh temporary
+directory, the way a reader types them. A fenced block must be one of:
+
+* ``pycon``: a doctest session (``>>>`` / ``...`` lines and the output). The output is
+  compared as doctest does, with ``...`` (ELLIPSIS) matching anything.
+* ``python``: code that must run without an exception (a class or function to reuse).
+* ``console``: ``$ command`` lines, each followed by its expected output (stdout and stderr
+  together, ``...`` matching anything). Each line runs in ``bash``, where ``python`` is the
+  interpreter running the tests and ``mibun`` is ``python -m mibun``.
+
+Any other fence, or one without a language, is an error: a block that nothing checks could
+drift from the code.
+"""
+from __future__ import annotations
+
+import contextlib
+import doctest
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+LANGUAGES = ("pycon", "python", "console")
+OPTIONS = doctest.ELLIPSIS
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)")
+
+
+class DocCheckError(AssertionError):
+    """A block failed: its output differs, it raised, or nothing can check it."""
+
+
+@dataclass
+class Block:
+    lang: str
+    code: str
+    lineno: int  # 1-based line of the opening fence
+
+
+def blocks(text: str) -> list[Block]:
+    """The fenced code blocks of a Markdown text, dedented to their fence.
+
+    >>> [(b.lang, b.code, b.lineno) for b in blocks("a\\n```pycon\\n>>> 1\\n1\\n```\\n")]
+    [('pycon', '>>> 1\\n1\\n', 2)]
+    """
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, ticks, start = m.group("indent"), m.group("ticks"), i
+        body = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(ticks):
+            line = lines[i]
+            body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+            i += 1
+        if i == len(lines):
+            raise DocCheckError(f"line {start + 1}: the code block is never closed")
+        out.append(Block(m.group("lang"), "\n".join(body) + "\n", start + 1))
+        i += 1
+    return out
+
+
+def _compare(want: str, got: str) -> bool:
+    want = "\n".join(line.rstrip() for line in want.strip("\n").split("\n"))
+    got = "\n".join(line.rstrip() for line in got.strip("\n").split("\n"))
+    return doctest.OutputChecker().check_output(want, got, OPTIONS)
+
+
+def _run_pycon(block: Block, namespace: dict, path: str) -> None:
+    test = doctest.DocTestParser().get_doctest(
+        block.code, {}, os.path.basename(path), path, block.lineno)
+    test.globs = namespace  # DocTest copies the globals it is given: share the page's own
+    report = []
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    runner.run(test, out=report.append, clear_globs=False)
+    if runner.failures:
+        raise DocCheckError("".join(report))
+
+
+def _run_python(block: Block, namespace: dict, path: str) -> None:
+    try:
+        code = compile(block.code, f"{path}:{block.lineno}", "exec")
+        exec(code, namespace)  # noqa: S102  (the code of our own pages)
+    except Exception as e:
+        raise DocCheckError(f"{path}:{block.lineno}: the python block raised "
+                            f"{type(e).__name__}: {e}") from e
+
+
+def commands(code: str) -> list[tuple[str, str]]:
+    """Split a console block into ``(command, expected output)`` pairs.
+
+    >>> commands("$ mibun grad x --at x=1\\nf(x) = x\\n$ ls\\n")
+    [('mibun grad x --at x=1', 'f(x) = x\\n'), ('ls', '')]
+    """
+    out = []
+    for line in code.rstrip("\n").split("\n"):
+        if line.startswith("$ "):
+            out.append([line[2:].strip(), ""])
+        elif not out:
+            raise DocCheckError(f"a console block must start with '$ ', not {line!r}")
+        else:
+            out[-1][1] += line + "\n"
+    return [tuple(c) for c in out]
+
+
+_SHELL_PRELUDE = ('python() { "$DOCCHECK_PYTHON" "$@"; }; '
+                  'mibun() { "$DOCCHECK_PYTHON" -m mibun "$@"; }; ')
+
+
+def _run_console(block: Block, path: str) -> None:
+    for cmd, want in commands(block.code):
+        # bash runs the line (pipes, redirections); `python` and `mibun` are this interpreter.
+        argv = ["bash", "-c", _SHELL_PRELUDE + cmd]
+        env = dict(os.environ, MPLBACKEND="Agg", COLUMNS="80", PYTHONPATH=_pythonpath(),
+                   DOCCHECK_PYTHON=sys.executable)
+        p = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+        if not _compare(want, p.stdout):
+            raise DocCheckError(
+                f"{path}:{block.lineno}: `{cmd}` (exit status {p.returncode}) printed\n"
+                f"{p.stdout}\nbut the page shows\n{want}")
+
+
+def _pythonpath() -> str:
+    """PYTHONPATH for a command: the mibun this process imports comes first."""
+    import mibun
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mibun.__file__)))
+    rest = os.environ.get("PYTHONPATH")
+    return root if not rest else root + os.pathsep + rest
+
+
+def check_page(text: str, path: str = "<page>") -> int:
+    """Run every block of a page in order; return how many ran, or raise DocCheckError."""
+    found = blocks(text)
+    for b in found:
+        if b.lang not in LANGUAGES:
+            what = f"'{b.lang}'" if b.lang else "no language"
+            raise DocCheckError(f"{path}:{b.lineno}: a code block with {what}: nothing can "
+                                f"check it (use one of {', '.join(LANGUAGES)})")
+    namespace = {"__name__": "__docs__"}
+    with tempfile.TemporaryDirectory(prefix="mibun-docs-") as tmp, _chdir(tmp), \
+            _agg_backend():
+        for b in found:
+            if b.lang == "pycon":
+                _run_pycon(b, namespace, path)
+            elif b.lang == "python":
+                _run_python(b, namespace, path)
+            else:
+                _run_console(b, path)
+    return len(found)
+
+
+@contextlib.contextmanager
+def _chdir(path):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+@contextlib.contextmanager
+def _agg_backend():
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"  # no window, no display needed
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MPLBACKEND"]
+        else:
+            os.environ["MPLBACKEND"] = old

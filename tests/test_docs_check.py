@@ -1,0 +1,83 @@
+"""The docs checks themselves: the code-block checker can fail, and the figures are drawn.
+
+docs/conftest.py runs every page under docs/ through docs/doccheck.py; these tests make sure
+that checker catches a wrong output, an unchecked block and a failing command, so a green
+docs run means something.
+"""
+import os
+import re
+import shutil
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+sys.path.insert(0, ROOT)  # docs/ is a package of tools beside src/
+
+from docs import doccheck, make_figures
+
+
+def fence(lang, body):
+    return f"```{lang}\n{body}```\n"
+
+
+def test_a_right_page_passes_and_blocks_share_one_namespace():
+    page = ("# t\n\n" + fence("python", "def square(x):\n    return x * x\n")
+            + "text\n\n" + fence("pycon", ">>> square(3)\n9\n>>> y = 4\n")
+            + fence("pycon", ">>> square(y)\n16\n>>> list(range(20))\n[0, 1, ..., 19]\n"))
+    assert doccheck.check_page(page) == 3
+
+
+@pytest.mark.parametrize("page, message", [
+    (fence("pycon", ">>> 1 + 1\n3\n"), "Expected:\n    3\nGot:\n    2"),
+    (fence("pycon", ">>> 1 / 0\n"), "ZeroDivisionError"),
+    (fence("python", "raise ValueError('boom')\n"), "raised ValueError: boom"),
+    (fence("bash", "ls\n"), "a code block with 'bash': nothing can check it"),
+    (fence("", "x = 1\n"), "a code block with no language"),
+    (fence("console", "$ echo hello\nbye\n"), "`echo hello` (exit status 0) printed\nhello"),
+    (fence("console", "no prompt\n"), "must start with '$ '"),
+    ("```pycon\n>>> 1\n1\n", "never closed"),
+])
+def test_a_wrong_page_fails(page, message):
+    with pytest.raises(doccheck.DocCheckError) as e:
+        doccheck.check_page(page)
+    assert message in str(e.value)
+
+
+def test_console_runs_this_python_and_mibun_in_a_fresh_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    page = fence("console", "$ python -c 'print(6 * 7)'\n42\n$ touch made-here\n$ ls\nmade-here\n"
+                 "$ mibun grad 'x**3' --at x=2 | head -1\nf(x) = x ** 3\n")
+    assert doccheck.check_page(page) == 1
+    assert os.listdir(tmp_path) == []  # the page ran in its own temporary directory
+
+
+def test_pages_files_and_the_figure_list_agree():
+    pages = [os.path.join(d, f) for d, _, fs in os.walk(DOCS) for f in fs if f.endswith(".md")]
+    used = set()
+    for p in pages:
+        with open(p, encoding="utf-8") as f:
+            used |= set(re.findall(r"\]\((?:\.\./)?figures/([\w.-]+)\)", f.read()))
+    assert used, "no page shows a figure: the pattern above is out of date"
+    committed = set(os.listdir(os.path.join(DOCS, "figures")))
+    assert used <= committed
+    assert committed == set(make_figures.FIGURES)
+
+
+def test_make_figures_draws_every_figure(tmp_path):
+    names = [n for n in make_figures.FIGURES
+             if shutil.which("dot") or n not in make_figures.NEEDS_GRAPHVIZ]
+    assert make_figures.main(["--out", str(tmp_path), *names]) == 0
+    for n in names:
+        text = (tmp_path / n).read_text()
+        assert text.lstrip().startswith("<?xml") and "<svg" in text
+
+
+def test_the_griffe_extension_fences_doctests_and_separates_sections():
+    pytest.importorskip("griffe")  # the docs extra
+    from docs import griffe_doctest_fences as g
+    text = "Sum.\nArgs:\n    x: input.\nReturns:\n    y.\n\n>>> f([1, 2])\n[1.0, 0.5]\n\nEnd::"
+    assert g.fence_doctests(text).split("\n") == [
+        "Sum.", "", "Args:", "    x: input.", "", "Returns:", "    y.", "",
+        "```pycon", ">>> f([1, 2])", "[1.0, 0.5]", "```", "", "End:"]

@@ -266,8 +266,9 @@ class Layer:
     def load_weights(self, path) -> None:
         """Load weights saved by ``save_weights`` (checked first; never runs pickled code)."""
         from mibun import checkpoint
-        d = checkpoint.load_npz(path, f"{type(self).__name__}.load_weights")
-        self.check_state_dict(d, f"{type(self).__name__}.load_weights({str(path)!r})")
+        what = f"{type(self).__name__}.load_weights({str(path)!r})"
+        # the names, shapes and dtypes are checked from the file's headers, before its data
+        d = checkpoint.load_npz(path, what, check=lambda d: self.check_state_dict(d, what))
         self._assign_state(d)
 
     # --- repr -----------------------------------------------------------------------------

@@ -171,24 +171,30 @@ class Optimizer:
         Raises:
             RuntimeError: no target (call ``setup`` first).
             ValueError: a key names no parameter of the target or an unknown slot, a
-                parameter's state is incomplete, or a shape or dtype does not match
-                (the message names the first problem).
+                parameter's state is incomplete, a shape or dtype does not match, or
+                ``@t`` / ``@lr`` / a step count is not a valid number (the message names
+                the first problem).
+        """
+        self._assign_state(self._check_state(d))
+
+    def _check_state(self, d, weights=None):
+        """Validate a state dict; return what ``_assign_state`` needs (no change to self).
+
+        ``weights`` ({param name: array}) stands for the parameters' data where given: the
+        arrays a checkpoint is about to load into the model (lazy parameters have none yet).
         """
         self._require_target("load_state_dict")
-        if not hasattr(d, "items"):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of "
-                            f"arrays, got {type(d).__name__}")
         name_ = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(d, "items"):
+            raise TypeError(f"{name_}: expected a dict of arrays, got {type(d).__name__}")
         params = dict(_named_params(self.target))
+        weights = weights or {}
         expected = set(self.slots) | ({"step"} if self.counts_steps else set())
         for key in ("@t", "@lr"):
             if key not in d:
                 raise ValueError(f"{name_}: missing key {key!r}")
-            a = np.asarray(d[key])
-            if a.shape != ():
-                raise ValueError(f"{name_}: {key!r} must be a scalar, found {_fmt(a)}")
-        if np.asarray(d["@t"]).dtype.kind not in "iu":
-            raise ValueError(f"{name_}: '@t' must be an integer, found {_fmt(np.asarray(d['@t']))}")
+        t = _scalar(d["@t"], "iu", name_, "'@t' (the number of updates)")
+        lr = _scalar(d["@lr"], "iuf", name_, "'@lr' (the learning rate)")
         new = {}
         for key, value in d.items():
             if key in ("@t", "@lr"):
@@ -201,16 +207,15 @@ class Optimizer:
             if slot not in expected:
                 raise ValueError(f"{name_}: key {key!r}: {type(self).__name__} keeps "
                                  f"{sorted(expected) or 'no per-parameter state'}, not {slot!r}")
+            if slot == "step":
+                new.setdefault(pname, {})[slot] = _scalar(value, "iu", name_, repr(key))
+                continue
             a = np.asarray(backend.as_numpy(value))
-            p = params[pname].data
+            p = weights.get(pname, params[pname].data)
             if p is None:
                 raise ValueError(f"{name_}: parameter {pname!r} is not initialised yet; "
                                  "load the model's weights (or run a forward pass) first")
-            if slot == "step":
-                if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
-                    raise ValueError(f"{name_}: {key!r} must be a non-negative integer "
-                                     f"scalar, found {_fmt(a)}")
-            elif a.shape != p.shape or a.dtype != p.dtype:
+            if a.shape != p.shape or a.dtype != p.dtype:
                 raise ValueError(f"{name_}: {key!r} does not match its parameter\n"
                                  f"  state:     {_fmt(a)}\n  parameter: {_fmt(p)}")
             new.setdefault(pname, {})[slot] = a
@@ -219,14 +224,32 @@ class Optimizer:
             if missing:
                 raise ValueError(f"{name_}: parameter {pname!r} lacks state "
                                  f"{sorted(missing)}")
-        # All checked: now replace the state, on each parameter's device.
+        return new, t, lr
+
+    def _assign_state(self, checked) -> None:
+        """Replace the state with one ``_check_state`` accepted, on each parameter's device."""
+        new, t, lr = checked
+        params = dict(_named_params(self.target))
         state = {}
         for pname, s in new.items():
-            xp = backend.get_array_module(params[pname].data)
-            state[pname] = {k: int(v) if k == "step" else xp.array(v) for k, v in s.items()}
+            data = params[pname].data
+            xp = np if data is None else backend.get_array_module(data)
+            state[pname] = {k: v if k == "step" else xp.array(v) for k, v in s.items()}
         self.state = state
-        self.t = int(d["@t"])
-        self.lr = float(d["@lr"])
+        self.t = t
+        self.lr = lr
+
+
+def _scalar(value, kinds, op, what):
+    """A 0-d integer (kinds "iu") or real (kinds "iuf") array, >= 0, as a Python number."""
+    a = np.asarray(backend.as_numpy(value))
+    kind = "integer" if kinds == "iu" else "finite real"
+    if a.shape != () or a.dtype.kind not in kinds:
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {_fmt(a)}")
+    v = int(a) if kinds == "iu" else float(a)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {v}")
+    return v
 
 
 # =============================================================================

@@ -55,6 +55,54 @@ def _fmt(a):
     return f"shape={tuple(a.shape)} dtype={a.dtype}"
 
 
+def _real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
+          inf=False):
+    """``value`` as a float, checked to be a real number in range (NaN never is), else a
+    TypeError or ValueError naming ``owner.name``. ``inf``: +inf is allowed too.
+
+    The ranges are PyTorch's (``torch.optim`` refuses the same values).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    v = float(value)
+    ok = math.isfinite(v) or (inf and v == math.inf)
+    ok = ok and (low is None or (v > low if low_open else v >= low))
+    ok = ok and (high is None or (v < high if high_open else v <= high))
+    if not ok:
+        if low is not None and high is not None:
+            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            where = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{owner}: {name} must be a {'' if inf else 'finite '}number "
+                         f"{where}, got {value!r}")
+    return v
+
+
+class _Setting:
+    """A hyper-parameter (``lr``, ``momentum`` ...) checked whenever it is assigned.
+
+    A descriptor with ``__set__`` but no ``__get__``: assignments (construction, schedules,
+    ``opt.lr = ...``) go through the check, while reads find the plain float in the
+    instance's ``__dict__`` at no extra cost, so ``update()`` stays as fast as before.
+    """
+
+    def __init__(self, **limits):
+        self.limits = limits  # the keyword arguments of _real
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = _real(type(obj).__name__, self.name, value, **self.limits)
+
+
+_RATE = {"low": 0.0}  # lr, eps, weight decay: >= 0
+_DECAY = {"low": 0.0, "high": 1.0, "high_open": True}  # momentum, betas: [0, 1)
+
+
 # =============================================================================
 # Optimizer
 # =============================================================================
@@ -75,6 +123,7 @@ class Optimizer:
 
     slots: tuple = ()  # names of the per-parameter state arrays
     counts_steps = False  # keep a per-parameter update count "step" (bias corrections)
+    lr = _Setting(**_RATE)
 
     def __init__(self, lr: float = 0.01):
         self.target = None
@@ -102,6 +151,9 @@ class Optimizer:
         """Apply the hooks, then one step to every parameter that has a gradient."""
         self._require_target("update")
         named = [(n, p) for n, p in _named_params(self.target) if p.grad is not None]
+        for n, p in named:  # else the update would broadcast it over the parameter silently
+            if p.grad.data.shape != p.data.shape:  # .data: ~0.2 us per parameter, no property
+                self._bad_grad(n, p)
         for f in self.hooks:
             f([p for _, p in named])
             # A hook may drop gradients (FreezeParam): later hooks and the update skip them.
@@ -110,6 +162,15 @@ class Optimizer:
         self.t += 1
         for _, p in named:
             self.update_one(p)
+
+    def _bad_grad(self, name, p):
+        g = p.grad
+        if not isinstance(g, Variable):
+            raise TypeError(f"{type(self).__name__}.update: {name}.grad must be a Variable "
+                            f"(or None), got {type(g).__name__}")
+        raise ValueError(f"{type(self).__name__}.update: the gradient of {name!r} does not "
+                         f"have its parameter's shape\n  grad:      {_fmt(g)}\n"
+                         f"  parameter: {_fmt(p)}")
 
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not defined")
@@ -296,6 +357,7 @@ class MomentumSGD(Optimizer):
     """
 
     slots = ("v",)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
         super().__init__(lr)
@@ -316,6 +378,7 @@ class Nesterov(Optimizer):
     ``p -= lr (g + m v)``."""
 
     slots = ("v",)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
         super().__init__(lr)
@@ -338,6 +401,7 @@ class AdaGrad(Optimizer):
     """AdaGrad: ``h += g^2``, ``p -= lr g / (sqrt(h) + eps)`` (DeZero's defaults)."""
 
     slots = ("h",)
+    eps = _Setting(**_RATE)
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8):
         super().__init__(lr)
@@ -365,6 +429,8 @@ class AdaDelta(Optimizer):
     """
 
     slots = ("msg", "msdx")
+    rho = _Setting(low=0.0, high=1.0)
+    eps = _Setting(**_RATE)
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6, lr: float = 1.0):
         super().__init__(lr)
@@ -403,6 +469,9 @@ class RMSprop(Optimizer):
     """
 
     slots = ("s",)
+    alpha = _Setting(low=0.0, high=1.0)
+    eps = _Setting(**_RATE)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0):
@@ -451,6 +520,9 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     counts_steps = True
+    beta1 = _Setting(**_DECAY)
+    beta2 = _Setting(**_DECAY)
+    eps = _Setting(**_RATE)
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, *, lr: float | None = None):
@@ -503,6 +575,8 @@ class AdamW(Adam):
             in ``Adam``.
     """
 
+    weight_decay = _Setting(**_RATE)
+
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, *, lr: float | None = None):
         super().__init__(alpha, beta1, beta2, eps, lr=lr)
@@ -525,6 +599,8 @@ class WeightDecay:
     is *not* decoupled weight decay (use ``AdamW``).
     """
 
+    rate = _Setting(**_RATE)
+
     def __init__(self, rate: float):
         self.rate = rate
 
@@ -540,6 +616,8 @@ class ClipGrad:
     gradient is multiplied by ``min(1, max_norm / (total + 1e-6))``. The scale is computed
     on the device, without copying the norm to the host.
     """
+
+    max_norm = _Setting(low=0.0, low_open=True, inf=True)  # inf: no clipping
 
     def __init__(self, max_norm: float):
         self.max_norm = max_norm
@@ -613,11 +691,13 @@ class StepLR(_Schedule):
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
+            raise TypeError(f"StepLR: step_size must be an int, got {type(step_size).__name__}")
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be at least 1, got {step_size}")
+        self.gamma = _real("StepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer)
         self.step_size = step_size
-        self.gamma = gamma
 
     def get_lr(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -636,11 +716,13 @@ class CosineLR(_Schedule):
     """
 
     def __init__(self, optimizer, t_max: int, eta_min: float = 0.0):
+        if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)):
+            raise TypeError(f"CosineLR: t_max must be an int, got {type(t_max).__name__}")
         if t_max < 1:
             raise ValueError(f"CosineLR: t_max must be at least 1, got {t_max}")
+        self.eta_min = _real("CosineLR", "eta_min", eta_min, low=0.0)
         super().__init__(optimizer)
         self.t_max = t_max
-        self.eta_min = eta_min
 
     def get_lr(self, epoch):
         e = min(epoch, self.t_max)

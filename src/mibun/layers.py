@@ -312,6 +312,46 @@ def _dtype_name(dtype) -> str:
     return np.dtype(dtype).name
 
 
+# --- argument checks: at construction, so that a bad setting fails where it is given ----------
+def _size(op, name, value, none=False, zero=False):
+    """A layer size (int >= 1, or >= 0 with ``zero``; None allowed with ``none``)."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int{' or None' if none else ''}, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    if value < (0 if zero else 1):
+        raise ValueError(f"{op}: {name} must be {'>= 0' if zero else 'positive'}, got {value}")
+    return int(value)
+
+
+def _pair(op, name, value, zero=False):
+    """``k`` or ``(kh, kw)``, each checked as ``_size``."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return tuple(_size(op, name, v, zero=zero) for v in value)
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return _size(op, name, value, zero=zero)
+
+
+def _float_dtype(op, dtype):
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype, got {dtype!r}") from None
+    if d.kind != "f":
+        raise ValueError(f"{op}: dtype must be a floating-point type (parameters are trained "
+                         f"by gradients), got {d}")
+    return dtype
+
+
+def _check_input(op, x):
+    """A layer's input must be a Variable or an array (a cheap isinstance per call)."""
+    if not isinstance(x, (Variable, np.generic, *backend.array_types)):
+        raise TypeError(f"{op}: the input must be a Variable or an ndarray, got "
+                        f"{type(x).__name__}")
+
+
 # =============================================================================
 # Linear and convolution
 # =============================================================================
@@ -338,9 +378,9 @@ class Linear(Layer):
     def __init__(self, out_size: int, nobias: bool = False, dtype=np.float32,
                  in_size: int | None = None):
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
-        self.dtype = dtype
+        self.in_size = _size("L.Linear", "in_size", in_size, none=True)
+        self.out_size = _size("L.Linear", "out_size", out_size)
+        self.dtype = _float_dtype("L.Linear", dtype)
         self.W = Parameter(None, name="W")
         if self.in_size is not None:
             self._init_W()
@@ -357,6 +397,7 @@ class Linear(Layer):
 
     def forward(self, x):
         W = self.W.data
+        _check_input("L.Linear", x)
         if x.ndim == 0:
             raise ValueError(f"L.Linear: the input must have a feature axis (N, in_size); "
                              f"got a 0-d {x.dtype} value")
@@ -396,12 +437,13 @@ class Conv2d(Layer):
     def __init__(self, out_channels: int, kernel_size, stride=1, pad=0, nobias: bool = False,
                  dtype=np.float32, in_channels: int | None = None):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.pad = pad
-        self.dtype = dtype
+        op = self._op
+        self.in_channels = _size(op, "in_channels", in_channels, none=True)
+        self.out_channels = _size(op, "out_channels", out_channels)
+        self.kernel_size = _pair(op, "kernel_size", kernel_size)
+        self.stride = _pair(op, "stride", stride)
+        self.pad = _pair(op, "pad", pad, zero=True)
+        self.dtype = _float_dtype(op, dtype)
         self.W = Parameter(None, name="W")
         if in_channels is not None:
             self._init_W()
@@ -426,6 +468,7 @@ class Conv2d(Layer):
 
     def _prepare(self, x):
         W = self.W.data
+        _check_input(self._op, x)
         if W is None and x.ndim == 4:
             self.in_channels = x.shape[1]
             self._init_W(backend.get_array_module(x))
@@ -441,7 +484,8 @@ class Conv2d(Layer):
                 f"  W: {_shape_str(self.W)}")
 
     def forward(self, x):
-        if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if self.W.data is None or getattr(x, "ndim", None) != 4 \
+                or x.shape[1] != self.in_channels:
             self._prepare(x)
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
 
@@ -472,7 +516,8 @@ class Deconv2d(Conv2d):
     _op = "L.Deconv2d"
 
     def forward(self, x):
-        if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if self.W.data is None or getattr(x, "ndim", None) != 4 \
+                or x.shape[1] != self.in_channels:
             self._prepare(x)
         return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
 
@@ -500,8 +545,10 @@ class BatchNorm(Layer):
     def __init__(self, decay: float = 0.9, eps: float = 2e-5, in_size: int | None = None,
                  dtype=np.float32):
         super().__init__()
-        self.decay = decay
-        self.eps = eps
+        self.decay = utils.check_real("L.BatchNorm", "decay", decay, low=0.0, high=1.0)
+        self.eps = utils.check_real("L.BatchNorm", "eps", eps, low=0.0)
+        in_size = _size("L.BatchNorm", "in_size", in_size, none=True)
+        dtype = _float_dtype("L.BatchNorm", dtype)
         self.gamma = Parameter(None, name="gamma")
         self.beta = Parameter(None, name="beta")
         self.register_buffer("avg_mean")
@@ -517,6 +564,10 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         if self.gamma.data is None:
+            _check_input("L.BatchNorm", x)
+            if x.ndim < 2:  # the channels are axis 1
+                raise ValueError("L.BatchNorm: the input must be (N, C) or (N, C, ...), got "
+                                 f"{x.ndim}-D\n" + utils.describe("x", x))
             dtype = x.dtype if x.dtype.kind == "f" else np.float32
             self._init_params(backend.get_array_module(x), x.shape[1], dtype)
         return F.batch_norm(x, self.gamma, self.beta, self.avg_mean.data, self.avg_var.data,
@@ -541,8 +592,9 @@ class EmbedID(Layer):
 
     def __init__(self, in_size: int, out_size: int, dtype=np.float32):
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
+        self.in_size = _size("L.EmbedID", "in_size", in_size)
+        self.out_size = _size("L.EmbedID", "out_size", out_size)
+        dtype = _float_dtype("L.EmbedID", dtype)
         self.W = Parameter(np.random.randn(in_size, out_size).astype(dtype), name="W")
 
     def forward(self, x):
@@ -561,7 +613,8 @@ class Dropout(Layer):
 
     def __init__(self, dropout_ratio: float = 0.5):
         super().__init__()
-        self.dropout_ratio = dropout_ratio
+        self.dropout_ratio = utils.check_real("L.Dropout", "dropout_ratio", dropout_ratio,
+                                              low=0.0, high=1.0, high_open=True)
 
     def forward(self, x):
         return F.dropout(x, self.dropout_ratio)
@@ -573,6 +626,16 @@ class Dropout(Layer):
 # =============================================================================
 # Recurrent layers (one time step per call; the state lives in the layer)
 # =============================================================================
+def _check_state(op, x, h):
+    """The input's batch must match the state kept from the previous step."""
+    _check_input(op, x)
+    if h is not None and x.ndim >= 1 and x.shape[0] != h.shape[0]:
+        raise ValueError(f"{op}: the input has a batch of {x.shape[0]} but the state kept "
+                         f"from the previous step has {h.shape[0]}; call reset_state() to "
+                         "start a new sequence\n" + utils.describe("x", x) + "\n"
+                         + utils.describe("h", h))
+
+
 class RNN(Layer):
     """Elman RNN cell: ``h = tanh(x W_x + b + h_prev W_h)`` (DeZero's ``RNN``).
 
@@ -588,7 +651,7 @@ class RNN(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        self.hidden_size = hidden_size
+        self.hidden_size = _size("L.RNN", "hidden_size", hidden_size)
         self.x2h = Linear(hidden_size, in_size=in_size)
         # DeZero gave h2h in_size=in_size, which breaks whenever in_size != hidden_size.
         self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True)
@@ -598,6 +661,7 @@ class RNN(Layer):
         self.h = None
 
     def forward(self, x):
+        _check_state("L.RNN", x, self.h)
         if self.h is None:
             h_new = F.tanh(self.x2h(x))
         else:
@@ -626,8 +690,8 @@ class LSTM(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = hidden_size, in_size
-        self.hidden_size = hidden_size
+        H, I = _size("L.LSTM", "hidden_size", hidden_size), in_size
+        self.hidden_size = H
         self.x2f = Linear(H, in_size=I)
         self.x2i = Linear(H, in_size=I)
         self.x2o = Linear(H, in_size=I)
@@ -643,6 +707,7 @@ class LSTM(Layer):
         self.c = None
 
     def forward(self, x):
+        _check_state("L.LSTM", x, self.h)
         if self.h is None:
             f = F.sigmoid(self.x2f(x))
             i = F.sigmoid(self.x2i(x))
@@ -683,8 +748,8 @@ class GRU(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = hidden_size, in_size
-        self.hidden_size = hidden_size
+        H, I = _size("L.GRU", "hidden_size", hidden_size), in_size
+        self.hidden_size = H
         self.x2r = Linear(H, in_size=I)
         self.x2z = Linear(H, in_size=I)
         self.x2n = Linear(H, in_size=I)
@@ -697,6 +762,7 @@ class GRU(Layer):
         self.h = None
 
     def forward(self, x):
+        _check_state("L.GRU", x, self.h)
         if self.h is None:  # h_prev = 0: the h terms vanish except h2n's bias
             r = F.sigmoid(self.x2r(x))
             z = F.sigmoid(self.x2z(x))

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, utils
 from mibun.core import Parameter, Variable
 
 __all__ = [
@@ -55,32 +55,6 @@ def _fmt(a):
     return f"shape={tuple(a.shape)} dtype={a.dtype}"
 
 
-def _real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
-          inf=False):
-    """``value`` as a float, checked to be a real number in range (NaN never is), else a
-    TypeError or ValueError naming ``owner.name``. ``inf``: +inf is allowed too.
-
-    The ranges are PyTorch's (``torch.optim`` refuses the same values).
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}: {name} must be a real number, got "
-                        f"{type(value).__name__} {value!r:.40}")
-    v = float(value)
-    ok = math.isfinite(v) or (inf and v == math.inf)
-    ok = ok and (low is None or (v > low if low_open else v >= low))
-    ok = ok and (high is None or (v < high if high_open else v <= high))
-    if not ok:
-        if low is not None and high is not None:
-            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        elif low is not None:
-            where = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            where = f"{'<' if high_open else '<='} {high:g}"
-        raise ValueError(f"{owner}: {name} must be a {'' if inf else 'finite '}number "
-                         f"{where}, got {value!r}")
-    return v
-
-
 class _Setting:
     """A hyper-parameter (``lr``, ``momentum`` ...) checked whenever it is assigned.
 
@@ -90,13 +64,13 @@ class _Setting:
     """
 
     def __init__(self, **limits):
-        self.limits = limits  # the keyword arguments of _real
+        self.limits = limits  # the keyword arguments of utils.check_real
 
     def __set_name__(self, owner, name):
         self.name = name
 
     def __set__(self, obj, value):
-        obj.__dict__[self.name] = _real(type(obj).__name__, self.name, value, **self.limits)
+        obj.__dict__[self.name] = utils.check_real(type(obj).__name__, self.name, value, **self.limits)
 
 
 _RATE = {"low": 0.0}  # lr, eps, weight decay: >= 0
@@ -695,7 +669,7 @@ class StepLR(_Schedule):
             raise TypeError(f"StepLR: step_size must be an int, got {type(step_size).__name__}")
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be at least 1, got {step_size}")
-        self.gamma = _real("StepLR", "gamma", gamma, low=0.0)
+        self.gamma = utils.check_real("StepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer)
         self.step_size = step_size
 
@@ -720,7 +694,7 @@ class CosineLR(_Schedule):
             raise TypeError(f"CosineLR: t_max must be an int, got {type(t_max).__name__}")
         if t_max < 1:
             raise ValueError(f"CosineLR: t_max must be at least 1, got {t_max}")
-        self.eta_min = _real("CosineLR", "eta_min", eta_min, low=0.0)
+        self.eta_min = utils.check_real("CosineLR", "eta_min", eta_min, low=0.0)
         super().__init__(optimizer)
         self.t_max = t_max
 

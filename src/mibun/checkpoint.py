@@ -189,7 +189,7 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, K
                 RuntimeError)
 # Deflate expands at most ~1032:1; a member that claims more bytes than its compressed data
 # can produce is lying about its size (and would make the reader allocate it).
-_MAX_DEFLATE_RATIO = 1100
+DEFLATE_MAX_RATIO = 1100
 
 
 def _bad_file(what, path, detail):
@@ -235,7 +235,7 @@ class _Npz:
         packed = info.compress_size
         if info.header_offset + packed > archive_size or (
                 info.compress_type == zipfile.ZIP_STORED and info.file_size != packed) or (
-                info.file_size > _MAX_DEFLATE_RATIO * packed + 1024):
+                info.file_size > DEFLATE_MAX_RATIO * packed + 1024):
             raise _bad_file(what, path, f"member {fn!r} claims {info.file_size} bytes from "
                                         f"{packed} stored bytes")
         try:

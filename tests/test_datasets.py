@@ -446,7 +446,7 @@ def test_cifar_pickle_cannot_call_ndarray_or_declare_more_than_it_holds(tmp_path
     # _reconstruct (how NumPy pickles arrays) with a shape larger than the file
     rec = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n(" + _ND + _i(10 ** 6)
            + b"\x85" + _s("b") + b"tR.")
-    with pytest.raises(ValueError, match=r"declares a \(1000000,\) uint8 array, larger than "
+    with pytest.raises(ValueError, match=r"declares a \(1000000,\) int8 array, larger than "
                                          r"the file"):
         datasets._load_cifar_batch(rec, "rec")
 

@@ -568,6 +568,7 @@ def spiral_checkpoint(tmp_path_factory):
 
 def _config_with(path, **changes):
     import json
+
     from mibun import checkpoint
     cfg = json.loads(str(checkpoint.load_npz(path)["meta/config"]))
     cfg.update(changes)
@@ -619,3 +620,49 @@ def test_resume_refuses_a_step_beyond_the_epoch(spiral_checkpoint, tmp_path):
     cfg, _ = train.load_config(str(path), epochs=2)
     with pytest.raises(train.ConfigError, match="meta/step is 1000000, but an epoch has"):
         train.train(cfg, str(tmp_path / "o"), resume=str(path))
+
+
+# --- issue 9: a work budget for `mibun grad`, and no SyntaxWarning before our error --------
+SIN10 = "*".join(["sin(x)"] * 10)
+
+
+def test_grad_refuses_an_order_beyond_the_budget_and_says_what_to_lower(capsys):
+    assert cli.main(["grad", SIN10, "--at", "x=0.7", "--order", "8"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    m = re.search(r"--order 8 would build about [\d,]+ graph nodes \(at most [\d,]+.*\); "
+                  r"lower --order to (\d) or shorten the expression", err)
+    assert m, err
+    assert cli.main(["grad", SIN10, "--at", "x=0.7", "--order", m[1]]) == 0  # which works
+    assert f"f^({m[1]})(x)" in capsys.readouterr().out
+
+
+def test_grad_refuses_a_hessian_over_too_many_variables(capsys):
+    names = [f"x{i}" for i in range(60)]
+    expr = "*".join(f"sin({n})" for n in names)
+    at = ",".join(f"{n}=0.5" for n in names)
+    assert cli.main(["grad", expr, "--at", at, "--hessian"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--hessian over 60 variables would build about [\d,]+ graph nodes "
+                     r"\(at most [\d,]+\); use fewer variables", err), err
+    assert cli.main(["grad", "x*y + sin(x)", "--at", "x=1,y=2", "--hessian"]) == 0
+
+
+def test_grad_work_counts_what_is_built():
+    # the count the budget uses: one node per Function of the graph
+    import mibun
+    x = mibun.Variable(np.array(0.5))
+    y = mibun.functions.sin(x) * mibun.functions.sin(x) + x
+    assert cli._graph_size(y) == 4 and cli._graph_size(x) == 0
+
+
+def test_grad_parse_error_has_no_syntax_warning():
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(cli.ExpressionError, match="cannot parse '1not'"):
+            cli.parse_expression("1not", ["x"])
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)]
+    p = run("grad", "1not", "--at", "x=1")
+    assert "SyntaxWarning" not in p.stderr
+    assert_one_line_error(p, 2)

@@ -345,6 +345,17 @@ def _float_dtype(op, dtype):
     return dtype
 
 
+def _randn(op, xp, shape, dtype, fill=None):
+    """``randn(*shape)`` (or ``fill``) in ``dtype``; a size that cannot be allocated is a
+    ValueError naming the layer, not NumPy's "array is too big" or a MemoryError."""
+    try:
+        if fill is None:
+            return xp.random.randn(*shape).astype(dtype)
+        return xp.full(shape, fill, dtype=dtype)
+    except (ValueError, MemoryError, OverflowError) as e:
+        raise ValueError(f"{op}: cannot create parameters of shape {shape}: {e}") from None
+
+
 def _check_input(op, x):
     """A layer's input must be a Variable or an array (a cheap isinstance per call)."""
     if not isinstance(x, (Variable, np.generic, *backend.array_types)):
@@ -387,11 +398,11 @@ class Linear(Layer):
         if nobias:
             self.b = None
         else:
-            self.b = Parameter(np.zeros(out_size, dtype=dtype), name="b")
+            self.b = Parameter(_randn("L.Linear", np, (out_size,), dtype, 0), name="b")
 
     def _init_W(self, xp=np):
         I, O = self.in_size, self.out_size
-        W = xp.random.randn(I, O).astype(self.dtype)
+        W = _randn("L.Linear", xp, (I, O), self.dtype)
         W *= W.dtype.type(np.sqrt(1 / I))  # in W's dtype: float32 stays float32
         self.W.data = W
 
@@ -402,6 +413,9 @@ class Linear(Layer):
             raise ValueError(f"L.Linear: the input must have a feature axis (N, in_size); "
                              f"got a 0-d {x.dtype} value")
         if W is None:
+            if x.shape[-1] == 0:
+                raise ValueError("L.Linear: the input has no features (x.shape[-1] is 0), so "
+                                 "in_size cannot be inferred\n" + utils.describe("x", x))
             self.in_size = x.shape[-1]
             self._init_W(backend.get_array_module(x))
         elif x.shape[-1] != W.shape[0]:
@@ -450,7 +464,7 @@ class Conv2d(Layer):
         if nobias:
             self.b = None
         else:
-            self.b = Parameter(np.zeros(out_channels, dtype=dtype), name="b")
+            self.b = Parameter(_randn(self._op, np, (out_channels,), dtype, 0), name="b")
 
     def _w_shape(self):
         KH, KW = utils.pair(self.kernel_size)
@@ -459,7 +473,7 @@ class Conv2d(Layer):
     def _init_W(self, xp=np):
         shape = self._w_shape()
         fan_in = int(np.prod(shape)) // shape[0]
-        W = xp.random.randn(*shape).astype(self.dtype)
+        W = _randn(self._op, xp, shape, self.dtype)
         W *= W.dtype.type(np.sqrt(1 / fan_in))
         self.W.data = W
 
@@ -469,7 +483,7 @@ class Conv2d(Layer):
     def _prepare(self, x):
         W = self.W.data
         _check_input(self._op, x)
-        if W is None and x.ndim == 4:
+        if W is None and x.ndim == 4 and x.shape[1] > 0:
             self.in_channels = x.shape[1]
             self._init_W(backend.get_array_module(x))
             return
@@ -508,7 +522,7 @@ class Deconv2d(Conv2d):
 
     def _init_W(self, xp=np):
         C, OC, KH, KW = self._w_shape()
-        W = xp.random.randn(C, OC, KH, KW).astype(self.dtype)
+        W = _randn(self._op, xp, (C, OC, KH, KW), self.dtype)
         W *= W.dtype.type(np.sqrt(1 / (C * KH * KW)))
         self.W.data = W
 
@@ -557,10 +571,11 @@ class BatchNorm(Layer):
             self._init_params(np, in_size, dtype)
 
     def _init_params(self, xp, D, dtype):
-        self.avg_mean.data = xp.zeros(D, dtype=dtype)
-        self.avg_var.data = xp.ones(D, dtype=dtype)
-        self.gamma.data = xp.ones(D, dtype=dtype)
-        self.beta.data = xp.zeros(D, dtype=dtype)
+        zeros = _randn("L.BatchNorm", xp, (D,), dtype, 0)
+        self.avg_mean.data = zeros
+        self.avg_var.data = zeros + 1
+        self.gamma.data = zeros + 1
+        self.beta.data = zeros.copy()
 
     def forward(self, x):
         if self.gamma.data is None:
@@ -595,7 +610,7 @@ class EmbedID(Layer):
         self.in_size = _size("L.EmbedID", "in_size", in_size)
         self.out_size = _size("L.EmbedID", "out_size", out_size)
         dtype = _float_dtype("L.EmbedID", dtype)
-        self.W = Parameter(np.random.randn(in_size, out_size).astype(dtype), name="W")
+        self.W = Parameter(_randn("L.EmbedID", np, (in_size, out_size), dtype), name="W")
 
     def forward(self, x):
         return F.embed_id(x, self.W)
@@ -652,6 +667,7 @@ class RNN(Layer):
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
         self.hidden_size = _size("L.RNN", "hidden_size", hidden_size)
+        in_size = _size("L.RNN", "in_size", in_size, none=True)
         self.x2h = Linear(hidden_size, in_size=in_size)
         # DeZero gave h2h in_size=in_size, which breaks whenever in_size != hidden_size.
         self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True)
@@ -690,7 +706,8 @@ class LSTM(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = _size("L.LSTM", "hidden_size", hidden_size), in_size
+        H, I = (_size("L.LSTM", "hidden_size", hidden_size),
+                _size("L.LSTM", "in_size", in_size, none=True))
         self.hidden_size = H
         self.x2f = Linear(H, in_size=I)
         self.x2i = Linear(H, in_size=I)
@@ -748,7 +765,8 @@ class GRU(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = _size("L.GRU", "hidden_size", hidden_size), in_size
+        H, I = (_size("L.GRU", "hidden_size", hidden_size),
+                _size("L.GRU", "in_size", in_size, none=True))
         self.hidden_size = H
         self.x2r = Linear(H, in_size=I)
         self.x2z = Linear(H, in_size=I)

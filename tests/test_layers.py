@@ -546,8 +546,8 @@ def test_recurrent_layers_say_reset_state_when_the_batch_changes(cell):
     np.random.seed(0)
     layer = cell(3)
     layer(np.ones((4, 2), np.float32))
-    with pytest.raises(ValueError, match=r"batch of 2 but the state .* has 4; call "
-                                         r"reset_state\(\)"):
+    with pytest.raises(ValueError, match=r"batch of shape \(2,\) but the state .* has "
+                                         r"\(4,\); call reset_state\(\)"):
         layer(np.ones((2, 2), np.float32))
     layer.reset_state()
     assert layer(np.ones((2, 2), np.float32)).shape == (2, 3)

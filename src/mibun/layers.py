@@ -644,10 +644,10 @@ class Dropout(Layer):
 def _check_state(op, x, h):
     """The input's batch must match the state kept from the previous step."""
     _check_input(op, x)
-    if h is not None and x.ndim >= 1 and x.shape[0] != h.shape[0]:
-        raise ValueError(f"{op}: the input has a batch of {x.shape[0]} but the state kept "
-                         f"from the previous step has {h.shape[0]}; call reset_state() to "
-                         "start a new sequence\n" + utils.describe("x", x) + "\n"
+    if h is not None and x.shape[:-1] != h.shape[:-1]:
+        raise ValueError(f"{op}: the input has a batch of shape {x.shape[:-1]} but the state "
+                         f"kept from the previous step has {h.shape[:-1]}; call reset_state() "
+                         "to start a new sequence\n" + utils.describe("x", x) + "\n"
                          + utils.describe("h", h))
 
 

@@ -99,7 +99,7 @@ def test_layer_settings(name, a, b, c):
     try:
         LAYERS[name](a, b, c)
     except ACCEPTED as e:
-        names(e, name.strip())
+        names(e, name.strip(), "L.Linear")  # the layer, or the Linear layers it is made of
 
 
 def _layer_for_inputs(name):

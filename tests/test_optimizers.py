@@ -565,3 +565,15 @@ def test_a_gradient_of_the_wrong_shape_is_refused_before_any_change():
         np.testing.assert_array_equal(W.data, before[0])
         np.testing.assert_array_equal(b.data, before[1])
         assert opt.t == 0
+
+
+def test_a_complex_gradient_is_named():
+    import mibun.models as M
+    m = M.MLP((2,))
+    m(np.ones((1, 3), np.float32))
+    for cls in (O.SGD, O.MomentumSGD, O.Adam, O.RMSprop, O.AdaDelta, O.AdaGrad, O.Nesterov):
+        opt = cls().setup(m)
+        m.l0.W.grad = Variable(np.ones((3, 2), np.complex128))
+        with pytest.raises(TypeError, match=rf"{cls.__name__}.update: the gradient of 'l0/W' "
+                                            "has dtype complex128; a real"):
+            opt.update()

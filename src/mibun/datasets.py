@@ -480,7 +480,7 @@ def _load_cifar_batch(raw: bytes, source: str):
             f"datasets.CIFAR10: {source} holds a {type(d).__name__}, expected a dict")
     data = d.get(b"data", d.get("data"))
     labels = d.get(b"labels", d.get("labels"))
-    if not isinstance(labels, (list, np.ndarray)):
+    if not (isinstance(labels, list) or (type(labels) is np.ndarray and labels.ndim == 1)):
         labels = None
     if type(data) is not np.ndarray or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3072 or labels is None or len(labels) != len(data):

@@ -19,6 +19,7 @@ import numpy as np
 
 import mibun.functions as F
 from mibun import backend, utils
+from mibun.config import Config
 from mibun.core import Parameter, Variable
 
 __all__ = [
@@ -580,11 +581,15 @@ class BatchNorm(Layer):
     def forward(self, x):
         if self.gamma.data is None:
             _check_input("L.BatchNorm", x)
-            if x.ndim < 2:  # the channels are axis 1
-                raise ValueError("L.BatchNorm: the input must be (N, C) or (N, C, ...), got "
-                                 f"{x.ndim}-D\n" + utils.describe("x", x))
+            if x.ndim < 2 or x.shape[1] == 0:  # the channels are axis 1
+                raise ValueError("L.BatchNorm: the input must be (N, C) or (N, C, ...) with "
+                                 f"C >= 1, got shape {tuple(x.shape)}\n"
+                                 + utils.describe("x", x))
             dtype = x.dtype if x.dtype.kind == "f" else np.float32
             self._init_params(backend.get_array_module(x), x.shape[1], dtype)
+        if Config.train and getattr(x, "size", 1) == 0:  # no statistics to normalise with
+            raise ValueError("L.BatchNorm: an empty batch has no mean or variance (in "
+                             "training)\n" + utils.describe("x", x))
         return F.batch_norm(x, self.gamma, self.beta, self.avg_mean.data, self.avg_var.data,
                             decay=self.decay, eps=self.eps)
 

@@ -134,8 +134,15 @@ class Optimizer:
             named = [(n, p) for n, p in named if p.grad is not None]
         self._names = {id(p): n for n, p in named}
         self.t += 1
-        for _, p in named:
-            self.update_one(p)
+        for n, p in named:
+            try:
+                self.update_one(p)
+            except TypeError as e:  # NumPy's casting error (a complex gradient ...): name it
+                if p.grad.data.dtype.kind in "biuf":
+                    raise
+                raise TypeError(f"{type(self).__name__}.update: the gradient of {n!r} has "
+                                f"dtype {p.grad.dtype}; a real (float) gradient is needed\n"
+                                f"  grad:      {_fmt(p.grad)}\n  parameter: {_fmt(p)}") from e
 
     def _bad_grad(self, name, p):
         g = p.grad
@@ -522,7 +529,6 @@ class Adam(Optimizer):
         (tmp,) = self.scratch(param.data)
         xp = backend.get_array_module(tmp)
         b1, b2 = self.beta1, self.beta2
-        self._decay(param)
         xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
         tmp *= 1 - b1
         m += tmp
@@ -535,6 +541,7 @@ class Adam(Optimizer):
         tmp += self.eps
         xp.divide(m, tmp, out=tmp)
         tmp *= self.lr / (1 - b1 ** k)
+        self._decay(param)  # AdamW's p *= 1 - lr wd (the step above does not depend on p)
         param.data -= tmp
 
     def _decay(self, param):

@@ -149,7 +149,7 @@ class _TermCleanup:
     """
 
     def __enter__(self):
-        self.installed = False
+        self.installed = self.received = False
         if (threading.current_thread() is threading.main_thread()
                 and hasattr(signal, "SIGTERM")
                 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
@@ -157,14 +157,14 @@ class _TermCleanup:
             self.installed = True
         return self
 
-    @staticmethod
-    def _handle(signum, frame):
+    def _handle(self, signum, frame):
+        self.received = True  # remembered: zipfile may replace the exception with its own
         raise _Terminated
 
     def __exit__(self, kind, value, tb):
         if self.installed:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            if kind is _Terminated:  # cleaned up: now die of the signal, as intended
+            if self.received:  # cleaned up: now die of the signal, as intended
                 signal.raise_signal(signal.SIGTERM)
         return False
 

@@ -5,11 +5,14 @@ Three promises, each fixing a way DeZero's ``save_weights`` / ``load_weights`` c
 * **Loading never runs code.** Files are read with ``allow_pickle=False`` and written with
   plain ``.npy`` members only, so a checkpoint from a stranger is just numbers.
 * **A save is atomic.** The file is written to a temporary name in the same directory,
-  flushed to disk, and renamed over the old one (``os.replace``). A crash, a full disk or a
-  Ctrl-C during a save leaves the previous checkpoint as it was.
-* **A load is all-or-nothing.** Every name, shape and dtype is checked before anything is
-  assigned; a mismatched or truncated file raises ``ValueError`` naming the first problem
-  and leaves the model and the optimizer exactly as they were.
+  flushed to disk, and renamed over the old one (``os.replace``). A crash, a full disk, a
+  Ctrl-C or a SIGTERM during a save leaves the previous checkpoint as it was (and Ctrl-C
+  and SIGTERM leave no temporary file; a later save removes those of killed writers). A new
+  file gets the mode ``open()`` would give it (0666 less the umask).
+* **A load is all-or-nothing.** Every name, shape and dtype is checked, from the arrays'
+  headers before any data is read, and then the optimizer's values, before anything is
+  assigned; a mismatched, truncated or oversized file raises ``ValueError`` naming the
+  first problem and leaves the model and the optimizer exactly as they were.
 
 Layout of a checkpoint file (an ordinary ``.npz``; ``np.load`` can inspect it)::
 

@@ -327,3 +327,204 @@ def test_kill_during_save_leaves_a_loadable_checkpoint(tmp_path):
     net.W = Parameter(np.ones((1000, 2000), np.float32))
     meta = load_checkpoint(path, net)  # whichever save completed last, whole
     assert np.all(net.W.data == meta["epoch"])
+    save_checkpoint(path, net, epoch=0)  # removes any temporary file the killed save left
+    assert os.listdir(tmp_path) == ["c.npz"]
+
+
+# =============================================================================
+# Issue 9: all-or-nothing optimizer state, header-first checks, umask, temporary files
+# =============================================================================
+def _adam_checkpoint(tmp_path, steps=3):
+    import mibun.functions as F
+    import mibun.models as M
+    import mibun.optimizers as O
+    np.random.seed(0)
+    m = M.MLP((4, 2))
+    opt = O.Adam().setup(m)
+    x = np.random.randn(5, 3).astype(np.float32)
+    for _ in range(steps):
+        loss = F.sum(m(x) ** 2)
+        m.cleargrads()
+        loss.backward()
+        opt.update()
+    path = tmp_path / "adam.npz"
+    save_checkpoint(path, m, opt, epoch=1)
+    return path, m, opt
+
+
+def _rewrite(path, **changes):
+    """The checkpoint ``path`` with some arrays replaced (None: removed), written plainly."""
+    arrays = checkpoint.load_npz(path)
+    for k, v in changes.items():
+        k = k.replace("__", "/")
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    checkpoint.save_npz(path, arrays)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("optimizer/@lr", np.asarray("abc")), ("optimizer/@lr", np.asarray(1 + 2j)),
+    ("optimizer/@lr", np.asarray(np.nan)), ("optimizer/@lr", np.asarray(-0.1)),
+    ("optimizer/@t", np.asarray(-1)), ("optimizer/@t", np.asarray(2.0)),
+    ("optimizer/l0/W/step", np.asarray(-3)),
+])
+def test_bad_optimizer_values_change_nothing(tmp_path, key, value):
+    path, _, _ = _adam_checkpoint(tmp_path)
+    arrays = checkpoint.load_npz(path)
+    arrays[key] = value
+    checkpoint.save_npz(path, arrays)
+    (tmp_path / "other").mkdir()
+    _, dst, opt = _adam_checkpoint(tmp_path / "other", steps=1)
+    before = snapshot(dst, opt)
+    t, lr = opt.t, opt.lr
+    with pytest.raises(ValueError, match=f"optimizer state: .*{key[10:]}"):
+        load_checkpoint(path, dst, opt)
+    assert_same(snapshot(dst, opt), before)
+    assert (opt.t, opt.lr) == (t, lr)
+
+
+def _with_member(good, out, name, header, data=b""):
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in zin.infolist():
+            z.writestr(info.filename, zin.read(info))
+        with z.open(name, "w", force_zip64=True) as fh:
+            if header is not None:
+                np.lib.format.write_array_header_1_0(fh, header)
+            fh.write(data)
+    return out
+
+
+def test_names_and_shapes_are_checked_before_any_data_is_read(tmp_path, monkeypatch):
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, Net(1))
+    reads = []
+    real = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array",
+                        lambda fp, *a, **k: reads.append(fp.name) or real(fp, *a, **k))
+    # an extra member of 16 MiB (deflated to a few KiB): refused from its name alone
+    bomb = _with_member(good, tmp_path / "bomb.npz", "model/extra.npy",
+                        {"descr": "<f8", "fortran_order": False, "shape": (2 ** 21,)},
+                        bytes(2 ** 24))
+    with pytest.raises(ValueError, match="'extra' is in the file but not in the model"):
+        load_checkpoint(bomb, Net(2))
+    Net(1).save_weights(tmp_path / "w.npz")
+    bomb = _with_member(tmp_path / "w.npz", tmp_path / "wbomb.npz", "extra.npy",
+                        {"descr": "<f8", "fortran_order": False, "shape": (2 ** 21,)},
+                        bytes(2 ** 24))
+    with pytest.raises(ValueError, match="'extra' is in the file but not in the model"):
+        Net(2).load_weights(bomb)
+    # a known name with the wrong shape: refused from its header
+    wrong = tmp_path / "wrong.npz"
+    with zipfile.ZipFile(tmp_path / "w.npz") as zin, zipfile.ZipFile(wrong, "w") as z:
+        for info in zin.infolist():
+            if info.filename != "sub/b.npy":
+                z.writestr(info.filename, zin.read(info))
+        with z.open("sub/b.npy", "w") as fh:
+            np.lib.format.write_array(fh, np.zeros(2 ** 20, np.float32))
+    with pytest.raises(ValueError, match=r"'sub/b' has shape \(1048576,\) in the file"):
+        Net(2).load_weights(wrong)
+    assert set(reads) == {"__format__.npy"}  # the one 0-d string, and no other data
+
+
+def test_a_declared_size_that_the_file_does_not_hold_is_refused(tmp_path):
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, Net(1))
+    huge = _with_member(good, tmp_path / "huge.npz", "meta/x.npy",
+                        {"descr": "<f8", "fortran_order": False, "shape": (10 ** 12,)})
+    with pytest.raises(ValueError, match=r"'meta/x.npy' declares shape \(1000000000000,\)"):
+        load_checkpoint(huge, Net(2))
+    with pytest.raises(ValueError, match="declares shape"):
+        checkpoint.load_npz(huge)
+
+
+@pytest.mark.parametrize("member", ["__format__", "meta/epoch", "model/W"])
+def test_member_without_npy_suffix_is_a_value_error(tmp_path, member):
+    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
+    save_checkpoint(good, Net(1), epoch=1)
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            if info.filename != member + ".npy":
+                zout.writestr(info, zin.read(info))
+        zout.writestr(member, b"1")
+    with pytest.raises(ValueError, match=f"member '{member}' is not an .npy array"):
+        load_checkpoint(bad, Net(2))
+    with pytest.raises(ValueError, match=f"member '{member}' is not an .npy array"):
+        checkpoint.load_npz(bad)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_new_files_follow_the_umask_and_old_ones_keep_their_mode(tmp_path):
+    old = os.umask(0o077)
+    try:
+        save_checkpoint(tmp_path / "c.npz", Net(1))
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o600
+    os.chmod(tmp_path / "c.npz", 0o640)
+    save_checkpoint(tmp_path / "c.npz", Net(2))  # as open(path, "w"): the mode stays
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o640
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs os.kill(pid, 0)")
+def test_next_save_removes_temporary_files_of_dead_writers(tmp_path):
+    stale = tmp_path / f".c.npz.{_dead_pid()}-0badf00d.tmp"
+    live = tmp_path / f".c.npz.{os.getpid()}-12345678.tmp"  # a save still running
+    other = tmp_path / f".d.npz.{_dead_pid()}-0badf00d.tmp"  # another checkpoint's
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    save_checkpoint(tmp_path / "c.npz", Net(1))
+    assert sorted(os.listdir(tmp_path)) == sorted(["c.npz", live.name, other.name])
+
+
+_SIGTERM_WRITER = r"""
+import os, signal, sys
+import numpy as np
+import mibun.layers as L
+from mibun import Parameter
+from mibun.checkpoint import save_checkpoint
+net = L.Layer()
+net.W = Parameter(np.zeros((100, 20), np.float32))
+save_checkpoint(sys.argv[1], net, epoch=0)
+import zipfile
+owner = {"write_array": np.lib.format, "close": zipfile._ZipWriteFile}[sys.argv[2]]
+real, calls = getattr(owner, sys.argv[2]), []
+def hit(*a, **k):
+    calls.append(1)
+    if len(calls) == 2:  # in the middle of the second save
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(*a, **k)
+setattr(owner, sys.argv[2], hit)
+save_checkpoint(sys.argv[1], net, epoch=1)
+print("not reached")
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGTERM")
+@pytest.mark.parametrize("where", ["write_array", "close"])  # close: zipfile then raises
+def test_sigterm_during_save_removes_the_temporary_file(tmp_path, where):  # its own error
+    import signal
+    import subprocess
+    import sys
+    path = tmp_path / "c.npz"
+    p = subprocess.run([sys.executable, "-c", _SIGTERM_WRITER, str(path), where],
+                       check=False, capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGTERM, p.stderr  # still dies of the signal, quietly
+    assert "Traceback" not in p.stderr
+    assert "not reached" not in p.stdout
+    assert os.listdir(tmp_path) == ["c.npz"]
+    net = L.Layer()
+    net.W = Parameter(np.ones((100, 20), np.float32))
+    assert load_checkpoint(path, net) == {"epoch": 0}

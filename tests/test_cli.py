@@ -2,6 +2,7 @@
 (exit codes, signals, files), and in-process through `main(argv)` for the many small cases."""
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -555,3 +556,113 @@ def test_train_cifar10_from_a_local_directory(model, tmp_path, capsys):
     assert cli.main(argv) == 0
     assert "500 train / 100 test" in capsys.readouterr().out
     assert float(read_metrics(out / "metrics.csv")[-1]["test_acc"]) > 0.3
+
+
+# --- issue 9: a resumed checkpoint's contents are checked like command-line arguments ----
+@pytest.fixture(scope="module")
+def spiral_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("spiral")
+    cfg = train.make_config(dataset="spiral", epochs=1)
+    return train.train(cfg, str(out)).checkpoint
+
+
+def _config_with(path, **changes):
+    import json
+
+    from mibun import checkpoint
+    cfg = json.loads(str(checkpoint.load_npz(path)["meta/config"]))
+    cfg.update(changes)
+    return np.asarray(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"meta/epoch": None}, "it has no meta/epoch"),
+    ({"meta/epoch": np.asarray(-1)}, "meta/epoch is -1; it must be an integer >= 0"),
+    ({"meta/config": np.asarray("{not json")}, r"meta/config\) is not JSON"),
+    ({"meta/config": np.asarray("[1, 2]")}, "is not a JSON object"),
+    ({"meta/config": {"batch_size": 0}}, "its batch_size is 0; it must be a positive integer"),
+    ({"meta/config": {"lr": -1}}, "its lr is -1"),
+    ({"meta/config": {"seed": 2 ** 40}}, "its seed is"),
+    ({"meta/config": {"dataset": "imagenet"}}, "--dataset imagenet: unknown"),
+    ({"meta/config": {"model": "cnn"}}, "--model cnn does not fit --dataset spiral"),
+    ({"meta/rng_keys": np.zeros(3, np.uint32)}, "meta/rng_keys is uint32 array of shape"),
+    ({"meta/history": np.asarray("[]")}, "meta/history is not a list of 1 epoch records"),
+])
+def test_resume_refuses_a_damaged_checkpoint_and_says_so(spiral_checkpoint, tmp_path, capsys,
+                                                         change, match):
+    from mibun import checkpoint
+    arrays = checkpoint.load_npz(spiral_checkpoint)
+    for key, value in change.items():
+        if value is None:
+            del arrays[key]
+        elif isinstance(value, dict):  # changes of the run configuration
+            arrays[key] = _config_with(spiral_checkpoint, **value)
+        else:
+            arrays[key] = value
+    path = tmp_path / "checkpoint.npz"
+    checkpoint.save_npz(path, arrays)
+    assert cli.main(["train", "--resume", str(path), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "the checkpoint is damaged or not written by mibun train" in err
+    assert re.search(match, err), err
+    with pytest.raises(train.ConfigError, match="checkpoint is damaged"):  # the API too
+        train.train(train.make_config(dataset="spiral", epochs=2), str(tmp_path / "o"),
+                    resume=str(path))
+
+
+def test_resume_refuses_a_step_beyond_the_epoch(spiral_checkpoint, tmp_path):
+    from mibun import checkpoint
+    arrays = checkpoint.load_npz(spiral_checkpoint)
+    arrays["meta/step"] = np.asarray(10 ** 6)
+    path = tmp_path / "checkpoint.npz"
+    checkpoint.save_npz(path, arrays)
+    cfg, _ = train.load_config(str(path), epochs=2)
+    with pytest.raises(train.ConfigError, match="meta/step is 1000000, but an epoch has"):
+        train.train(cfg, str(tmp_path / "o"), resume=str(path))
+
+
+# --- issue 9: a work budget for `mibun grad`, and no SyntaxWarning before our error --------
+SIN10 = "*".join(["sin(x)"] * 10)
+
+
+def test_grad_refuses_an_order_beyond_the_budget_and_says_what_to_lower(capsys):
+    assert cli.main(["grad", SIN10, "--at", "x=0.7", "--order", "8"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    m = re.search(r"--order 8 would build about [\d,]+ graph nodes \(at most [\d,]+.*\); "
+                  r"lower --order to (\d) or shorten the expression", err)
+    assert m, err
+    assert cli.main(["grad", SIN10, "--at", "x=0.7", "--order", m[1]]) == 0  # which works
+    assert f"f^({m[1]})(x)" in capsys.readouterr().out
+
+
+def test_grad_refuses_a_hessian_over_too_many_variables(capsys):
+    names = [f"x{i}" for i in range(60)]
+    expr = "*".join(f"sin({n})" for n in names)
+    at = ",".join(f"{n}=0.5" for n in names)
+    assert cli.main(["grad", expr, "--at", at, "--hessian"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--hessian over 60 variables would build about [\d,]+ graph nodes "
+                     r"\(at most [\d,]+\); use fewer variables", err), err
+    assert cli.main(["grad", "x*y + sin(x)", "--at", "x=1,y=2", "--hessian"]) == 0
+
+
+def test_grad_work_counts_what_is_built():
+    # the count the budget uses: one node per Function of the graph
+    import mibun
+    x = mibun.Variable(np.array(0.5))
+    y = mibun.functions.sin(x) * mibun.functions.sin(x) + x
+    assert cli._graph_size(y) == 4 and cli._graph_size(x) == 0
+
+
+def test_grad_parse_error_has_no_syntax_warning():
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(cli.ExpressionError, match="cannot parse '1not'"):
+            cli.parse_expression("1not", ["x"])
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)]
+    p = run("grad", "1not", "--at", "x=1")
+    assert "SyntaxWarning" not in p.stderr
+    assert_one_line_error(p, 2)

@@ -227,3 +227,10 @@ def test_dezero_training_loop_runs_unchanged():
             sum_loss += float(loss.data) * len(t)
         losses.append(sum_loss / len(train_set))
     assert losses[-1] < 0.85 * losses[0]
+
+
+@pytest.mark.parametrize("dataset", [None, 3, object()])
+def test_dataloader_names_a_dataset_that_is_not_one(dataset):
+    # issue 9: it was a raw "object of type 'NoneType' has no len()"
+    with pytest.raises(TypeError, match="DataLoader: dataset must be a Dataset or a sequence"):
+        DataLoader(dataset, 4)

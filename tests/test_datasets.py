@@ -385,3 +385,100 @@ def test_get_file_times_out_instead_of_hanging(tmp_path):
     finally:
         server.close()
     assert os.listdir(tmp_path) == []
+
+
+# --- Issue 9: headers checked before allocating; hostile CIFAR pickles and archives ------
+def test_load_idx_takes_a_path_and_checks_dims_without_overflow(tmp_path):
+    import pathlib
+    a = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    write_idx(tmp_path / "a.gz", a)
+    assert np.array_equal(datasets.load_idx(pathlib.Path(tmp_path / "a.gz")), a)
+    # 65536**4 = 2**64 wraps to 0 in int64: the header-only file passed the size check
+    (tmp_path / "wrap").write_bytes(b"\0\0\x08\x04" + struct.pack(">IIII", *[65536] * 4))
+    with pytest.raises(ValueError, match=r"holds 0 data bytes, but its header says shape "
+                                         r"\(65536, 65536, 65536, 65536\)"):
+        datasets.load_idx(tmp_path / "wrap")
+    # a small .gz declaring 2**40 bytes: refused before reading (deflate cannot hold it)
+    (tmp_path / "big.gz").write_bytes(gzip.compress(b"\0\0\x08\x02"
+                                                    + struct.pack(">II", 2 ** 20, 2 ** 20)))
+    with pytest.raises(ValueError, match="big.gz is .* bytes of gzip, too few"):
+        datasets.load_idx(tmp_path / "big.gz")
+    (tmp_path / "long.gz").write_bytes(gzip.compress(b"\0\0\x08\x01" + struct.pack(">I", 2)
+                                                     + b"abc"))
+    with pytest.raises(ValueError, match="long.gz holds more than 2 data bytes"):
+        datasets.load_idx(tmp_path / "long.gz")
+
+
+def _cifar_folder(tmp_path, raw):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir(exist_ok=True)
+    (folder / "test_batch").write_bytes(raw)
+    return str(tmp_path)
+
+
+def _s(text):
+    b = text.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def _by(b):
+    return b"B" + struct.pack("<I", len(b)) + b
+
+
+def _i(n):
+    return b"J" + struct.pack("<i", n)
+
+
+_ND = b"cnumpy\nndarray\n"
+
+
+def test_cifar_pickle_cannot_call_ndarray_or_declare_more_than_it_holds(tmp_path):
+    n = 2 * 10 ** 9 // 3072  # the 95-byte file that gave a 2 GB uninitialised dataset
+    bomb = (b"\x80\x03}(" + _by(b"data") + _ND + b"((" + _i(n) + _i(3072) + b"t" + _s("u1")
+            + b"tR" + _by(b"labels") + _ND + b"((" + _i(n) + b"t" + _s("u1") + b"tRu.")
+    root = _cifar_folder(tmp_path, bomb)
+    with pytest.raises(ValueError, match="test_batch is not a CIFAR-10 batch.*numpy.ndarray "
+                                         "is called directly"):
+        datasets.CIFAR10(train=False, root=root, download=False)
+    obj = b"\x80\x03" + _ND + b"((" + _i(3) + b"t" + _s("O") + b"tR."
+    with pytest.raises(pickle.UnpicklingError, match="called directly"):
+        datasets._CifarUnpickler(io.BytesIO(obj), "x").load()
+    # _reconstruct (how NumPy pickles arrays) with a shape larger than the file
+    rec = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n(" + _ND + _i(10 ** 6)
+           + b"\x85" + _s("b") + b"tR.")
+    with pytest.raises(ValueError, match=r"declares a \(1000000,\) int8 array, larger than "
+                                         r"the file"):
+        datasets._load_cifar_batch(rec, "rec")
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([0.0, 1.5], "must be integers in 0..9; found float64"),
+    ([0, 2 ** 62], "from 0 to 4611686018427387904"),
+    ([0, 2 ** 70], "must be integers"),
+    ([0, -1], "from -1 to 0"),
+    ([0, 10], "from 0 to 10"),
+    ([True, False], "found bool"),
+])
+def test_cifar_labels_must_be_class_numbers(tmp_path, labels, match):
+    d = {b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}
+    root = _cifar_folder(tmp_path, pickle.dumps(d, protocol=2))
+    with pytest.raises(ValueError, match=match):
+        datasets.CIFAR10(train=False, root=root, download=False)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x80", os.urandom(64), b"garbage that is no pickle"])
+def test_cifar_empty_or_random_files_are_named(tmp_path, raw):
+    root = _cifar_folder(tmp_path, raw)
+    with pytest.raises(ValueError, match="test_batch is not a CIFAR-10 batch"):
+        datasets.CIFAR10(train=False, root=root, download=False)
+
+
+@pytest.mark.parametrize("kind", [tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_cifar_archive_members_must_be_regular_files(tmp_path, kind):
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.type = kind
+        info.linkname = "cifar-10-batches-py/missing"
+        tar.addfile(info)
+    with pytest.raises(ValueError, match="test_batch is not a regular file"):
+        datasets.CIFAR10(train=False, root=str(tmp_path), download=False)

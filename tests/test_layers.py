@@ -486,3 +486,68 @@ def test_dezero_flatten_params():
     d = {}
     Two()._flatten_params(d, "net")
     assert list(d) == ["net/z/W", "net/z/b", "net/a", "net/m/W"]
+
+
+# =============================================================================
+# Issue 9: bad settings fail at construction, bad inputs with the layer's name
+# =============================================================================
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: L.Conv2d(4, 0), ValueError, "L.Conv2d: kernel_size must be positive"),
+    (lambda: L.Conv2d(4, (3, 0)), ValueError, "L.Conv2d: kernel_size must be positive"),
+    (lambda: L.Conv2d(0, 3), ValueError, "L.Conv2d: out_channels must be positive"),
+    (lambda: L.Conv2d(4, 3, stride=0), ValueError, "L.Conv2d: stride must be positive"),
+    (lambda: L.Conv2d(4, 3, pad=-1), ValueError, r"L.Conv2d: pad must be >= 0"),
+    (lambda: L.Deconv2d(4, 3, in_channels=0), ValueError, "L.Deconv2d: in_channels"),
+    (lambda: L.Conv2d(4, 2.5), TypeError, "L.Conv2d: kernel_size must be an int"),
+    (lambda: L.Linear(0), ValueError, "L.Linear: out_size must be positive"),
+    (lambda: L.Linear(3, in_size=-2), ValueError, "L.Linear: in_size must be positive"),
+    (lambda: L.Linear("3"), TypeError, "L.Linear: out_size must be an int"),
+    (lambda: L.Linear(3, dtype=np.int64), ValueError, "L.Linear: dtype must be a floating"),
+    (lambda: L.Linear(3, dtype="nonsense"), TypeError, "L.Linear: dtype must be a NumPy"),
+    (lambda: L.LSTM(0), ValueError, "L.LSTM: hidden_size must be positive"),
+    (lambda: L.RNN(-1), ValueError, "L.RNN: hidden_size must be positive"),
+    (lambda: L.GRU(None), TypeError, "L.GRU: hidden_size must be an int"),
+    (lambda: L.BatchNorm(decay=2.0), ValueError, r"L.BatchNorm: decay must be .* \[0, 1\]"),
+    (lambda: L.BatchNorm(eps=-1e-5), ValueError, "L.BatchNorm: eps must be"),
+    (lambda: L.BatchNorm(decay=float("nan")), ValueError, "L.BatchNorm: decay"),
+    (lambda: L.EmbedID(0, 3), ValueError, "L.EmbedID: in_size must be positive"),
+    (lambda: L.Dropout(1.0), ValueError, r"L.Dropout: dropout_ratio must be .* \[0, 1\)"),
+])
+def test_bad_layer_settings_fail_at_construction(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_torch_refuses_integer_weights_and_an_empty_state():
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.nn.Linear(2, 3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="hidden_size"):
+        torch.nn.LSTM(2, 0)
+
+
+@pytest.mark.parametrize("layer", [L.Linear(2), L.Conv2d(2, 3), L.BatchNorm(), L.RNN(3),
+                                   L.LSTM(3), L.GRU(3)])
+@pytest.mark.parametrize("x", [None, "abc", [[1.0, 2.0]], {"a": 1}])
+def test_layers_name_a_wrong_kind_of_input(layer, x):
+    with pytest.raises(TypeError, match=r"L\.\w+: the input must be a Variable or an ndarray"):
+        layer(x)
+
+
+def test_batchnorm_refuses_a_1d_input_and_eps_below_zero():
+    with pytest.raises(ValueError, match=r"L.BatchNorm: the input must be \(N, C\)"):
+        L.BatchNorm()(np.ones(3, np.float32))
+    x = np.ones((4, 2))
+    with pytest.raises(ValueError, match="F.batch_norm: eps must be >= 0"):
+        F.batch_norm(x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2), eps=-1e-3)
+
+
+@pytest.mark.parametrize("cell", [L.RNN, L.LSTM, L.GRU])
+def test_recurrent_layers_say_reset_state_when_the_batch_changes(cell):
+    np.random.seed(0)
+    layer = cell(3)
+    layer(np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"batch of shape \(2,\) but the state .* has "
+                                         r"\(4,\); call reset_state\(\)"):
+        layer(np.ones((2, 2), np.float32))
+    layer.reset_state()
+    assert layer(np.ones((2, 2), np.float32)).shape == (2, 3)

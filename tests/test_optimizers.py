@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import mibun
+import mibun.optimizers as O
 from mibun import Parameter, Variable, optimizers
 
 torch = pytest.importorskip("torch")
@@ -490,3 +491,89 @@ def test_sgd_large_params_chunked_update_is_exact(shape):
         assert p.data.dtype == np.float32
         np.testing.assert_array_equal(p.data, a - np.float32(0.3) * g)
         np.testing.assert_array_equal(p.grad.data, g)  # the gradient is left as it was
+
+
+# =============================================================================
+# Issue 9, defect 12: settings are range-checked (as torch.optim), gradients shape-checked
+# =============================================================================
+@pytest.mark.parametrize("make, name", [
+    (lambda: O.SGD(lr=-0.1), "lr"), (lambda: O.SGD(lr=float("nan")), "lr"),
+    (lambda: O.SGD(lr=float("inf")), "lr"), (lambda: O.Adam(alpha=-1.0), "lr"),
+    (lambda: O.MomentumSGD(momentum=-0.5), "momentum"),
+    (lambda: O.MomentumSGD(momentum=1.0), "momentum"),
+    (lambda: O.Nesterov(momentum=1.5), "momentum"),
+    (lambda: O.Adam(beta1=1.0), "beta1"), (lambda: O.Adam(beta2=1.5), "beta2"),
+    (lambda: O.Adam(eps=-1e-8), "eps"), (lambda: O.AdaGrad(eps=-1.0), "eps"),
+    (lambda: O.AdamW(weight_decay=-0.01), "weight_decay"),
+    (lambda: O.RMSprop(alpha=2.0), "alpha"), (lambda: O.RMSprop(momentum=-1), "momentum"),
+    (lambda: O.AdaDelta(rho=2.0), "rho"), (lambda: O.AdaDelta(eps=-1), "eps"),
+    (lambda: O.ClipGrad(0), "max_norm"), (lambda: O.ClipGrad(-1.0), "max_norm"),
+    (lambda: O.WeightDecay(-1e-4), "rate"),
+    (lambda: O.StepLR(O.SGD(), 2, gamma=-0.5), "gamma"),
+    (lambda: O.CosineLR(O.SGD(), 3, eta_min=-1.0), "eta_min"),
+])
+def test_bad_settings_are_refused_at_construction(make, name):
+    with pytest.raises(ValueError, match=rf"\b{name} must be a"):
+        make()
+
+
+@pytest.mark.parametrize("value", ["0.1", None, 1j, True, [0.1]])
+def test_settings_must_be_real_numbers(value):
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        O.SGD(lr=value)
+
+
+def test_torch_refuses_the_same_settings():
+    torch = pytest.importorskip("torch")
+    w = [torch.zeros(2, requires_grad=True)]
+    for make in (lambda: torch.optim.SGD(w, lr=-0.1), lambda: torch.optim.Adam(w, eps=-1),
+                 lambda: torch.optim.Adam(w, betas=(0.9, 1.0)),
+                 lambda: torch.optim.AdamW(w, weight_decay=-0.01),
+                 lambda: torch.optim.Adadelta(w, rho=2.0)):
+        with pytest.raises(ValueError):
+            make()
+
+
+def test_assignments_are_checked_too_and_reads_give_floats():
+    opt = O.Adam(alpha=np.float64(0.5))
+    assert type(opt.lr) is float and opt.alpha == 0.5
+    for attr, value in (("lr", -1.0), ("alpha", float("nan")), ("beta1", 1.0)):
+        with pytest.raises(ValueError, match="must be a"):
+            setattr(opt, attr, value)
+    assert (opt.lr, opt.beta1) == (0.5, 0.9)
+    # the edges that work are accepted
+    O.MomentumSGD(lr=0.0, momentum=0.0)
+    O.RMSprop(alpha=1.0, eps=0.0)
+    O.AdaDelta(rho=0.0)
+    assert O.ClipGrad(float("inf")).max_norm == float("inf")
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused_before_any_change():
+    import mibun.models as M
+    m = M.MLP((2,))
+    m(np.ones((1, 3), np.float32))
+    for opt in (O.SGD(lr=0.1), O.Adam()):
+        opt.setup(m)
+        opt.add_hook(O.WeightDecay(0.1))  # it would broadcast the (1,) gradient too
+        W, b = m.l0.W, m.l0.b
+        b.grad = Variable(np.ones(2, np.float32))
+        W.grad = Variable(np.ones((1,), np.float32))
+        before = (W.data.copy(), b.data.copy())
+        with pytest.raises(ValueError, match=r"gradient of 'l0/W' does not have its "
+                                             r"parameter's shape\n.*\(1,\).*\n.*\(3, 2\)"):
+            opt.update()
+        np.testing.assert_array_equal(W.data, before[0])
+        np.testing.assert_array_equal(b.data, before[1])
+        assert opt.t == 0
+
+
+def test_a_complex_gradient_is_named():
+    import mibun.models as M
+    m = M.MLP((2,))
+    m(np.ones((1, 3), np.float32))
+    for cls in (O.SGD, O.MomentumSGD, O.Adam, O.RMSprop, O.AdaDelta, O.AdaGrad, O.Nesterov):
+        opt = cls().setup(m)
+        m.l0.W.grad = Variable(np.ones((3, 2), np.complex128))
+        with pytest.raises(TypeError, match=rf"{cls.__name__}.update: the gradient of 'l0/W' "
+                                            "has dtype complex128; a real"):
+            opt.update()

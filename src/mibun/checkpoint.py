@@ -5,11 +5,14 @@ Three promises, each fixing a way DeZero's ``save_weights`` / ``load_weights`` c
 * **Loading never runs code.** Files are read with ``allow_pickle=False`` and written with
   plain ``.npy`` members only, so a checkpoint from a stranger is just numbers.
 * **A save is atomic.** The file is written to a temporary name in the same directory,
-  flushed to disk, and renamed over the old one (``os.replace``). A crash, a full disk or a
-  Ctrl-C during a save leaves the previous checkpoint as it was.
-* **A load is all-or-nothing.** Every name, shape and dtype is checked before anything is
-  assigned; a mismatched or truncated file raises ``ValueError`` naming the first problem
-  and leaves the model and the optimizer exactly as they were.
+  flushed to disk, and renamed over the old one (``os.replace``). A crash, a full disk, a
+  Ctrl-C or a SIGTERM during a save leaves the previous checkpoint as it was (and Ctrl-C
+  and SIGTERM leave no temporary file; a later save removes those of killed writers). A new
+  file gets the mode ``open()`` would give it (0666 less the umask).
+* **A load is all-or-nothing.** Every name, shape and dtype is checked, from the arrays'
+  headers before any data is read, and then the optimizer's values, before anything is
+  assigned; a mismatched, truncated or oversized file raises ``ValueError`` naming the
+  first problem and leaves the model and the optimizer exactly as they were.
 
 Layout of a checkpoint file (an ordinary ``.npz``; ``np.load`` can inspect it)::
 
@@ -21,9 +24,13 @@ Layout of a checkpoint file (an ordinary ``.npz``; ``np.load`` can inspect it)::
 """
 from __future__ import annotations
 
+import math
 import os
-import tempfile
+import re
+import signal
+import threading
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -62,31 +69,107 @@ def save_npz(path, arrays: dict, compress: bool = False) -> None:
         items.append((name, a))
 
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp", dir=directory)
-    try:
-        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=method, allowZip64=True) as zf:
-                for name, a in items:
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, a, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
-        # mkstemp creates the file private (0600); give it the usual mode, or the old file's.
+    base = os.path.basename(path)
+    _remove_stale_temps(directory, base)
+    fd, tmp = _create_temp(directory, base)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with _TermCleanup():
         try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:  # including KeyboardInterrupt: never leave the temporary file
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as f:
+                with zipfile.ZipFile(f, "w", compression=method, allowZip64=True) as zf:
+                    for name, a in items:
+                        with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                            np.lib.format.write_array(member, a, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())  # the data is on disk before the rename shows it
+            try:  # an existing file keeps its mode, as open(path, "w") would keep it
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            except FileNotFoundError:
+                pass
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C, SIGTERM (see _TermCleanup): never leave the temp file
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     _fsync_dir(directory)
+
+
+# Temporary files are named ".<file>.<pid>-<random>.tmp": the pid tells a later save whether
+# the writer is still running, or was killed (SIGKILL, power loss) and left the file behind.
+_TEMP = re.compile(r"\.(?P<base>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp\Z")
+
+
+def _create_temp(directory, base):
+    """Create and open a new temporary file beside the target, mode 0666 less the umask."""
+    while True:
+        tmp = os.path.join(directory, f".{base}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        try:  # as open() creates a file: the kernel applies the umask to 0o666
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                           | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _pid_running(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(directory, base):
+    """Delete temporary files of ``base`` left by saves whose process has died."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = _TEMP.match(name)
+        if m and m["base"] == base and not _pid_running(int(m["pid"])):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler of ``_TermCleanup`` to unwind a save."""
+
+
+class _TermCleanup:
+    """During a save, turn SIGTERM into an exception (so the temporary file is removed, as
+    on Ctrl-C), then let the process die of SIGTERM as it would have.
+
+    Only where Python runs signal handlers (the main thread) and only if SIGTERM has its
+    default action: a program with its own SIGTERM handler keeps it.
+    """
+
+    def __enter__(self):
+        self.installed = self.received = False
+        if (threading.current_thread() is threading.main_thread()
+                and hasattr(signal, "SIGTERM")
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = True  # remembered: zipfile may replace the exception with its own
+        raise _Terminated
+
+    def __exit__(self, kind, value, tb):
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if self.received:  # cleaned up: now die of the signal, as intended
+                signal.raise_signal(signal.SIGTERM)
+        return False
 
 
 def _fsync_dir(directory: str) -> None:
@@ -103,32 +186,129 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def load_npz(path, what: str = "load_npz") -> dict:
-    """Read every array of the .npz ``path`` into a dict, refusing pickled data.
+# What reading a damaged or hostile zip can raise (RuntimeError: encrypted; NotImplementedError,
+# a RuntimeError: an unknown compression method).
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError,
+                RuntimeError)
+# Deflate expands at most ~1032:1; a member that claims more bytes than its compressed data
+# can produce is lying about its size (and would make the reader allocate it).
+DEFLATE_MAX_RATIO = 1100
+
+
+def _bad_file(what, path, detail):
+    return ValueError(f"{what}: cannot read {path!r}: it is not a complete .npz of plain "
+                      f"arrays (truncated, corrupted or pickled?): {detail}")
+
+
+class _Npz:
+    """An open .npz whose members' headers are read and checked, but no data yet.
+
+    ``headers`` maps each array name to ``(shape, dtype)``, from the ``.npy`` headers; a
+    member that is not a plain ``.npy`` array, or whose declared size does not match the
+    bytes the archive holds for it, is refused here, before anything is allocated.
+    ``stand_ins()`` gives arrays of those shapes and dtypes that take no memory, for
+    checking names, shapes and dtypes against a model; ``read(name)`` reads one array.
+    """
+
+    def __init__(self, path, what):
+        self.path, self.what = path, what
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{what}: no such file: {path!r}")
+        try:
+            self.zf = zipfile.ZipFile(path)
+        except _READ_ERRORS as e:
+            raise _bad_file(what, path, e) from e
+        try:
+            self.headers, self.infos = {}, {}
+            size = os.path.getsize(path)
+            for info in self.zf.infolist():
+                self._header(info, size)
+        except BaseException:
+            self.zf.close()
+            raise
+
+    def _header(self, info, archive_size):
+        what, path, fn = self.what, self.path, info.filename
+        if not fn.endswith(".npy") or info.is_dir():
+            raise ValueError(f"{what}: {path!r}: member {fn!r} is not an .npy array (an .npz "
+                             "of plain arrays holds only NAME.npy members)")
+        name = fn[:-4]
+        if name in self.headers:
+            raise ValueError(f"{what}: {path!r}: member {fn!r} appears twice")
+        packed = info.compress_size
+        if info.header_offset + packed > archive_size or (
+                info.compress_type == zipfile.ZIP_STORED and info.file_size != packed) or (
+                info.file_size > DEFLATE_MAX_RATIO * packed + 1024):
+            raise _bad_file(what, path, f"member {fn!r} claims {info.file_size} bytes from "
+                                        f"{packed} stored bytes")
+        try:
+            with self.zf.open(info) as fp:
+                version = np.lib.format.read_magic(fp)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                else:
+                    raise ValueError(f".npy format version {version} is not supported")
+                offset = fp.tell()
+        except _READ_ERRORS as e:
+            raise _bad_file(what, path, f"member {fn!r}: {e}") from e
+        if dtype.hasobject:
+            raise _bad_file(what, path, f"member {fn!r} holds Python objects (pickled data, "
+                                        "which is never loaded)")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if offset + nbytes != info.file_size:
+            raise _bad_file(what, path, f"member {fn!r} declares shape {shape} of {dtype} "
+                                        f"({nbytes} bytes) but holds {info.file_size - offset}")
+        self.headers[name] = (shape, dtype)
+        self.infos[name] = info
+
+    def stand_ins(self, prefix=""):
+        """``{name without prefix: zero-stride array}`` with each member's shape and dtype."""
+        n = len(prefix)
+        return {name[n:]: np.broadcast_to(np.zeros((), dtype), shape)
+                for name, (shape, dtype) in self.headers.items() if name.startswith(prefix)}
+
+    def read(self, name):
+        try:
+            with self.zf.open(self.infos[name]) as fp:
+                a = np.lib.format.read_array(fp, allow_pickle=False)
+                fp.read(1)  # to the end of the member, where zipfile checks the CRC
+        except _READ_ERRORS as e:
+            raise _bad_file(self.what, self.path, f"member {name!r}: {e}") from e
+        return a
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zf.close()
+
+
+def load_npz(path, what: str = "load_npz", check=None, prefix: str = "") -> dict:
+    """Read the arrays of the .npz ``path`` into a dict, refusing pickled data.
+
+    Every member's ``.npy`` header is read and checked first (a plain numeric or string
+    array, its declared size matching the bytes the archive holds); ``check``, if given, is
+    called on stand-ins with the arrays' names, shapes and dtypes before any data is read,
+    so a file that does not fit is refused without allocating what it declares.
 
     Args:
         path (str or PathLike): the file.
         what (str): the caller's name, used in error messages.
+        check (callable or None): ``check({name: array-like})``; raises to refuse the file.
+        prefix (str): read only the arrays whose names start with it (names kept whole).
     Returns:
         dict: name -> NumPy array.
     Raises:
         FileNotFoundError: no such file.
         ValueError: the file is not a complete .npz of plain arrays (truncated, corrupted,
-            not an .npz, or holding pickled objects).
+            not an .npz, holding pickled objects or members that are not .npy arrays).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what}: no such file: {path!r}")
-    try:
-        f = np.load(path, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError(  # noqa: TRY004  (reported below as "not an .npz")
-                f"it holds a single {type(f).__name__}, not named arrays")
-        with f:
-            return {name: f[name] for name in f.files}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"{what}: cannot read {path!r}: it is not a complete .npz of plain "
-                         f"arrays (truncated, corrupted or pickled?): {e}") from e
+    with _Npz(os.fspath(path), what) as f:
+        if check is not None:
+            check({k: v for k, v in f.stand_ins().items() if k.startswith(prefix)})
+        return {name: f.read(name) for name in f.headers if name.startswith(prefix)}
 
 
 # =============================================================================
@@ -182,8 +362,10 @@ def save_checkpoint(path, model, optimizer=None, **meta) -> None:
 def load_checkpoint(path, model, optimizer=None) -> dict:
     """Restore a checkpoint written by ``save_checkpoint``; return its metadata.
 
-    Everything is checked first (names, shapes and dtypes of the model's parameters and
-    buffers, then the optimizer's state): on any mismatch a ``ValueError`` names it and
+    Everything is checked first: the names, shapes and dtypes of the model's parameters and
+    buffers and of the optimizer's state from the arrays' headers, before any data is read
+    (a file cannot make the loader allocate what it merely declares), then the optimizer's
+    values (step counts, learning rate). On any problem a ``ValueError`` names it and
     neither the model nor the optimizer is changed.
 
     Args:
@@ -195,42 +377,61 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
         dict: the ``meta`` given to ``save_checkpoint`` (0-d values as Python scalars).
     """
     path = os.fspath(path)
-    arrays = load_npz(path, "load_checkpoint")
-    fmt = arrays.get("__format__")
-    if fmt is None or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
-        raise ValueError(f"load_checkpoint: {path!r} is not a mibun checkpoint (no "
-                         f"'__format__' = {FORMAT!r} entry); a file from save_weights is "
-                         "loaded with model.load_weights(path)")
-    model_d, opt_d, meta = {}, {}, {}
-    for key, a in arrays.items():
-        if key.startswith("model/"):
-            model_d[key[6:]] = a
-        elif key.startswith("optimizer/"):
-            opt_d[key[10:]] = a
-        elif key.startswith("meta/"):
-            meta[key[5:]] = a.item() if a.ndim == 0 else a
-
-    model.check_state_dict(model_d, what="load_checkpoint: model")
-    if optimizer is not None:
-        saved_type = arrays.get("__optimizer__")
-        if saved_type is None:
-            raise ValueError(f"load_checkpoint: {path!r} holds no optimizer state; "
-                             "call load_checkpoint(path, model) without the optimizer")
-        if str(saved_type) != type(optimizer).__name__:
-            raise ValueError(f"load_checkpoint: {path!r} holds the state of a "
-                             f"{saved_type} optimizer, not of a {type(optimizer).__name__}")
-
-    # The model is checked, so this assignment cannot fail; keep the old arrays so the
-    # model can be put back if the optimizer rejects its state (the optimizer validates
-    # everything before changing itself, and may need the model's shapes to do so).
+    with _Npz(path, "load_checkpoint") as f:
+        fmt = f.headers.get("__format__")
+        if fmt is None or fmt[0] != () or fmt[1].kind != "U" or str(
+                f.read("__format__")) != FORMAT:
+            raise ValueError(f"load_checkpoint: {path!r} is not a mibun checkpoint (no "
+                             f"'__format__' = {FORMAT!r} entry); a file from save_weights is "
+                             "loaded with model.load_weights(path)")
+        # a mibun Optimizer checks and assigns apart; any other needs only load_state_dict
+        two_phase = hasattr(optimizer, "_check_state") and hasattr(optimizer, "_assign_state")
+        # 1. names, shapes and dtypes, from the headers alone
+        model.check_state_dict(f.stand_ins("model/"), what="load_checkpoint: model")
+        if optimizer is not None:
+            saved = f.headers.get("__optimizer__")
+            if saved is None:
+                raise ValueError(f"load_checkpoint: {path!r} holds no optimizer state; "
+                                 "call load_checkpoint(path, model) without the optimizer")
+            saved = str(f.read("__optimizer__")) if saved[1].kind == "U" else "?"
+            if saved != type(optimizer).__name__:
+                raise ValueError(f"load_checkpoint: {path!r} holds the state of a "
+                                 f"{saved} optimizer, not of a {type(optimizer).__name__}")
+            if two_phase:
+                _opt_check(optimizer, f.stand_ins("optimizer/"), path, f.stand_ins("model/"))
+        # 2. the data (every array now has a size the model or optimizer expects)
+        model_d = {k[6:]: f.read(k) for k in f.headers if k.startswith("model/")}
+        opt_d = {k[10:]: f.read(k) for k in f.headers if k.startswith("optimizer/")}
+        meta = {}
+        for k in f.headers:
+            if k.startswith("meta/"):
+                a = f.read(k)
+                meta[k[5:]] = a.item() if a.ndim == 0 else a
+    # 3. the values, then assign: nothing below can fail on the file's account
+    state = _opt_check(optimizer, opt_d, path, model_d) if two_phase else None
     old = model._assign_state(model_d)
     if optimizer is not None:
         try:
-            optimizer.load_state_dict(opt_d)
-        except BaseException as e:
+            if two_phase:
+                optimizer._assign_state(state)
+            else:  # it validates before changing itself, and may need the model's shapes
+                optimizer.load_state_dict(opt_d)
+        except BaseException as e:  # put the model back as it was
             model._restore_state(old)
             if isinstance(e, ValueError):  # add the file name to the optimizer's message
                 raise ValueError(  # noqa: TRY004
                     f"load_checkpoint: {path!r}: optimizer state: {e}") from e
             raise
     return meta
+
+
+def _opt_check(optimizer, d, path, weights):
+    """``optimizer._check_state(d)`` with the file named in its ValueError.
+
+    The optimizer's state is checked against the parameters as they will be after the load
+    (``weights``, already checked against the model), so that lazy parameters count too.
+    """
+    try:
+        return optimizer._check_state(d, weights)
+    except ValueError as e:
+        raise ValueError(f"load_checkpoint: {path!r}: optimizer state: {e}") from e

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -94,6 +95,14 @@ def _where(node, text):
     return (f": {_clip(seg)!r}" if seg else "") + _at(node)
 
 
+def _parse(text):
+    """``ast.parse`` in eval mode, without the SyntaxWarnings Python prints for text such as
+    ``1not`` (the error that follows, or our own message, is what the user should see)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text, mode="eval")
+
+
 def parse_expression(text: str, variables=()) -> ast.Expression:
     """Parse ``text`` and check every node against the allow-list.
 
@@ -122,7 +131,7 @@ def parse_expression(text: str, variables=()) -> ast.Expression:
         raise ExpressionError(f"the expression is too long ({len(text)} characters, at most "
                               f"{_MAX_EXPRESSION})")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = _parse(text.strip())
     except SyntaxError as e:
         col = f" at column {e.offset}" if e.offset else ""
         raise ExpressionError(f"cannot parse {_clip(text)!r}: {e.msg}{col} (only an expression "
@@ -407,6 +416,35 @@ def _local(f, i, gy, gx, n_inputs):
     return _short(np.asarray(gxs[i].data if hasattr(gxs[i], "data") else gxs[i]).item())
 
 
+# The work `mibun grad` may do, in graph nodes (Functions) built in all: each order of
+# derivative multiplies the graph by ~2-3, and the central differences rebuild the lower
+# orders, so a long expression with a high --order, or a Hessian over many variables, would
+# run for minutes. Refused above this (a few seconds of work), with what to lower.
+_WORK_BUDGET = 60_000
+
+
+def _graph_size(v) -> int:
+    """The number of Functions in the graph that computed ``v``."""
+    f = v.creator
+    if f is None:
+        return 0
+    stack, seen = [f], {id(f)}
+    while stack:
+        for e in stack.pop()._edges:  # (creator, index) pairs lead to inputs made by ops
+            if type(e) is tuple and id(e[0]) not in seen:
+                seen.add(id(e[0]))
+                stack.append(e[0])
+    return len(seen)
+
+
+def _order_work(sizes, n_vars) -> int:
+    """Nodes built for derivatives of orders 1..n, whose graphs have ``sizes[1..n]``:
+    the derivatives themselves, and for order k the central difference of order k - 1 at
+    two points for each variable (each rebuilding the graphs of orders 0..k-1)."""
+    n = len(sizes) - 1
+    return sum(sizes[1:]) + sum(2 * n_vars * sum(sizes[:k]) for k in range(1, n + 1))
+
+
 def _grad_command(args) -> int:
     # Outside a function's domain (log(-1), sqrt'(0)) the numbers say nan / inf; a note
     # follows them, instead of NumPy warnings pointing into mibun's source.
@@ -420,7 +458,7 @@ def _grad(args) -> int:
     point = _parse_point(args.at or [])
     if not point:
         try:  # only to name a variable in the message; nothing is evaluated
-            names = sorted({n.id for n in ast.walk(ast.parse(args.expression, mode="eval"))
+            names = sorted({n.id for n in ast.walk(_parse(args.expression))
                             if isinstance(n, ast.Name) and n.id not in _CONSTANTS
                             and n.id not in _FUNCTIONS})
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -479,6 +517,34 @@ def _grad(args) -> int:
     y.backward(retain_grad=True, create_graph=need_graph, observer=tracer)
     grads = [x.grad if x.grad is not None else mibun.Variable(np.zeros(())) for x in xs]
 
+    # --- the work budget, checked before anything is printed
+    sizes = [_graph_size(y), max(_graph_size(g) for g in grads)]
+    v = len(names)
+    if hessian:  # a backprop row per variable, and v * v central differences of gradients
+        work = _order_work(sizes, v) + v * sizes[1] + 2 * v * v * (sizes[0] + sizes[1])
+        if work > _WORK_BUDGET:
+            raise UsageError(f"--hessian over {v} variables would build about {work:,} graph "
+                             f"nodes (at most {_WORK_BUDGET:,}); use fewer variables or a "
+                             "shorter expression")
+    # higher orders of a single variable, by backprop through create_graph; the sizes of
+    # the orders not built yet are predicted from the growth so far, and checked again as
+    # each order is built
+    higher = []
+    for k in range(2, args.order + 1) if not several else ():
+        growth = max(2.0, sizes[-1] / max(sizes[-2], 1))
+        predicted = [*sizes] + [round(sizes[-1] * growth ** i)
+                                for i in range(1, args.order - len(sizes) + 2)]
+        fits = max(j for j in range(1, args.order + 1)
+                   if j < len(sizes) or _order_work(predicted[:j + 1], 1) <= _WORK_BUDGET)
+        if fits < args.order:
+            work = _order_work(predicted, 1)
+            raise UsageError(f"--order {args.order} would build about {work:,} graph nodes "
+                             f"(at most {_WORK_BUDGET:,}: the graph grows with each order); "
+                             f"lower --order to {fits} or shorten the expression")
+        higher.append(mibun.grad(higher[-1] if higher else grads[0], xs[0],
+                                 create_graph=True))
+        sizes.append(_graph_size(higher[-1]))
+
     var_list = ", ".join(names)
     print(f"f({var_list}) = {ast.unparse(tree)}")
     print("at " + ", ".join(f"{n} = {_num(point[n])}" for n in names))
@@ -496,14 +562,9 @@ def _grad(args) -> int:
         rows.append((_deriv_name(n, 1, several), float(grads[k].data), num))
     # higher orders of a single variable: backprop through create_graph, and the central
     # difference of the backprop derivative one order below, beside it
-    d = grads[0]
-    x = xs[0]
-    higher = []
-    for k in range(2, args.order + 1) if not several else ():
-        d = mibun.grad(d, x, create_graph=True)
+    for k, d in enumerate(higher, start=2):
         num = central(lambda p, k=k: float(f_at(p, k - 1)[0].data), names[0])
         rows.append((_deriv_name(names[0], k, False), float(d.data), num))
-        higher.append(d)
 
     title = "gradient" if several else "derivative"
     w0 = max(len(title), *(len(r[0]) for r in rows))

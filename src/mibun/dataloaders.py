@@ -52,6 +52,10 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = True, gpu: bool = False,
                  drop_last: bool = False, seed: int | None = None):
+        if not hasattr(dataset, "__len__") or not (hasattr(dataset, "get_batch")
+                                                   or hasattr(dataset, "__getitem__")):
+            raise TypeError(f"{type(self).__name__}: dataset must be a Dataset or a sequence "
+                            f"of (x, t) pairs, got {type(dataset).__name__}")
         self.dataset = dataset
         self.batch_size = _check_batch_size(type(self).__name__, batch_size)
         self.shuffle = shuffle

@@ -19,6 +19,7 @@ import numpy as np
 
 import mibun.functions as F
 from mibun import backend, utils
+from mibun.config import Config
 from mibun.core import Parameter, Variable
 
 __all__ = [
@@ -266,8 +267,9 @@ class Layer:
     def load_weights(self, path) -> None:
         """Load weights saved by ``save_weights`` (checked first; never runs pickled code)."""
         from mibun import checkpoint
-        d = checkpoint.load_npz(path, f"{type(self).__name__}.load_weights")
-        self.check_state_dict(d, f"{type(self).__name__}.load_weights({str(path)!r})")
+        what = f"{type(self).__name__}.load_weights({str(path)!r})"
+        # the names, shapes and dtypes are checked from the file's headers, before its data
+        d = checkpoint.load_npz(path, what, check=lambda d: self.check_state_dict(d, what))
         self._assign_state(d)
 
     # --- repr -----------------------------------------------------------------------------
@@ -311,6 +313,57 @@ def _dtype_name(dtype) -> str:
     return np.dtype(dtype).name
 
 
+# --- argument checks: at construction, so that a bad setting fails where it is given ----------
+def _size(op, name, value, none=False, zero=False):
+    """A layer size (int >= 1, or >= 0 with ``zero``; None allowed with ``none``)."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int{' or None' if none else ''}, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    if value < (0 if zero else 1):
+        raise ValueError(f"{op}: {name} must be {'>= 0' if zero else 'positive'}, got {value}")
+    return int(value)
+
+
+def _pair(op, name, value, zero=False):
+    """``k`` or ``(kh, kw)``, each checked as ``_size``."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return tuple(_size(op, name, v, zero=zero) for v in value)
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return _size(op, name, value, zero=zero)
+
+
+def _float_dtype(op, dtype):
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype, got {dtype!r}") from None
+    if d.kind != "f":
+        raise ValueError(f"{op}: dtype must be a floating-point type (parameters are trained "
+                         f"by gradients), got {d}")
+    return dtype
+
+
+def _randn(op, xp, shape, dtype, fill=None):
+    """``randn(*shape)`` (or ``fill``) in ``dtype``; a size that cannot be allocated is a
+    ValueError naming the layer, not NumPy's "array is too big" or a MemoryError."""
+    try:
+        if fill is None:
+            return xp.random.randn(*shape).astype(dtype)
+        return xp.full(shape, fill, dtype=dtype)
+    except (ValueError, MemoryError, OverflowError) as e:
+        raise ValueError(f"{op}: cannot create parameters of shape {shape}: {e}") from None
+
+
+def _check_input(op, x):
+    """A layer's input must be a Variable or an array (a cheap isinstance per call)."""
+    if not isinstance(x, (Variable, np.generic, *backend.array_types)):
+        raise TypeError(f"{op}: the input must be a Variable or an ndarray, got "
+                        f"{type(x).__name__}")
+
+
 # =============================================================================
 # Linear and convolution
 # =============================================================================
@@ -337,29 +390,33 @@ class Linear(Layer):
     def __init__(self, out_size: int, nobias: bool = False, dtype=np.float32,
                  in_size: int | None = None):
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
-        self.dtype = dtype
+        self.in_size = _size("L.Linear", "in_size", in_size, none=True)
+        self.out_size = _size("L.Linear", "out_size", out_size)
+        self.dtype = _float_dtype("L.Linear", dtype)
         self.W = Parameter(None, name="W")
         if self.in_size is not None:
             self._init_W()
         if nobias:
             self.b = None
         else:
-            self.b = Parameter(np.zeros(out_size, dtype=dtype), name="b")
+            self.b = Parameter(_randn("L.Linear", np, (out_size,), dtype, 0), name="b")
 
     def _init_W(self, xp=np):
         I, O = self.in_size, self.out_size
-        W = xp.random.randn(I, O).astype(self.dtype)
+        W = _randn("L.Linear", xp, (I, O), self.dtype)
         W *= W.dtype.type(np.sqrt(1 / I))  # in W's dtype: float32 stays float32
         self.W.data = W
 
     def forward(self, x):
         W = self.W.data
+        _check_input("L.Linear", x)
         if x.ndim == 0:
             raise ValueError(f"L.Linear: the input must have a feature axis (N, in_size); "
                              f"got a 0-d {x.dtype} value")
         if W is None:
+            if x.shape[-1] == 0:
+                raise ValueError("L.Linear: the input has no features (x.shape[-1] is 0), so "
+                                 "in_size cannot be inferred\n" + utils.describe("x", x))
             self.in_size = x.shape[-1]
             self._init_W(backend.get_array_module(x))
         elif x.shape[-1] != W.shape[0]:
@@ -395,19 +452,20 @@ class Conv2d(Layer):
     def __init__(self, out_channels: int, kernel_size, stride=1, pad=0, nobias: bool = False,
                  dtype=np.float32, in_channels: int | None = None):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.pad = pad
-        self.dtype = dtype
+        op = self._op
+        self.in_channels = _size(op, "in_channels", in_channels, none=True)
+        self.out_channels = _size(op, "out_channels", out_channels)
+        self.kernel_size = _pair(op, "kernel_size", kernel_size)
+        self.stride = _pair(op, "stride", stride)
+        self.pad = _pair(op, "pad", pad, zero=True)
+        self.dtype = _float_dtype(op, dtype)
         self.W = Parameter(None, name="W")
         if in_channels is not None:
             self._init_W()
         if nobias:
             self.b = None
         else:
-            self.b = Parameter(np.zeros(out_channels, dtype=dtype), name="b")
+            self.b = Parameter(_randn(self._op, np, (out_channels,), dtype, 0), name="b")
 
     def _w_shape(self):
         KH, KW = utils.pair(self.kernel_size)
@@ -416,7 +474,7 @@ class Conv2d(Layer):
     def _init_W(self, xp=np):
         shape = self._w_shape()
         fan_in = int(np.prod(shape)) // shape[0]
-        W = xp.random.randn(*shape).astype(self.dtype)
+        W = _randn(self._op, xp, shape, self.dtype)
         W *= W.dtype.type(np.sqrt(1 / fan_in))
         self.W.data = W
 
@@ -425,7 +483,8 @@ class Conv2d(Layer):
 
     def _prepare(self, x):
         W = self.W.data
-        if W is None and x.ndim == 4:
+        _check_input(self._op, x)
+        if W is None and x.ndim == 4 and x.shape[1] > 0:
             self.in_channels = x.shape[1]
             self._init_W(backend.get_array_module(x))
             return
@@ -440,7 +499,8 @@ class Conv2d(Layer):
                 f"  W: {_shape_str(self.W)}")
 
     def forward(self, x):
-        if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if self.W.data is None or getattr(x, "ndim", None) != 4 \
+                or x.shape[1] != self.in_channels:
             self._prepare(x)
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
 
@@ -463,7 +523,7 @@ class Deconv2d(Conv2d):
 
     def _init_W(self, xp=np):
         C, OC, KH, KW = self._w_shape()
-        W = xp.random.randn(C, OC, KH, KW).astype(self.dtype)
+        W = _randn(self._op, xp, (C, OC, KH, KW), self.dtype)
         W *= W.dtype.type(np.sqrt(1 / (C * KH * KW)))
         self.W.data = W
 
@@ -471,7 +531,8 @@ class Deconv2d(Conv2d):
     _op = "L.Deconv2d"
 
     def forward(self, x):
-        if self.W.data is None or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if self.W.data is None or getattr(x, "ndim", None) != 4 \
+                or x.shape[1] != self.in_channels:
             self._prepare(x)
         return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
 
@@ -499,8 +560,10 @@ class BatchNorm(Layer):
     def __init__(self, decay: float = 0.9, eps: float = 2e-5, in_size: int | None = None,
                  dtype=np.float32):
         super().__init__()
-        self.decay = decay
-        self.eps = eps
+        self.decay = utils.check_real("L.BatchNorm", "decay", decay, low=0.0, high=1.0)
+        self.eps = utils.check_real("L.BatchNorm", "eps", eps, low=0.0)
+        in_size = _size("L.BatchNorm", "in_size", in_size, none=True)
+        dtype = _float_dtype("L.BatchNorm", dtype)
         self.gamma = Parameter(None, name="gamma")
         self.beta = Parameter(None, name="beta")
         self.register_buffer("avg_mean")
@@ -509,15 +572,24 @@ class BatchNorm(Layer):
             self._init_params(np, in_size, dtype)
 
     def _init_params(self, xp, D, dtype):
-        self.avg_mean.data = xp.zeros(D, dtype=dtype)
-        self.avg_var.data = xp.ones(D, dtype=dtype)
-        self.gamma.data = xp.ones(D, dtype=dtype)
-        self.beta.data = xp.zeros(D, dtype=dtype)
+        zeros = _randn("L.BatchNorm", xp, (D,), dtype, 0)
+        self.avg_mean.data = zeros
+        self.avg_var.data = zeros + 1
+        self.gamma.data = zeros + 1
+        self.beta.data = zeros.copy()
 
     def forward(self, x):
         if self.gamma.data is None:
+            _check_input("L.BatchNorm", x)
+            if x.ndim < 2 or x.shape[1] == 0:  # the channels are axis 1
+                raise ValueError("L.BatchNorm: the input must be (N, C) or (N, C, ...) with "
+                                 f"C >= 1, got shape {tuple(x.shape)}\n"
+                                 + utils.describe("x", x))
             dtype = x.dtype if x.dtype.kind == "f" else np.float32
             self._init_params(backend.get_array_module(x), x.shape[1], dtype)
+        if Config.train and getattr(x, "size", 1) == 0:  # no statistics to normalise with
+            raise ValueError("L.BatchNorm: an empty batch has no mean or variance (in "
+                             "training)\n" + utils.describe("x", x))
         return F.batch_norm(x, self.gamma, self.beta, self.avg_mean.data, self.avg_var.data,
                             decay=self.decay, eps=self.eps)
 
@@ -540,9 +612,10 @@ class EmbedID(Layer):
 
     def __init__(self, in_size: int, out_size: int, dtype=np.float32):
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
-        self.W = Parameter(np.random.randn(in_size, out_size).astype(dtype), name="W")
+        self.in_size = _size("L.EmbedID", "in_size", in_size)
+        self.out_size = _size("L.EmbedID", "out_size", out_size)
+        dtype = _float_dtype("L.EmbedID", dtype)
+        self.W = Parameter(_randn("L.EmbedID", np, (in_size, out_size), dtype), name="W")
 
     def forward(self, x):
         return F.embed_id(x, self.W)
@@ -560,7 +633,8 @@ class Dropout(Layer):
 
     def __init__(self, dropout_ratio: float = 0.5):
         super().__init__()
-        self.dropout_ratio = dropout_ratio
+        self.dropout_ratio = utils.check_real("L.Dropout", "dropout_ratio", dropout_ratio,
+                                              low=0.0, high=1.0, high_open=True)
 
     def forward(self, x):
         return F.dropout(x, self.dropout_ratio)
@@ -572,6 +646,16 @@ class Dropout(Layer):
 # =============================================================================
 # Recurrent layers (one time step per call; the state lives in the layer)
 # =============================================================================
+def _check_state(op, x, h):
+    """The input's batch must match the state kept from the previous step."""
+    _check_input(op, x)
+    if h is not None and x.shape[:-1] != h.shape[:-1]:
+        raise ValueError(f"{op}: the input has a batch of shape {x.shape[:-1]} but the state "
+                         f"kept from the previous step has {h.shape[:-1]}; call reset_state() "
+                         "to start a new sequence\n" + utils.describe("x", x) + "\n"
+                         + utils.describe("h", h))
+
+
 class RNN(Layer):
     """Elman RNN cell: ``h = tanh(x W_x + b + h_prev W_h)`` (DeZero's ``RNN``).
 
@@ -587,7 +671,8 @@ class RNN(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        self.hidden_size = hidden_size
+        self.hidden_size = _size("L.RNN", "hidden_size", hidden_size)
+        in_size = _size("L.RNN", "in_size", in_size, none=True)
         self.x2h = Linear(hidden_size, in_size=in_size)
         # DeZero gave h2h in_size=in_size, which breaks whenever in_size != hidden_size.
         self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True)
@@ -597,6 +682,7 @@ class RNN(Layer):
         self.h = None
 
     def forward(self, x):
+        _check_state("L.RNN", x, self.h)
         if self.h is None:
             h_new = F.tanh(self.x2h(x))
         else:
@@ -625,8 +711,9 @@ class LSTM(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = hidden_size, in_size
-        self.hidden_size = hidden_size
+        H, I = (_size("L.LSTM", "hidden_size", hidden_size),
+                _size("L.LSTM", "in_size", in_size, none=True))
+        self.hidden_size = H
         self.x2f = Linear(H, in_size=I)
         self.x2i = Linear(H, in_size=I)
         self.x2o = Linear(H, in_size=I)
@@ -642,6 +729,7 @@ class LSTM(Layer):
         self.c = None
 
     def forward(self, x):
+        _check_state("L.LSTM", x, self.h)
         if self.h is None:
             f = F.sigmoid(self.x2f(x))
             i = F.sigmoid(self.x2i(x))
@@ -682,8 +770,9 @@ class GRU(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None):
         super().__init__()
-        H, I = hidden_size, in_size
-        self.hidden_size = hidden_size
+        H, I = (_size("L.GRU", "hidden_size", hidden_size),
+                _size("L.GRU", "in_size", in_size, none=True))
+        self.hidden_size = H
         self.x2r = Linear(H, in_size=I)
         self.x2z = Linear(H, in_size=I)
         self.x2n = Linear(H, in_size=I)
@@ -696,6 +785,7 @@ class GRU(Layer):
         self.h = None
 
     def forward(self, x):
+        _check_state("L.GRU", x, self.h)
         if self.h is None:  # h_prev = 0: the h terms vanish except h2n's bias
             r = F.sigmoid(self.x2r(x))
             z = F.sigmoid(self.x2z(x))

@@ -103,6 +103,15 @@ class MLP(Model):
 
     def __init__(self, fc_output_sizes, activation=F.sigmoid):
         super().__init__()
+        if isinstance(fc_output_sizes, (str, bytes)) or not hasattr(fc_output_sizes, "__iter__"):
+            raise TypeError(f"MLP: fc_output_sizes must be a sequence of ints such as (100, 10), "
+                            f"got {type(fc_output_sizes).__name__}")
+        fc_output_sizes = tuple(fc_output_sizes)
+        if not fc_output_sizes:
+            raise ValueError("MLP: fc_output_sizes is empty; give at least the output size")
+        if not callable(activation):
+            raise TypeError(f"MLP: activation must be a function such as F.relu, got "
+                            f"{type(activation).__name__}")
         self.activation = activation
         self.layers = []
         for i, out_size in enumerate(fc_output_sizes):

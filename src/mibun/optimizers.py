@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, utils
 from mibun.core import Parameter, Variable
 
 __all__ = [
@@ -55,6 +55,28 @@ def _fmt(a):
     return f"shape={tuple(a.shape)} dtype={a.dtype}"
 
 
+class _Setting:
+    """A hyper-parameter (``lr``, ``momentum`` ...) checked whenever it is assigned.
+
+    A descriptor with ``__set__`` but no ``__get__``: assignments (construction, schedules,
+    ``opt.lr = ...``) go through the check, while reads find the plain float in the
+    instance's ``__dict__`` at no extra cost, so ``update()`` stays as fast as before.
+    """
+
+    def __init__(self, **limits):
+        self.limits = limits  # the keyword arguments of utils.check_real
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = utils.check_real(type(obj).__name__, self.name, value, **self.limits)
+
+
+_RATE = {"low": 0.0}  # lr, eps, weight decay: >= 0
+_DECAY = {"low": 0.0, "high": 1.0, "high_open": True}  # momentum, betas: [0, 1)
+
+
 # =============================================================================
 # Optimizer
 # =============================================================================
@@ -75,6 +97,7 @@ class Optimizer:
 
     slots: tuple = ()  # names of the per-parameter state arrays
     counts_steps = False  # keep a per-parameter update count "step" (bias corrections)
+    lr = _Setting(**_RATE)
 
     def __init__(self, lr: float = 0.01):
         self.target = None
@@ -102,14 +125,33 @@ class Optimizer:
         """Apply the hooks, then one step to every parameter that has a gradient."""
         self._require_target("update")
         named = [(n, p) for n, p in _named_params(self.target) if p.grad is not None]
+        for n, p in named:  # else the update would broadcast it over the parameter silently
+            if p.grad.data.shape != p.data.shape:  # .data: ~0.2 us per parameter, no property
+                self._bad_grad(n, p)
         for f in self.hooks:
             f([p for _, p in named])
             # A hook may drop gradients (FreezeParam): later hooks and the update skip them.
             named = [(n, p) for n, p in named if p.grad is not None]
         self._names = {id(p): n for n, p in named}
         self.t += 1
-        for _, p in named:
-            self.update_one(p)
+        for n, p in named:
+            try:
+                self.update_one(p)
+            except TypeError as e:  # NumPy's casting error (a complex gradient ...): name it
+                if p.grad.data.dtype.kind in "biuf":
+                    raise
+                raise TypeError(f"{type(self).__name__}.update: the gradient of {n!r} has "
+                                f"dtype {p.grad.dtype}; a real (float) gradient is needed\n"
+                                f"  grad:      {_fmt(p.grad)}\n  parameter: {_fmt(p)}") from e
+
+    def _bad_grad(self, name, p):
+        g = p.grad
+        if not isinstance(g, Variable):
+            raise TypeError(f"{type(self).__name__}.update: {name}.grad must be a Variable "
+                            f"(or None), got {type(g).__name__}")
+        raise ValueError(f"{type(self).__name__}.update: the gradient of {name!r} does not "
+                         f"have its parameter's shape\n  grad:      {_fmt(g)}\n"
+                         f"  parameter: {_fmt(p)}")
 
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not defined")
@@ -171,24 +213,30 @@ class Optimizer:
         Raises:
             RuntimeError: no target (call ``setup`` first).
             ValueError: a key names no parameter of the target or an unknown slot, a
-                parameter's state is incomplete, or a shape or dtype does not match
-                (the message names the first problem).
+                parameter's state is incomplete, a shape or dtype does not match, or
+                ``@t`` / ``@lr`` / a step count is not a valid number (the message names
+                the first problem).
+        """
+        self._assign_state(self._check_state(d))
+
+    def _check_state(self, d, weights=None):
+        """Validate a state dict; return what ``_assign_state`` needs (no change to self).
+
+        ``weights`` ({param name: array}) stands for the parameters' data where given: the
+        arrays a checkpoint is about to load into the model (lazy parameters have none yet).
         """
         self._require_target("load_state_dict")
-        if not hasattr(d, "items"):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of "
-                            f"arrays, got {type(d).__name__}")
         name_ = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(d, "items"):
+            raise TypeError(f"{name_}: expected a dict of arrays, got {type(d).__name__}")
         params = dict(_named_params(self.target))
+        weights = weights or {}
         expected = set(self.slots) | ({"step"} if self.counts_steps else set())
         for key in ("@t", "@lr"):
             if key not in d:
                 raise ValueError(f"{name_}: missing key {key!r}")
-            a = np.asarray(d[key])
-            if a.shape != ():
-                raise ValueError(f"{name_}: {key!r} must be a scalar, found {_fmt(a)}")
-        if np.asarray(d["@t"]).dtype.kind not in "iu":
-            raise ValueError(f"{name_}: '@t' must be an integer, found {_fmt(np.asarray(d['@t']))}")
+        t = _scalar(d["@t"], "iu", name_, "'@t' (the number of updates)")
+        lr = _scalar(d["@lr"], "iuf", name_, "'@lr' (the learning rate)")
         new = {}
         for key, value in d.items():
             if key in ("@t", "@lr"):
@@ -201,16 +249,15 @@ class Optimizer:
             if slot not in expected:
                 raise ValueError(f"{name_}: key {key!r}: {type(self).__name__} keeps "
                                  f"{sorted(expected) or 'no per-parameter state'}, not {slot!r}")
+            if slot == "step":
+                new.setdefault(pname, {})[slot] = _scalar(value, "iu", name_, repr(key))
+                continue
             a = np.asarray(backend.as_numpy(value))
-            p = params[pname].data
+            p = weights.get(pname, params[pname].data)
             if p is None:
                 raise ValueError(f"{name_}: parameter {pname!r} is not initialised yet; "
                                  "load the model's weights (or run a forward pass) first")
-            if slot == "step":
-                if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
-                    raise ValueError(f"{name_}: {key!r} must be a non-negative integer "
-                                     f"scalar, found {_fmt(a)}")
-            elif a.shape != p.shape or a.dtype != p.dtype:
+            if a.shape != p.shape or a.dtype != p.dtype:
                 raise ValueError(f"{name_}: {key!r} does not match its parameter\n"
                                  f"  state:     {_fmt(a)}\n  parameter: {_fmt(p)}")
             new.setdefault(pname, {})[slot] = a
@@ -219,14 +266,32 @@ class Optimizer:
             if missing:
                 raise ValueError(f"{name_}: parameter {pname!r} lacks state "
                                  f"{sorted(missing)}")
-        # All checked: now replace the state, on each parameter's device.
+        return new, t, lr
+
+    def _assign_state(self, checked) -> None:
+        """Replace the state with one ``_check_state`` accepted, on each parameter's device."""
+        new, t, lr = checked
+        params = dict(_named_params(self.target))
         state = {}
         for pname, s in new.items():
-            xp = backend.get_array_module(params[pname].data)
-            state[pname] = {k: int(v) if k == "step" else xp.array(v) for k, v in s.items()}
+            data = params[pname].data
+            xp = np if data is None else backend.get_array_module(data)
+            state[pname] = {k: v if k == "step" else xp.array(v) for k, v in s.items()}
         self.state = state
-        self.t = int(d["@t"])
-        self.lr = float(d["@lr"])
+        self.t = t
+        self.lr = lr
+
+
+def _scalar(value, kinds, op, what):
+    """A 0-d integer (kinds "iu") or real (kinds "iuf") array, >= 0, as a Python number."""
+    a = np.asarray(backend.as_numpy(value))
+    kind = "integer" if kinds == "iu" else "finite real"
+    if a.shape != () or a.dtype.kind not in kinds:
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {_fmt(a)}")
+    v = int(a) if kinds == "iu" else float(a)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {v}")
+    return v
 
 
 # =============================================================================
@@ -273,6 +338,7 @@ class MomentumSGD(Optimizer):
     """
 
     slots = ("v",)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
         super().__init__(lr)
@@ -293,6 +359,7 @@ class Nesterov(Optimizer):
     ``p -= lr (g + m v)``."""
 
     slots = ("v",)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9):
         super().__init__(lr)
@@ -315,6 +382,7 @@ class AdaGrad(Optimizer):
     """AdaGrad: ``h += g^2``, ``p -= lr g / (sqrt(h) + eps)`` (DeZero's defaults)."""
 
     slots = ("h",)
+    eps = _Setting(**_RATE)
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8):
         super().__init__(lr)
@@ -342,6 +410,8 @@ class AdaDelta(Optimizer):
     """
 
     slots = ("msg", "msdx")
+    rho = _Setting(low=0.0, high=1.0)
+    eps = _Setting(**_RATE)
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6, lr: float = 1.0):
         super().__init__(lr)
@@ -380,6 +450,9 @@ class RMSprop(Optimizer):
     """
 
     slots = ("s",)
+    alpha = _Setting(low=0.0, high=1.0)
+    eps = _Setting(**_RATE)
+    momentum = _Setting(**_DECAY)
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0):
@@ -428,6 +501,9 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     counts_steps = True
+    beta1 = _Setting(**_DECAY)
+    beta2 = _Setting(**_DECAY)
+    eps = _Setting(**_RATE)
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, *, lr: float | None = None):
@@ -453,7 +529,6 @@ class Adam(Optimizer):
         (tmp,) = self.scratch(param.data)
         xp = backend.get_array_module(tmp)
         b1, b2 = self.beta1, self.beta2
-        self._decay(param)
         xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
         tmp *= 1 - b1
         m += tmp
@@ -466,6 +541,7 @@ class Adam(Optimizer):
         tmp += self.eps
         xp.divide(m, tmp, out=tmp)
         tmp *= self.lr / (1 - b1 ** k)
+        self._decay(param)  # AdamW's p *= 1 - lr wd (the step above does not depend on p)
         param.data -= tmp
 
     def _decay(self, param):
@@ -479,6 +555,8 @@ class AdamW(Adam):
         weight_decay (float): the decay rate (PyTorch's default 0.01); other arguments as
             in ``Adam``.
     """
+
+    weight_decay = _Setting(**_RATE)
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, *, lr: float | None = None):
@@ -502,6 +580,8 @@ class WeightDecay:
     is *not* decoupled weight decay (use ``AdamW``).
     """
 
+    rate = _Setting(**_RATE)
+
     def __init__(self, rate: float):
         self.rate = rate
 
@@ -517,6 +597,8 @@ class ClipGrad:
     gradient is multiplied by ``min(1, max_norm / (total + 1e-6))``. The scale is computed
     on the device, without copying the norm to the host.
     """
+
+    max_norm = _Setting(low=0.0, low_open=True, inf=True)  # inf: no clipping
 
     def __init__(self, max_norm: float):
         self.max_norm = max_norm
@@ -590,11 +672,13 @@ class StepLR(_Schedule):
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
+            raise TypeError(f"StepLR: step_size must be an int, got {type(step_size).__name__}")
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be at least 1, got {step_size}")
+        self.gamma = utils.check_real("StepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer)
         self.step_size = step_size
-        self.gamma = gamma
 
     def get_lr(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -613,11 +697,13 @@ class CosineLR(_Schedule):
     """
 
     def __init__(self, optimizer, t_max: int, eta_min: float = 0.0):
+        if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)):
+            raise TypeError(f"CosineLR: t_max must be an int, got {type(t_max).__name__}")
         if t_max < 1:
             raise ValueError(f"CosineLR: t_max must be at least 1, got {t_max}")
+        self.eta_min = utils.check_real("CosineLR", "eta_min", eta_min, low=0.0)
         super().__init__(optimizer)
         self.t_max = t_max
-        self.eta_min = eta_min
 
     def get_lr(self, epoch):
         e = min(epoch, self.t_max)

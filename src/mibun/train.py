@@ -123,14 +123,15 @@ def load_config(path, epochs=None, device="cpu", data_dir=None, **given):
     if not os.path.isfile(path):
         raise ConfigError(f"--resume {path}: no such file")
     try:
-        raw = checkpoint.load_npz(path, "mibun train --resume")
+        raw = checkpoint.load_npz(path, "mibun train --resume", prefix="meta/")
     except ValueError:
         raise ConfigError(f"--resume {path}: not a checkpoint (cannot read it as an .npz "
                           "file of arrays)") from None
     if "meta/config" not in raw:
         raise ConfigError(f"--resume {path}: not a checkpoint written by mibun train (no run "
                           "configuration in it)")
-    cfg = json.loads(str(raw["meta/config"]))
+    meta = {k[5:]: a.item() if a.ndim == 0 else a for k, a in raw.items()}
+    cfg = _check_resume_meta(meta, path)
     for k, v in given.items():
         if v is not None and v != cfg.get(k):
             flag = "--" + k.replace("_", "-")
@@ -141,7 +142,90 @@ def load_config(path, epochs=None, device="cpu", data_dir=None, **given):
     cfg["device"] = device
     if data_dir is not None:
         cfg["data_dir"] = data_dir
-    return cfg, int(raw["meta/epoch"])
+    return cfg, meta["epoch"]
+
+
+# What a checkpoint of `mibun train` holds besides the weights: name -> (check, what it
+# must be), each checked as carefully as the command-line arguments are.
+def _is_int(v, lo=0, hi=None):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None
+                                                                          or v <= hi)
+
+
+def _is_real(v, lo=0.0):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+        and v >= lo
+
+
+_META = {
+    "epoch": (_is_int, "an integer >= 0"),
+    "step": (_is_int, "an integer >= 0"),
+    "part_loss": (_is_real, "a finite number >= 0"),
+    "part_correct": (_is_real, "a finite number >= 0"),
+    "part_count": (_is_int, "an integer >= 0"),
+    "history": (lambda v: isinstance(v, str), "a JSON list of epoch records"),
+    "rng_keys": (lambda v: isinstance(v, np.ndarray) and v.shape == (624,)
+                 and v.dtype.kind in "iu", "624 integers (NumPy's MT19937 state)"),
+    "rng_pos": (lambda v: _is_int(v, 0, 624), "an integer in 0..624"),
+    "rng_has_gauss": (lambda v: _is_int(v, 0, 1), "0 or 1"),
+    "rng_cached": (lambda v: isinstance(v, float) and math.isfinite(v), "a finite float"),
+}
+_CONFIG = {
+    "epochs": (lambda v: _is_int(v, 1), "a positive integer"),
+    "batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "hidden": (lambda v: _is_int(v, 1), "a positive integer"),
+    "lr": (lambda v: v is None or (_is_real(v) and v > 0), "a positive number or null"),
+    "seed": (lambda v: _is_int(v, 0, 2 ** 32 - 1), "an integer in 0..2**32-1"),
+    "data_dir": (lambda v: v is None or isinstance(v, str), "a directory name or null"),
+    "download": (lambda v: isinstance(v, bool), "true or false"),
+    "device": (lambda v: v in ("cpu", "gpu"), "'cpu' or 'gpu'"),
+}
+_RECORD = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+
+def _check_resume_meta(meta: dict, path) -> dict:
+    """Check the metadata of a ``mibun train`` checkpoint; return its run configuration.
+
+    Raises:
+        ConfigError: a value is missing or cannot be right; the message says that the
+            checkpoint (not the command line) is at fault and which value is wrong.
+    """
+    def bad(what):
+        return ConfigError(f"--resume {path}: the checkpoint is damaged or not written by "
+                           f"mibun train: {what}")
+
+    try:
+        cfg = json.loads(str(meta.get("config")))
+    except ValueError:
+        raise bad("its run configuration (meta/config) is not JSON") from None
+    if not isinstance(cfg, dict):
+        raise bad("its run configuration (meta/config) is not a JSON object")
+    for key in ("dataset", "model", "optimizer", *_CONFIG):
+        if key not in cfg:
+            raise bad(f"its run configuration has no {key!r}")
+    for key, (ok, want) in _CONFIG.items():
+        if not ok(cfg[key]):
+            raise bad(f"its {key} is {cfg[key]!r:.40}; it must be {want}")
+    try:  # the same checks (and messages) as for a new run's arguments
+        make_config(**{k: cfg[k] for k in ("dataset", "model", "optimizer")})
+    except (ConfigError, TypeError) as e:  # TypeError: e.g. a list where a name belongs
+        raise bad(f"its run configuration is not valid: {e}") from None
+    for key, (ok, want) in _META.items():
+        if key not in meta:
+            raise bad(f"it has no meta/{key}")
+        if not ok(meta[key]):
+            v = meta[key]
+            shown = f"{v.dtype} array of shape {v.shape}" if isinstance(v, np.ndarray) \
+                else f"{v!r:.40}"
+            raise bad(f"meta/{key} is {shown}; it must be {want}")
+    try:
+        history = json.loads(meta["history"])
+    except ValueError:
+        history = None
+    if not (isinstance(history, list) and len(history) == meta["epoch"] and all(
+            isinstance(r, dict) and all(k in r for k in _RECORD) for r in history)):
+        raise bad(f"meta/history is not a list of {meta['epoch']} epoch records")
+    return cfg
 
 
 def default_out(cfg) -> str:
@@ -198,7 +282,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
         from mibun import distributed
         trainer = distributed.DataParallelTrainer(cfg, xp, out_dir, comm)
     if resume:
-        trainer.restore(checkpoint.load_checkpoint(resume, trainer.model, trainer.optimizer))
+        trainer.restore(checkpoint.load_checkpoint(resume, trainer.model, trainer.optimizer),
+                        resume)
     done_before = trainer.epoch
 
     task, _, about = DATASETS[cfg["dataset"]]
@@ -470,7 +555,12 @@ class Trainer:
         checkpoint.save_checkpoint(path, self.model, self.optimizer, **self.meta())
         return path
 
-    def restore(self, meta):
+    def restore(self, meta, path="the checkpoint"):
+        _check_resume_meta(meta, path)
+        if meta["step"] >= self.steps_per_epoch() and meta["step"]:
+            raise ConfigError(f"--resume {path}: the checkpoint is damaged or not written by "
+                              f"mibun train: meta/step is {meta['step']}, but an epoch has "
+                              f"{self.steps_per_epoch()} steps")
         self.epoch = int(meta["epoch"])
         self.step = int(meta["step"])
         self.part = [float(meta["part_loss"]), float(meta["part_correct"]),

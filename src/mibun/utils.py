@@ -6,6 +6,8 @@ first and optionally second order, and raises with the numbers when they disagre
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mibun import backend
@@ -41,6 +43,38 @@ def as_data(x):
     if isinstance(x, backend.array_types):
         return x
     return np.asarray(x)
+
+
+def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
+          inf=False):
+    """``value`` as a float, checked to be a real number in range (NaN never is), else a
+    TypeError or ValueError naming ``owner``'s ``name``: the one check of the settings of
+    optimizers and layers (learning rates, decays, eps ...). ``inf``: +inf is allowed too.
+
+    >>> check_real("SGD", "lr", 0.5, low=0.0)
+    0.5
+    >>> check_real("L.BatchNorm", "decay", 2, low=0.0, high=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: L.BatchNorm: decay must be a finite number in [0, 1], got 2
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    v = float(value)
+    ok = math.isfinite(v) or (inf and v == math.inf)
+    ok = ok and (low is None or (v > low if low_open else v >= low))
+    ok = ok and (high is None or (v < high if high_open else v <= high))
+    if not ok:
+        if low is not None and high is not None:
+            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            where = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{owner}: {name} must be a {'' if inf else 'finite '}number "
+                         f"{where}, got {value!r}")
+    return v
 
 
 def normalize_axis(axis, ndim, op="F.op", x=None):

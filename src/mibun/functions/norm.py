@@ -188,6 +188,8 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     array([0.2, 0.4])
     """
     op = "F.batch_norm"
+    if not eps >= 0:  # negative or NaN: sqrt(var + eps) is NaN for small variances
+        raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
     xd = _data(x)
     if xd.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C) or (N, C, ...), got {xd.ndim}-D"

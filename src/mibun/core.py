@@ -16,6 +16,7 @@ graph; ``backward`` walks it from the output) with four changes that matter in p
 from __future__ import annotations
 
 import heapq
+import sys
 import weakref
 
 import numpy as np
@@ -24,6 +25,10 @@ from mibun import backend
 from mibun.config import Config, using_config
 
 _array_types = backend.array_types
+# bool, signed and unsigned int, float: mibun computes on real numbers only, so complex,
+# object, string and datetime data are refused where data enters (one clear TypeError)
+# instead of half working (a complex scalar added to float32 would lose its imaginary part).
+_REAL_KINDS = "biuf"
 
 
 # =============================================================================
@@ -58,6 +63,8 @@ class Variable:
                     f"got {type(data).__name__}: {data!r:.60}. "
                     "Wrap it first, e.g. Variable(np.array(...))."
                 )
+        if data is not None and data.dtype.kind not in _REAL_KINDS:
+            raise _unsupported_dtype(_op_name("Variable"), "data", data)
         self.data = data
         self.name = name
         self.grad = None
@@ -195,10 +202,28 @@ def as_array(x, xp=np):
 
 
 def as_variable(obj) -> Variable:
-    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars)."""
+    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars) as a constant.
+
+    A wrapped array is a constant of the graph, like a raw array handed to an op: no
+    gradient flows into it (``Variable(data)`` makes a leaf that receives one).
+    """
     if isinstance(obj, Variable):
         return obj
-    return Variable(as_array(obj))
+    return _constant(as_array(obj, backend.get_array_module(obj)))
+
+
+def _constant(data, op=None, arg="x") -> Variable:
+    """A Variable for data that is not trainable: a raw-array operand, the seed gradient.
+
+    ``generation = -1`` marks it: ``Function.__call__`` records no edge to it, so backward
+    never gives it a ``grad`` (under ``create_graph=True`` such a grad would record a graph
+    that points back at the constant: a reference cycle only the garbage collector frees).
+    """
+    if not isinstance(data, _array_types) or data.dtype.kind not in _REAL_KINDS:
+        raise _bad_operand(op or _op_name("mibun"), arg, data)
+    v = _new_variable(data)
+    v.generation = -1
+    return v
 
 
 # =============================================================================
@@ -238,9 +263,12 @@ class Function:
         else:
             variables = inputs
         if len(xs) != len(inputs):
-            variables, xs = _wrap_inputs(inputs)
+            variables, xs = _wrap_inputs(self, inputs)
 
-        ys = self.forward(*xs)
+        try:
+            ys = self.forward(*xs)
+        except (TypeError, ValueError, IndexError) as e:  # free until it fires
+            raise _forward_error(self, xs, e) from e
         if record:
             # An edge per input: its (creator, index), the leaf Variable, or None for a
             # constant (a raw array wrapped above, marked by generation -1).
@@ -341,15 +369,105 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-def _wrap_inputs(inputs):
+def _wrap_inputs(f, inputs):
     variables, xs = [], []
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if not isinstance(x, Variable):  # a raw array or scalar: a constant
-            x = Variable(as_array(x, backend.get_array_module(x)))
-            x.generation = -1  # marks a constant: no edge, no gradient
+            try:
+                x = _constant(as_array(x, backend.get_array_module(x)))
+            except (TypeError, ValueError) as e:  # None, a str, a dict, complex data, ...
+                name = _input_names(f, len(inputs))[i]
+                raise _bad_operand(_op_name(type(f).__name__), name, x) from e
         variables.append(x)
         xs.append(x.data)
     return variables, xs
+
+
+# =============================================================================
+# Error messages (built only when something already failed: the success path pays nothing)
+# =============================================================================
+_public_ops = {}  # code object of each public mibun.functions function -> "F.<name>"
+
+
+def _op_name(default):
+    """The public op the user called, to name it in an error message.
+
+    It is the outermost ``mibun.functions`` function on the call stack (``F.maximum`` when
+    maximum fails inside ``where``), else ``default``. Error path only: it walks frames.
+    """
+    if not _public_ops:
+        import inspect
+
+        import mibun.functions as F
+        for name, obj in vars(F).items():
+            if inspect.isfunction(obj) and obj.__module__.startswith("mibun.functions"):
+                _public_ops[obj.__code__] = "F." + name
+    name = default
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = _public_ops.get(frame.f_code, name)
+        frame = frame.f_back
+    return name
+
+
+def _describe_arg(name, x) -> str:
+    """``"  x: shape=(3, 4) dtype=float32"``, or the type and value of a non-array."""
+    data = x.data if isinstance(x, Variable) else x
+    if hasattr(data, "shape") and hasattr(data, "dtype"):
+        return f"  {name}: {_fmt(data.shape, data.dtype)}"
+    return f"  {name}: {type(data).__name__} {data!r:.60}"
+
+
+def _tagged(err):
+    err._mibun_op = True  # already names the op: callers up the stack re-raise it as is
+    return err
+
+
+def _unsupported_dtype(op, arg, data):
+    what = "complex numbers" if data.dtype.kind == "c" else f"dtype {data.dtype}"
+    return _tagged(TypeError(
+        f"{op}: {arg} holds {what}, which mibun does not support: it computes on bool, "
+        f"integer and float arrays only\n{_describe_arg(arg, data)}"))
+
+
+def _bad_operand(op, arg, x):
+    """TypeError for an operand that is not an array of real numbers (None, str, ...)."""
+    data = as_array(x) if isinstance(x, (np.generic, complex)) else x
+    if isinstance(data, _array_types) and data.dtype.kind != "O":
+        return _unsupported_dtype(op, arg, data)
+    return _tagged(TypeError(
+        f"{op}: {arg} must be a Variable, an ndarray or a real number, got "
+        f"{type(x).__name__} {x!r:.60}"))
+
+
+def _input_names(f, n):
+    """The names forward gives its inputs (x, W, b), or x0, x1, ... for ``forward(*xs)``."""
+    import inspect
+    try:
+        params = list(inspect.signature(f.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    if len(names) != n:
+        names = [f"x{i}" for i in range(n)] if n > 1 else ["x"]
+    return names
+
+
+def _forward_error(f, xs, e):
+    """``e`` from ``f.forward`` (often NumPy's own message) with the op and its inputs."""
+    return op_error(e, dict(zip(_input_names(f, len(xs)), xs)), type(f).__name__)
+
+
+def op_error(e, args, default="mibun"):
+    """Re-raise helper: NumPy's TypeError / ValueError / IndexError ``e`` as the same kind,
+    prefixed with the public op being called and followed by its arguments' shapes and
+    dtypes (``args``: name -> value). Use as ``raise op_error(e, {...}) from e``.
+    """
+    if getattr(e, "_mibun_op", False) or str(e).startswith("F."):
+        return e  # already says which op and arguments
+    lines = "\n".join(_describe_arg(n, x) for n, x in args.items())
+    kind = next(c for c in (ValueError, TypeError, IndexError) if isinstance(e, c))
+    return _tagged(kind(f"{_op_name(default)}: {e}\n{lines}"))
 
 
 # =============================================================================
@@ -367,7 +485,8 @@ def _check_grad(f, i, gx, shape, dtype):
                 f"{type(f).__name__}.backward returned a {type(gx).__name__} as the "
                 f"gradient of input {i}; return a Variable, an ndarray or None"
             )
-        gx = Variable(as_array(gx, backend.get_array_module(gx)))
+        gx = _constant(as_array(gx, backend.get_array_module(gx)), type(f).__name__ +
+                       ".backward", f"the gradient of input {i}")
     data = gx.data
     if data.shape != shape:
         raise ValueError(
@@ -403,12 +522,18 @@ def _cast(x, dtype):
 def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                   observer=None) -> None:
     data = start.data
+    if data is None:
+        raise ValueError("Variable.backward: this Variable has no data (data is None); "
+                         "backward starts from a computed output, e.g. loss.backward()")
+    # The seed is a constant: no gradient flows into it, so under create_graph=True no
+    # graph points back at it (that made a reference cycle per backward).
     if start.grad is None:
         xp = backend.get_array_module(data)
         dtype = data.dtype if data.dtype.kind in "fc" else np.float64
-        start.grad = Variable(xp.ones(data.shape, dtype=dtype))
+        start.grad = _constant(xp.ones(data.shape, dtype=dtype))
     elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
-        start.grad = Variable(as_array(start.grad, backend.get_array_module(start.grad)))
+        start.grad = _constant(as_array(start.grad, backend.get_array_module(start.grad)),
+                               "Variable.backward", "grad")
     node = start._node
     if node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
         return
@@ -492,7 +617,7 @@ def _owns_data(a) -> bool:
 def _fill_zeros(f, gys):
     # f was pushed because one of its outputs got a gradient: that one tells the backend.
     xp = backend.get_array_module(next(gy for gy in gys if gy is not None).data)
-    return [Variable(xp.zeros(*f._meta[i])) if gy is None else gy for i, gy in enumerate(gys)]
+    return [_constant(xp.zeros(*f._meta[i])) if gy is None else gy for i, gy in enumerate(gys)]
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False):
@@ -512,7 +637,12 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
     variable(27.0)
     """
     single = isinstance(inputs, Variable)
-    xs = [inputs] if single else list(inputs)
+    xs = [inputs] if single else list(inputs) if isinstance(inputs, (list, tuple)) else None
+    for name, v in [("outputs", outputs)] + [("inputs", x) for x in xs or [inputs]]:
+        if not isinstance(v, Variable):
+            raise TypeError(f"mibun.grad: {name} must be Variables (or a list of them for "
+                            f"inputs), got {type(v).__name__}\n{_describe_arg(name, v)}\n"
+                            "Wrap data as Variable(x) before computing with it")
     saved = [x.grad for x in xs]
     saved_out = outputs.grad
     try:

@@ -233,7 +233,7 @@ def squeeze(x, axis=None):
     else:
         axes = utils.normalize_axis(axis, x.ndim, "F.squeeze", x)
         axes = axes if isinstance(axes, tuple) else (axes,)
-        bad = [a for a in axes if x.shape[a] != 1]
+        bad = [a for a in axes if x.ndim and x.shape[a] != 1]  # 0-d: axis 0 is allowed
         if bad:
             raise ValueError(f"F.squeeze: axis {axis} has length {x.shape[bad[0]]}, "
                              "expected 1\n" + _describe("x", x))

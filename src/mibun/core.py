@@ -209,7 +209,21 @@ def as_variable(obj) -> Variable:
     """
     if isinstance(obj, Variable):
         return obj
-    return _constant(as_array(obj, backend.get_array_module(obj)))
+    try:
+        data = as_array(obj, backend.get_array_module(obj))
+        if data.dtype.kind in _REAL_KINDS:
+            return _constant(data)
+        err = None
+    except (TypeError, ValueError) as e:  # a ragged list, ...
+        err = e
+    raise _bad_operand(_op_name("mibun.as_variable"), _arg_name(obj), obj) from err
+
+
+def _arg_name(obj) -> str:
+    """The caller's argument name for ``obj`` (``x`` in ``x = as_variable(x)``): the first
+    of its locals (parameters come first) that holds it. Error path only: reads a frame."""
+    names = [k for k, v in sys._getframe(2).f_locals.items() if v is obj]
+    return names[0] if names else "an argument"
 
 
 def _constant(data, op=None, arg="x") -> Variable:
@@ -643,6 +657,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
             raise TypeError(f"mibun.grad: {name} must be Variables (or a list of them for "
                             f"inputs), got {type(v).__name__}\n{_describe_arg(name, v)}\n"
                             "Wrap data as Variable(x) before computing with it")
+        if v.data is None:
+            raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")
     saved = [x.grad for x in xs]
     saved_out = outputs.grad
     try:

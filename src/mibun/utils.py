@@ -50,17 +50,17 @@ def normalize_axis(axis, ndim, op="F.op", x=None):
     single = not isinstance(axis, (tuple, list))
     axes = (axis,) if single else tuple(axis)
     out = []
+    where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, "
-                            f"got {type(a).__name__} {a!r}")
+                            f"got {type(a).__name__} {a!r}" + where)
         # NumPy lets a 0-d array reduce over axis 0 or -1
         if not -max(ndim, 1) <= a < max(ndim, 1):
-            where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
             raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input" + where)
         out.append(int(a) % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis}")
+        raise ValueError(f"{op}: repeated axis in {axis}" + where)
     return out[0] if single else tuple(out)
 
 

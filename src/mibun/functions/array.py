@@ -6,6 +6,7 @@ Shape ops move data around without arithmetic, so each backward is the inverse m
 from __future__ import annotations
 
 import itertools
+import operator
 
 import numpy as np
 
@@ -35,6 +36,18 @@ __all__ = [
 
 
 _describe = utils.describe
+
+
+def _ints(seq, op, name, x):
+    """``seq`` as a tuple of Python ints (an int alone is one), or a TypeError naming the
+    op: floats, strings and None are refused, as NumPy refuses them."""
+    try:
+        if isinstance(seq, (int, np.integer)):
+            return (operator.index(seq),)
+        return tuple(operator.index(s) for s in seq)
+    except TypeError as e:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
+                        f"{type(seq).__name__} {seq!r:.60}\n" + _describe("x", x)) from e
 
 
 class Reshape(Function):
@@ -104,7 +117,7 @@ def transpose(x, axes=None):
     """
     x = as_variable(x)
     if axes is not None:
-        axes = tuple(int(a) for a in axes)
+        axes = _ints(axes, "F.transpose", "axes", x)
         n = x.ndim
         if not (len(axes) == n and all(-n <= a < n for a in axes)
                 and sorted(a % n for a in axes) == list(range(n))):
@@ -142,7 +155,7 @@ def broadcast_to(x, shape):
     (2, 3)
     """
     x = as_variable(x)
-    shape = tuple(shape)
+    shape = _ints(shape, "F.broadcast_to", "shape", x)
     if x.shape == shape:
         return x
     try:
@@ -182,7 +195,7 @@ def sum_to(x, shape):
     variable([[2. 2. 2.]])
     """
     x = as_variable(x)
-    shape = tuple(shape)
+    shape = _ints(shape, "F.sum_to", "shape", x)
     if x.shape == shape:
         return x
     if len(shape) > x.ndim or any(
@@ -206,6 +219,8 @@ def expand_dims(x, axis):
     (2, 1, 3)
     """
     x = as_variable(x)
+    axis = _ints(axis, "F.expand_dims", "axis", x) if not isinstance(
+        axis, (int, np.integer)) else axis
     single = not isinstance(axis, (tuple, list))
     ndim = x.ndim + (1 if single else len(axis))
     axes = utils.normalize_axis(axis if single else tuple(axis), ndim, "F.expand_dims", x)
@@ -255,7 +270,7 @@ def flatten(x):
     if x.ndim == 0:
         raise ValueError("F.flatten: x needs at least one axis (the batch axis)\n"
                          + _describe("x", x))
-    return reshape(x, (x.shape[0], -1))
+    return reshape(x, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))  # N may be 0
 
 
 # --- get_item -------------------------------------------------------------------------------
@@ -411,14 +426,16 @@ def concat(xs, axis=0):
         raise ValueError("F.concat: need at least one array")
     ndim = xs[0].ndim
     if ndim == 0:
-        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack")
+        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack\n"
+                         + _describe("x0", xs[0]))
     axis = utils.normalize_axis(axis, ndim, "F.concat", xs[0])
     ref = xs[0].shape[:axis] + xs[0].shape[axis + 1:]
     for x in xs:
         if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1:] != ref:
             shapes = ", ".join(str(tuple(v.shape)) for v in xs)
             raise ValueError(f"F.concat: shapes must match except along axis {axis}, "
-                             f"got {shapes}")
+                             f"got {shapes}\n" + _describe("xs[0]", xs[0]) + "\n"
+                             + _describe(f"xs[{xs.index(x)}]", x))
     if len(xs) == 1:
         return xs[0]
     return Concat(axis)(*xs)
@@ -478,7 +495,10 @@ def stack(xs, axis=0):
         raise ValueError("F.stack: need at least one array")
     shapes = {tuple(x.shape) for x in xs}
     if len(shapes) != 1:
+        odd = next(x for x in xs if x.shape != xs[0].shape)
         raise ValueError("F.stack: all arrays must have the same shape, got "
-                         + ", ".join(str(tuple(x.shape)) for x in xs))
+                         + ", ".join(str(tuple(x.shape)) for x in xs) + "\n"
+                         + _describe("xs[0]", xs[0]) + "\n"
+                         + _describe(f"xs[{xs.index(odd)}]", odd))
     axis = utils.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
     return concat([expand_dims(x, axis) for x in xs], axis)

@@ -38,10 +38,11 @@ _data = utils.as_data
 def _pair(x0, x1):
     """Two operands as Variables; a raw-array operand takes the other's float dtype, so a
     float64 target array does not turn a float32 model output into float64."""
+    # (as_variable first: asarray(None, dtype=float) would be a silent nan)
     if not isinstance(x1, Variable) and isinstance(x0, Variable) and x0.dtype.kind == "f":
-        x1 = backend.get_array_module(x0.data).asarray(x1, dtype=x0.dtype)
+        x1 = as_variable(x1).data.astype(x0.dtype, copy=False)
     elif not isinstance(x0, Variable) and isinstance(x1, Variable) and x1.dtype.kind == "f":
-        x0 = backend.get_array_module(x1.data).asarray(x0, dtype=x1.dtype)
+        x0 = as_variable(x0).data.astype(x1.dtype, copy=False)
     return as_variable(x0), as_variable(x1)
 
 
@@ -218,7 +219,7 @@ def _float_targets(x, t, name):
     """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
     if not isinstance(t, Variable) or t.dtype.kind not in "fc":
         xp = backend.get_array_module(x.data)
-        t = as_variable(xp.asarray(_data(t), dtype=x.dtype))  # a constant: no gradient
+        t = as_variable(xp.asarray(as_variable(t).data, dtype=x.dtype))  # a constant
     if t.shape != x.shape:
         if t.size != x.size:
             raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)

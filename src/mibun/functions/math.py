@@ -632,7 +632,7 @@ def maximum(x0, x1):
         condition = x0.data >= x1.data
     except (TypeError, ValueError) as e:  # shapes that do not broadcast
         raise core.op_error(e, {"x0": x0, "x1": x1}) from e
-    return where(condition, x0, x1)
+    return where(_nan_wins(condition, x0.data), x0, x1)
 
 
 def minimum(x0, x1):
@@ -642,7 +642,15 @@ def minimum(x0, x1):
         condition = x0.data <= x1.data
     except (TypeError, ValueError) as e:
         raise core.op_error(e, {"x0": x0, "x1": x1}) from e
-    return where(condition, x0, x1)
+    return where(_nan_wins(condition, x0.data), x0, x1)
+
+
+def _nan_wins(condition, x0):
+    """Pick ``x0`` where it is NaN too: NaN propagates through maximum/minimum, as in
+    NumPy (a comparison with NaN is False, which would pick the other operand)."""
+    if x0.dtype.kind != "f":
+        return condition
+    return condition | backend.get_array_module(x0).isnan(x0)
 
 
 def _pair(x0, x1):

@@ -12,7 +12,6 @@ sweep stays well under 30 s; ``CASES`` counts the calls made (printed with ``-s`
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

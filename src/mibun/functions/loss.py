@@ -15,10 +15,10 @@ from mibun.functions.math import clip, log, sigmoid
 from mibun.functions.reduction import mean, sum
 
 __all__ = [
+    "BinaryCrossEntropy",
     "MeanSquaredError",
     "SoftmaxCrossEntropy",
     "accuracy",
-    "BinaryCrossEntropy",
     "binary_cross_entropy",
     "binary_cross_entropy_simple",
     "mean_squared_error",
@@ -268,6 +268,10 @@ def sigmoid_cross_entropy(x, t):
     return SigmoidCrossEntropy()(x, t)
 
 
+# PyTorch's EPSILON for the clamped denominator: the float literal 1e-12f, also in float64
+_BCE_EPS = float(np.float32(1e-12))
+
+
 class BinaryCrossEntropy(Function):
     """PyTorch's clamped BCE: logs clamped at -100 for the value; for the gradient
     ``(p - t) / max(p (1 - p), 1e-12)``, finite at p = 0 and 1 (the derivative of the
@@ -286,7 +290,7 @@ class BinaryCrossEntropy(Function):
     def backward(self, gy):
         p, t = self.inputs
         scale = gy * (1.0 / self.n)
-        gp = (p - t) / clip(p * (1 - p), 1e-12, None) * scale
+        gp = (p - t) / clip(p * (1 - p), _BCE_EPS, None) * scale
         gt = None
         if self.needs_grad(1):
             with np.errstate(divide="ignore"):

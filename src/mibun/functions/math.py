@@ -577,11 +577,10 @@ def clip(x, x_min, x_max):
     closed interval, 0 outside."""
     x = as_variable(x)
     for name, c in (("x_min", x_min), ("x_max", x_max)):
-        if c is not None and (isinstance(c, (str, bytes, complex)) or not isinstance(
-                c, (numbers.Real, np.generic, *backend.array_types))):
+        if c is not None and not isinstance(_real(c), (numbers.Real, np.generic,
+                                                       *backend.array_types)):
             raise TypeError(f"F.clip: {name} must be a real number, an array or None, got "
                             f"{type(c).__name__} {c!r:.60}\n" + core._describe_arg("x", x))
-        _real(c)
     if x.data.dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
         x_min = None if x_min is None else x.data.dtype.type(x_min)
         x_max = None if x_max is None else x.data.dtype.type(x_max)

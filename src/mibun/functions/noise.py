@@ -5,9 +5,8 @@ import numbers
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, core
 from mibun.config import Config
-from mibun import core
 from mibun.core import Function, Variable, as_variable
 
 __all__ = ["Dropout", "dropout"]

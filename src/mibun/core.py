@@ -9,26 +9,25 @@ graph; ``backward`` walks it from the output) with four changes that matter in p
   input's creator and output index (or the leaf Variable itself), not the input's data.
   Built-in ops name the inputs / outputs whose data they read (``retain_inputs`` /
   ``retain_outputs``); a user Function keeps every input, so ``self.input.data`` works.
-* Outputs are held by weak reference, so a dropped graph is freed at once by refcounting:
-  nothing here creates a reference cycle for the garbage collector to chase.
+* Outputs are held by weak reference, and constants (raw arrays, the seed gradient, zero
+  fills) never receive a gradient, so a dropped graph is freed at once by refcounting:
+  nothing here creates a reference cycle for the garbage collector to chase. (The one
+  cycle is the one asked for: under ``create_graph=True`` a leaf's ``grad`` records a graph
+  that reads the leaf, as in PyTorch; ``cleargrad()`` breaks it.)
 * Grad mode lives in a thread-local ``Config``.
 """
 from __future__ import annotations
 
 import heapq
-import sys
 import weakref
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.config import Config, using_config
 
 _array_types = backend.array_types
-# bool, signed and unsigned int, float: mibun computes on real numbers only, so complex,
-# object, string and datetime data are refused where data enters (one clear TypeError)
-# instead of half working (a complex scalar added to float32 would lose its imaginary part).
-_REAL_KINDS = "biuf"
+_REAL_KINDS = errors.REAL_KINDS  # bool, int, float: complex and object data are refused
 
 
 # =============================================================================
@@ -64,7 +63,7 @@ class Variable:
                     "Wrap it first, e.g. Variable(np.array(...))."
                 )
         if data is not None and data.dtype.kind not in _REAL_KINDS:
-            raise _unsupported_dtype(_op_name("Variable"), "data", data)
+            raise errors.unsupported_dtype(errors.op_name("Variable"), "data", data)
         self.data = data
         self.name = name
         self.grad = None
@@ -216,14 +215,8 @@ def as_variable(obj) -> Variable:
         err = None
     except (TypeError, ValueError) as e:  # a ragged list, ...
         err = e
-    raise _bad_operand(_op_name("mibun.as_variable"), _arg_name(obj), obj) from err
-
-
-def _arg_name(obj) -> str:
-    """The caller's argument name for ``obj`` (``x`` in ``x = as_variable(x)``): the first
-    of its locals (parameters come first) that holds it. Error path only: reads a frame."""
-    names = [k for k, v in sys._getframe(2).f_locals.items() if v is obj]
-    return names[0] if names else "an argument"
+    raise errors.bad_operand(errors.op_name("mibun.as_variable"), errors.arg_name(obj),
+                             obj) from err
 
 
 def _constant(data, op=None, arg="x") -> Variable:
@@ -234,7 +227,7 @@ def _constant(data, op=None, arg="x") -> Variable:
     that points back at the constant: a reference cycle only the garbage collector frees).
     """
     if not isinstance(data, _array_types) or data.dtype.kind not in _REAL_KINDS:
-        raise _bad_operand(op or _op_name("mibun"), arg, data)
+        raise errors.bad_operand(op or errors.op_name("mibun"), arg, data)
     v = _new_variable(data)
     v.generation = -1
     return v
@@ -282,7 +275,8 @@ class Function:
         try:
             ys = self.forward(*xs)
         except (TypeError, ValueError, IndexError) as e:  # free until it fires
-            raise _forward_error(self, xs, e) from e
+            names = errors.input_names(self, len(xs))
+            raise errors.op_error(e, dict(zip(names, xs)), type(self).__name__) from e
         if record:
             # An edge per input: its (creator, index), the leaf Variable, or None for a
             # constant (a raw array wrapped above, marked by generation -1).
@@ -390,98 +384,11 @@ def _wrap_inputs(f, inputs):
             try:
                 x = _constant(as_array(x, backend.get_array_module(x)))
             except (TypeError, ValueError) as e:  # None, a str, a dict, complex data, ...
-                name = _input_names(f, len(inputs))[i]
-                raise _bad_operand(_op_name(type(f).__name__), name, x) from e
+                name = errors.input_names(f, len(inputs))[i]
+                raise errors.bad_operand(errors.op_name(type(f).__name__), name, x) from e
         variables.append(x)
         xs.append(x.data)
     return variables, xs
-
-
-# =============================================================================
-# Error messages (built only when something already failed: the success path pays nothing)
-# =============================================================================
-_public_ops = {}  # code object of each public mibun.functions function -> "F.<name>"
-
-
-def _op_name(default):
-    """The public op the user called, to name it in an error message.
-
-    It is the outermost ``mibun.functions`` function on the call stack (``F.maximum`` when
-    maximum fails inside ``where``), else ``default``. Error path only: it walks frames.
-    """
-    if not _public_ops:
-        import inspect
-
-        import mibun.functions as F
-        for name, obj in vars(F).items():
-            if inspect.isfunction(obj) and obj.__module__.startswith("mibun.functions"):
-                _public_ops[obj.__code__] = "F." + name
-    name = default
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = _public_ops.get(frame.f_code, name)
-        frame = frame.f_back
-    return name
-
-
-def _describe_arg(name, x) -> str:
-    """``"  x: shape=(3, 4) dtype=float32"``, or the type and value of a non-array."""
-    data = x.data if isinstance(x, Variable) else x
-    if hasattr(data, "shape") and hasattr(data, "dtype"):
-        return f"  {name}: {_fmt(data.shape, data.dtype)}"
-    return f"  {name}: {type(data).__name__} {data!r:.60}"
-
-
-def _tagged(err):
-    err._mibun_op = True  # already names the op: callers up the stack re-raise it as is
-    return err
-
-
-def _unsupported_dtype(op, arg, data):
-    what = "complex numbers" if data.dtype.kind == "c" else f"dtype {data.dtype}"
-    return _tagged(TypeError(
-        f"{op}: {arg} holds {what}, which mibun does not support: it computes on bool, "
-        f"integer and float arrays only\n{_describe_arg(arg, data)}"))
-
-
-def _bad_operand(op, arg, x):
-    """TypeError for an operand that is not an array of real numbers (None, str, ...)."""
-    data = as_array(x) if isinstance(x, (np.generic, complex)) else x
-    if isinstance(data, _array_types) and data.dtype.kind != "O":
-        return _unsupported_dtype(op, arg, data)
-    return _tagged(TypeError(
-        f"{op}: {arg} must be a Variable, an ndarray or a real number, got "
-        f"{type(x).__name__} {x!r:.60}"))
-
-
-def _input_names(f, n):
-    """The names forward gives its inputs (x, W, b), or x0, x1, ... for ``forward(*xs)``."""
-    import inspect
-    try:
-        params = list(inspect.signature(f.forward).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    names = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
-    if len(names) != n:
-        names = [f"x{i}" for i in range(n)] if n > 1 else ["x"]
-    return names
-
-
-def _forward_error(f, xs, e):
-    """``e`` from ``f.forward`` (often NumPy's own message) with the op and its inputs."""
-    return op_error(e, dict(zip(_input_names(f, len(xs)), xs)), type(f).__name__)
-
-
-def op_error(e, args, default="mibun"):
-    """Re-raise helper: NumPy's TypeError / ValueError / IndexError ``e`` as the same kind,
-    prefixed with the public op being called and followed by its arguments' shapes and
-    dtypes (``args``: name -> value). Use as ``raise op_error(e, {...}) from e``.
-    """
-    if getattr(e, "_mibun_op", False) or str(e).startswith("F."):
-        return e  # already says which op and arguments
-    lines = "\n".join(_describe_arg(n, x) for n, x in args.items())
-    kind = next(c for c in (ValueError, TypeError, IndexError) if isinstance(e, c))
-    return _tagged(kind(f"{_op_name(default)}: {e}\n{lines}"))
 
 
 # =============================================================================
@@ -651,11 +558,11 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
     variable(27.0)
     """
     single = isinstance(inputs, Variable)
-    xs = [inputs] if single else list(inputs) if isinstance(inputs, (list, tuple)) else None
-    for name, v in [("outputs", outputs)] + [("inputs", x) for x in xs or [inputs]]:
+    xs = [inputs] if single else list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for name, v in [("outputs", outputs)] + [("inputs", x) for x in xs]:
         if not isinstance(v, Variable):
-            raise TypeError(f"mibun.grad: {name} must be Variables (or a list of them for "
-                            f"inputs), got {type(v).__name__}\n{_describe_arg(name, v)}\n"
+            raise TypeError(f"mibun.grad: {name} must be Variables (inputs may be a list of "
+                            f"them), got {type(v).__name__}\n{errors.describe(name, v)}\n"
                             "Wrap data as Variable(x) before computing with it")
         if v.data is None:
             raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.config import enable_grad, no_grad
 from mibun.core import Variable, as_variable, grad
 
@@ -29,9 +29,7 @@ def sum_to(x, shape):
     return y
 
 
-def describe(name, x) -> str:
-    """One line of an error message: ``"  x: shape=(3, 4) dtype=float32"``."""
-    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+describe = errors.describe  # one line of an error message: "  x: shape=(3, 4) dtype=float32"
 
 
 def as_data(x):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from mibun import backend, core
+from mibun import backend, errors
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
@@ -55,8 +55,8 @@ def _is_scalar(c) -> bool:
 def _real(c):
     """``c`` itself, or a TypeError naming the op for a complex (or non-numeric) scalar."""
     if isinstance(c, complex) or (isinstance(c, (np.generic, np.ndarray))
-                                  and c.dtype.kind not in core._REAL_KINDS):
-        raise core._bad_operand(core._op_name("mibun"), "the scalar operand", c)
+                                  and c.dtype.kind not in errors.REAL_KINDS):
+        raise errors.bad_operand(errors.op_name("mibun"), "the scalar operand", c)
     return c
 
 
@@ -580,7 +580,7 @@ def clip(x, x_min, x_max):
         if c is not None and not isinstance(_real(c), (numbers.Real, np.generic,
                                                        *backend.array_types)):
             raise TypeError(f"F.clip: {name} must be a real number, an array or None, got "
-                            f"{type(c).__name__} {c!r:.60}\n" + core._describe_arg("x", x))
+                            f"{type(c).__name__} {c!r:.60}\n" + errors.describe("x", x))
     if x.data.dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
         x_min = None if x_min is None else x.data.dtype.type(x_min)
         x_max = None if x_max is None else x.data.dtype.type(x_max)
@@ -630,7 +630,7 @@ def maximum(x0, x1):
     try:
         condition = x0.data >= x1.data
     except (TypeError, ValueError) as e:  # shapes that do not broadcast
-        raise core.op_error(e, {"x0": x0, "x1": x1}) from e
+        raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
     return where(_nan_wins(condition, x0.data), x0, x1)
 
 
@@ -640,7 +640,7 @@ def minimum(x0, x1):
     try:
         condition = x0.data <= x1.data
     except (TypeError, ValueError) as e:
-        raise core.op_error(e, {"x0": x0, "x1": x1}) from e
+        raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
     return where(_nan_wins(condition, x0.data), x0, x1)
 
 

@@ -9,6 +9,7 @@ broadcast, axes out of range or of the wrong type, and non-arrays (None, str, di
 object(), complex numbers and arrays, ragged lists). The examples are bounded so the whole
 sweep stays well under 30 s; ``CASES`` counts the calls made (printed with ``-s``).
 """
+import re
 import warnings
 
 import numpy as np
@@ -408,7 +409,47 @@ def test_variable_constructor(data):
     assert ok and (data is None or v.data.dtype.kind in "biuf")
 
 
-def test_report_case_count():
-    """Runs last in this file: the sweep ran (the README quotes this count)."""
-    print(f"\nbad-input sweep: {CASES['n']} cases")
-    assert CASES["n"] > 1000 or CASES["n"] == 0  # 0 when run alone with -k
+# --- every public op: required arguments from arrays, scalars and bad values ------------------
+def _public_ops():
+    import inspect
+    ops = {}
+    for name, fn in vars(F).items():
+        if inspect.isfunction(fn) and fn.__module__.startswith("mibun.functions") and (
+                not name.startswith("_")):
+            params = inspect.signature(fn).parameters.values()
+            ops[name] = (fn, sum(p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
+                                 for p in params))
+    return ops
+
+
+PUBLIC = _public_ops()
+MOST = max(n for _, n in PUBLIC.values())
+
+
+@settings(SWEEP, max_examples=600)
+@given(st.sampled_from(sorted(PUBLIC)), st.lists(st.one_of(
+    FLOATS, FLOATS.map(Variable), st.integers(-1, 3), BAD,
+    hnp.arrays(np.float64, st.sampled_from([(2, 3), (2, 1, 4, 4), (3, 2), (4,)]),
+               elements=st.floats(-1, 1))), min_size=MOST, max_size=MOST))
+def test_every_public_op(name, pool):
+    fn, n = PUBLIC[name]
+    args = pool[:n]
+    CASES["n"] += 1
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = fn(*args)
+    except (TypeError, ValueError, IndexError) as e:
+        if isinstance(e, IndexError):
+            assert name in ("get_item", "embed_id"), f"F.{name}: IndexError {e}"
+        # a composed op (softmax_simple, an alias such as max_pooling) may name the op
+        # inside it that refused: the message must still start with an op's name
+        assert re.match(r"F\.\w+: ", str(e)), f"F.{name}: {type(e).__name__}: {e}"
+        return
+    assert not any(is_bad(a) for a in args), f"F.{name} accepted {args!r:.200}"
+    for y in got if isinstance(got, (list, tuple)) else (got,):
+        assert isinstance(y, Variable) and y.data.dtype.kind in "biuf", (name, y)
+
+
+def teardown_module():
+    print(f"\nbad-input sweep: {CASES['n']} cases")  # the count the README quotes (with -s)

@@ -6,6 +6,8 @@ first and optionally second order, and raises with the numbers when they disagre
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from mibun import backend, errors
@@ -39,6 +41,18 @@ def as_data(x):
     if isinstance(x, backend.array_types):
         return x
     return np.asarray(x)
+
+
+def as_ints(seq, op, name, x):
+    """``seq`` as a tuple of Python ints (an int alone is one), or a TypeError naming the
+    op: floats, strings and None are refused, as NumPy refuses them."""
+    try:
+        if isinstance(seq, (int, np.integer)):
+            return (operator.index(seq),)
+        return tuple(operator.index(s) for s in seq)
+    except TypeError as e:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
+                        f"{type(seq).__name__} {seq!r:.60}\n" + describe("x", x)) from e
 
 
 def normalize_axis(axis, ndim, op="F.op", x=None):

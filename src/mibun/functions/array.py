@@ -6,7 +6,6 @@ Shape ops move data around without arithmetic, so each backward is the inverse m
 from __future__ import annotations
 
 import itertools
-import operator
 
 import numpy as np
 
@@ -37,17 +36,6 @@ __all__ = [
 
 _describe = utils.describe
 
-
-def _ints(seq, op, name, x):
-    """``seq`` as a tuple of Python ints (an int alone is one), or a TypeError naming the
-    op: floats, strings and None are refused, as NumPy refuses them."""
-    try:
-        if isinstance(seq, (int, np.integer)):
-            return (operator.index(seq),)
-        return tuple(operator.index(s) for s in seq)
-    except TypeError as e:
-        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
-                        f"{type(seq).__name__} {seq!r:.60}\n" + _describe("x", x)) from e
 
 
 class Reshape(Function):
@@ -117,7 +105,7 @@ def transpose(x, axes=None):
     """
     x = as_variable(x)
     if axes is not None:
-        axes = _ints(axes, "F.transpose", "axes", x)
+        axes = utils.as_ints(axes, "F.transpose", "axes", x)
         n = x.ndim
         if not (len(axes) == n and all(-n <= a < n for a in axes)
                 and sorted(a % n for a in axes) == list(range(n))):
@@ -155,7 +143,7 @@ def broadcast_to(x, shape):
     (2, 3)
     """
     x = as_variable(x)
-    shape = _ints(shape, "F.broadcast_to", "shape", x)
+    shape = utils.as_ints(shape, "F.broadcast_to", "shape", x)
     if x.shape == shape:
         return x
     try:
@@ -195,7 +183,7 @@ def sum_to(x, shape):
     variable([[2. 2. 2.]])
     """
     x = as_variable(x)
-    shape = _ints(shape, "F.sum_to", "shape", x)
+    shape = utils.as_ints(shape, "F.sum_to", "shape", x)
     if x.shape == shape:
         return x
     if len(shape) > x.ndim or any(
@@ -219,7 +207,7 @@ def expand_dims(x, axis):
     (2, 1, 3)
     """
     x = as_variable(x)
-    axis = _ints(axis, "F.expand_dims", "axis", x) if not isinstance(
+    axis = utils.as_ints(axis, "F.expand_dims", "axis", x) if not isinstance(
         axis, (int, np.integer)) else axis
     single = not isinstance(axis, (tuple, list))
     ndim = x.ndim + (1 if single else len(axis))
@@ -348,10 +336,7 @@ def get_item(x, slices):
     slices = _plain_index(slices)
     if isinstance(slices, list):
         slices = np.asarray(slices)
-    try:
-        return GetItem(slices)(x)
-    except IndexError as e:
-        raise IndexError(f"F.get_item: {e}\n" + _describe("x", x)) from e
+    return GetItem(slices)(x)  # an IndexError is re-raised by the engine, naming the op
 
 
 def embed_id(x, W):
@@ -409,6 +394,15 @@ class Split(Function):
         return Concat(self.axis)(*gys)
 
 
+def _sequence(xs, op):
+    """``xs`` as a list (a sequence of arrays, or an array iterated along its first axis)."""
+    try:
+        return list(xs)
+    except TypeError as e:
+        raise TypeError(f"{op}: xs must be a sequence of arrays, got {type(xs).__name__} "
+                        f"{xs!r:.60}") from e
+
+
 def concat(xs, axis=0):
     """Join a sequence of arrays along an existing ``axis`` (``np.concatenate``).
 
@@ -421,7 +415,7 @@ def concat(xs, axis=0):
     >>> concat([np.zeros((2, 3)), np.ones((1, 3))]).shape
     (3, 3)
     """
-    xs = [as_variable(x) for x in xs]
+    xs = [as_variable(x) for x in _sequence(xs, "F.concat")]
     if not xs:
         raise ValueError("F.concat: need at least one array")
     ndim = xs[0].ndim
@@ -456,6 +450,8 @@ def split(x, indices_or_sections, axis=0):
     [(2, 2), (2, 2)]
     """
     x = as_variable(x)
+    if x.ndim == 0:
+        raise ValueError("F.split: x needs at least one axis to split\n" + _describe("x", x))
     axis = utils.normalize_axis(axis, x.ndim, "F.split", x)
     n = x.shape[axis]
     if isinstance(indices_or_sections, (int, np.integer)):
@@ -466,7 +462,8 @@ def split(x, indices_or_sections, axis=0):
         indices = [n // k * i for i in range(1, k)]
     else:
         # slice-bound semantics, as np.split: negative counts from the end, then clip
-        indices = [int(i) for i in indices_or_sections]
+        indices = list(utils.as_ints(indices_or_sections, "F.split", "indices_or_sections",
+                                     x))
         indices = [min(i + n if i < 0 else i, n) for i in indices]
         indices = [max(0, i) for i in indices]
         if any(a > b for a, b in itertools.pairwise(indices)):
@@ -490,7 +487,7 @@ def stack(xs, axis=0):
     >>> stack([np.zeros(3), np.ones(3)], axis=1).shape
     (3, 2)
     """
-    xs = [as_variable(x) for x in xs]
+    xs = [as_variable(x) for x in _sequence(xs, "F.stack")]
     if not xs:
         raise ValueError("F.stack: need at least one array")
     shapes = {tuple(x.shape) for x in xs}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend, errors, utils
 from mibun.core import Function, Variable, as_variable
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item
@@ -356,7 +356,10 @@ def accuracy(y, t):
     if y.ndim < 2 or int(np.prod(y.shape[:1] + y.shape[2:])) != t.size:  # one label a row
         raise ValueError("F.accuracy: y must be scores (N, C) and t the N labels\n"
                          + _describe("y", y) + "\n" + _describe("t", t))
-    pred = y.argmax(axis=1).reshape(t.shape)
+    try:
+        pred = y.argmax(axis=1).reshape(t.shape)
+    except ValueError as e:  # no classes to choose from
+        raise errors.op_error(e, {"y": y, "t": t}) from e
     dtype = y.dtype if y.dtype.kind == "f" else np.float64
     acc = (pred == t).mean(dtype=dtype)
     return Variable(backend.as_array(acc, backend.get_array_module(y)))

@@ -610,8 +610,8 @@ class Where(Function):
 def where(condition, x0, x1):
     """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
     (bool array or Variable), never differentiated."""
-    if isinstance(condition, Variable):
-        condition = condition.data
+    # (as_variable refuses None, which asarray(None, dtype=bool) would read as False)
+    condition = as_variable(condition).data
     xp = backend.get_array_module(condition)
     condition = xp.asarray(condition, dtype=bool)
     if _is_scalar(x0) and not _is_scalar(x1):

@@ -446,7 +446,8 @@ def test_every_public_op(name, pool):
         # inside it that refused: the message must still start with an op's name
         assert re.match(r"F\.\w+: ", str(e)), f"F.{name}: {type(e).__name__}: {e}"
         return
-    assert not any(is_bad(a) for a in args), f"F.{name} accepted {args!r:.200}"
+    checked = args[:1] if name == "get_item" else args  # x[None] is NumPy's newaxis
+    assert not any(is_bad(a) for a in checked), f"F.{name} accepted {args!r:.200}"
     for y in got if isinstance(got, (list, tuple)) else (got,):
         assert isinstance(y, Variable) and y.data.dtype.kind in "biuf", (name, y)
 

@@ -648,48 +648,48 @@ def test_constants_never_receive_gradients():
 
 
 def test_seed_and_zero_fill_are_constants_under_create_graph():
-    x = Variable(np.array(0.5))
-    a, b = F.split(F.stack([x, x * 2]), 2)  # b gets no gradient: filled with zeros
+    x = Variable(np.array([0.5, 2.0]))
+    a, b = F.split(F.stack([x, x * 2]), 2)  # b gets no gradient: backward fills in zeros
     z = F.sum(a ** 2)
-    gx = mibun.grad(z, x, create_graph=True)
-    gc.collect()
-    gc.disable()
-    try:
-        F.sum(gx * 3).backward(create_graph=True)
-        x.cleargrad()
-        del a, b, z, gx
-        assert gc.collect() == 0
-    finally:
-        gc.enable()
+    seen = []
+    z.backward(create_graph=True, observer=lambda f, gys, gxs: seen.append(gys))
+    zeros = next(gys[1] for gys in seen if len(gys) == 2)  # Split's two output gradients
+    assert zeros.generation == -1 and not zeros.data.any()
+    gx = x.grad
+    x.cleargrad()
+    F.sum(gx * 3).backward(create_graph=True)  # through the graph that reads the zeros
+    assert zeros.grad is None and z.grad.grad is None  # neither the fill nor the seed
+    x.cleargrad()
 
 
 def test_no_grad_object_shared_between_threads_restores_each_threads_mode():
+    # the interleaving that broke: A (in no_grad) enters the shared object, B (recording)
+    # enters it, A leaves, B leaves; each thread must get its own mode back
     shared = mibun.no_grad()
-    go = threading.Barrier(2)
-    lost = []
+    step = [threading.Event() for _ in range(3)]
+    modes = {}
 
-    def evaluator():
+    def a():
         with mibun.no_grad():
-            go.wait()
-            for _ in range(500):
-                with shared:
-                    pass
-
-    def trainer():
-        x = Variable(np.ones(3))
-        go.wait()
-        for _ in range(500):
             with shared:
-                pass
-            if (x * 2.0).creator is None:
-                lost.append(1)
+                step[0].set()
+                step[1].wait()
+            modes["a"] = mibun.Config.enable_backprop
+            step[2].set()
 
-    threads = [threading.Thread(target=evaluator), threading.Thread(target=trainer)]
+    def b():
+        step[0].wait()
+        with shared:
+            step[1].set()
+            step[2].wait()
+        modes["b"] = mibun.Config.enable_backprop
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
     for th in threads:
         th.start()
     for th in threads:
-        th.join()
-    assert not lost
+        th.join(timeout=10)
+    assert modes == {"a": False, "b": True}
     with shared, shared:  # re-entrant in one thread still works
         assert not mibun.Config.enable_backprop
     assert mibun.Config.enable_backprop

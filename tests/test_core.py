@@ -649,7 +649,7 @@ def test_constants_never_receive_gradients():
 
 def test_seed_and_zero_fill_are_constants_under_create_graph():
     x = Variable(np.array([0.5, 2.0]))
-    a, b = F.split(F.stack([x, x * 2]), 2)  # b gets no gradient: backward fills in zeros
+    a, _b = F.split(F.stack([x, x * 2]), 2)  # _b gets no gradient: backward fills in zeros
     z = F.sum(a ** 2)
     seen = []
     z.backward(create_graph=True, observer=lambda f, gys, gxs: seen.append(gys))

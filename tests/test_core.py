@@ -588,3 +588,170 @@ def test_axis_errors():
     with pytest.raises(ValueError, match=r"F\.sum: axis 2 is out of range for a 2-d input"):
         F.sum(x, axis=2)
     assert F.sum(Variable(np.array(3.0)), axis=-1).shape == ()
+
+
+# --- constants, cycles and engine errors (issue 9) -------------------------------------------
+def _penalty_step(model, x_np, t, outer_create_graph):
+    # a gradient penalty: d loss / d input, differentiated again by the outer backward
+    xv = Variable(x_np)
+    loss = F.softmax_cross_entropy(model(xv), t)
+    gx = mibun.grad(loss, xv, create_graph=True)  # never stores into .grad
+    loss = loss + F.sum(gx ** 2)
+    model.cleargrads()
+    loss.backward(create_graph=outer_create_graph)
+    if outer_create_graph:
+        # a leaf's create_graph gradient records a graph that reads the leaf (PyTorch has
+        # the same cycle): cleargrad breaks it, as the training loop does for the model
+        xv.cleargrad()
+    return weakref.ref(loss), weakref.ref(gx), weakref.ref(xv)
+
+
+@pytest.mark.parametrize("outer_create_graph", [False, True])
+def test_create_graph_training_loop_is_freed_by_refcounting_alone(outer_create_graph):
+    rng = np.random.default_rng(0)
+    model = mibun.models.MLP((8, 3), activation=F.tanh)
+    t = np.array([0, 1, 2, 0])
+    gc.collect()
+    gc.disable()
+    try:
+        refs = [_penalty_step(model, rng.standard_normal((4, 2)), t, outer_create_graph)
+                for _ in range(20)]
+        model.cleargrads()
+        assert all(r() is None for step in refs for r in step)
+        assert gc.collect() == 0  # nothing left that only the cyclic collector could free
+    finally:
+        gc.enable()
+
+
+def test_constants_never_receive_gradients():
+    x = Variable(np.array([0.3, -0.2]))
+    y = F.sum(F.tanh(x) * np.array([2.0, 3.0]))  # a raw array wrapped by an op
+    y.backward(create_graph=True)
+    mul = x.grad.creator
+    seen, stack = set(), [y.creator, mul]
+    while stack:  # every Variable the two graphs reach: only x is a leaf with an edge
+        f = stack.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        for v, e in zip(f.inputs, f._edges):
+            if v is not None and v is not x:
+                assert v.grad is None  # the seed, the raw array: constants
+            if type(e) is tuple:
+                stack.append(e[0])
+            elif e is not None:
+                assert e is x
+    assert y.grad is not None and y.grad.generation == -1  # the seed is a constant
+    c = mibun.as_variable(np.ones(2))  # as_variable wraps as a constant too
+    F.sum(c * x).backward()
+    assert c.grad is None
+
+
+def test_seed_and_zero_fill_are_constants_under_create_graph():
+    x = Variable(np.array([0.5, 2.0]))
+    a, _b = F.split(F.stack([x, x * 2]), 2)  # _b gets no gradient: backward fills in zeros
+    z = F.sum(a ** 2)
+    seen = []
+    z.backward(create_graph=True, observer=lambda f, gys, gxs: seen.append(gys))
+    zeros = next(gys[1] for gys in seen if len(gys) == 2)  # Split's two output gradients
+    assert zeros.generation == -1 and not zeros.data.any()
+    gx = x.grad
+    x.cleargrad()
+    F.sum(gx * 3).backward(create_graph=True)  # through the graph that reads the zeros
+    assert zeros.grad is None and z.grad.grad is None  # neither the fill nor the seed
+    x.cleargrad()
+
+
+def test_no_grad_object_shared_between_threads_restores_each_threads_mode():
+    # the interleaving that broke: A (in no_grad) enters the shared object, B (recording)
+    # enters it, A leaves, B leaves; each thread must get its own mode back
+    shared = mibun.no_grad()
+    step = [threading.Event() for _ in range(3)]
+    modes = {}
+
+    def a():
+        with mibun.no_grad():
+            with shared:
+                step[0].set()
+                step[1].wait()
+            modes["a"] = mibun.Config.enable_backprop
+            step[2].set()
+
+    def b():
+        step[0].wait()
+        with shared:
+            step[1].set()
+            step[2].wait()
+        modes["b"] = mibun.Config.enable_backprop
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=10)
+    assert modes == {"a": False, "b": True}
+    with shared, shared:  # re-entrant in one thread still works
+        assert not mibun.Config.enable_backprop
+    assert mibun.Config.enable_backprop
+
+
+def test_engine_errors_name_what_is_wrong():
+    x = Variable(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"mibun\.grad: outputs must be Variables .*got "
+                                        r"ndarray\n  outputs: shape=\(2,\) dtype=float64"):
+        mibun.grad(np.ones(2), x)
+    with pytest.raises(TypeError, match=r"mibun\.grad: inputs must be Variables"):
+        mibun.grad(F.sum(x), np.ones(2))
+    with pytest.raises(ValueError, match=r"Variable\.backward: this Variable has no data"):
+        Variable(None).backward()
+
+
+def test_numpy_errors_are_re_raised_with_the_op_shapes_and_dtypes():
+    x = Variable(np.ones((2, 3), np.float32))
+    w = np.ones((4, 2))
+    for call, op in [(lambda: x + w, "F.add"), (lambda: x - w, "F.sub"),
+                     (lambda: x * w, "F.mul"), (lambda: x / w, "F.div"),
+                     (lambda: x ** Variable(w), "F.pow"), (lambda: F.maximum(x, w), "F.maximum"),
+                     (lambda: F.minimum(w, x), "F.minimum"),
+                     (lambda: F.where(np.ones(3, bool), x, w), "F.where")]:
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert msg.startswith(op + ": operands could not be broadcast"), msg
+        assert "shape=(2, 3) dtype=float32" in msg and "shape=(4, 2) dtype=float64" in msg
+        assert type(e.value.__cause__) is ValueError  # NumPy's own error, kept as the cause
+    for bad in (None, "abc", {"a": 1}, object()):
+        for call, op in [(lambda b: x + b, "F.add"), (F.exp, "F.exp"),
+                         (F.leaky_relu, "F.leaky_relu"), (F.gelu, "F.gelu"), (F.sum, "F.sum"),
+                         (lambda b: F.maximum(x, b), "F.maximum")]:
+            with pytest.raises(TypeError, match=rf"^{op}: .* must be a Variable, an ndarray "
+                                                r"or a real number, got"):
+                call(bad)
+    with pytest.raises(TypeError, match=r"F\.leaky_relu: slope must be a real number, got "
+                                        r"NoneType None"):
+        F.leaky_relu(x, slope=None)
+
+
+def test_user_function_errors_name_the_class():
+    class Bad(Function):
+        def forward(self, a, b):
+            return a + b
+
+    with pytest.raises(ValueError, match=r"^Bad: operands could not be broadcast.*\n"
+                                         r"  a: shape=\(2,\) dtype=float64\n"
+                                         r"  b: shape=\(3,\) dtype=float64$"):
+        Bad()(Variable(np.ones(2)), Variable(np.ones(3)))
+
+
+def test_complex_data_is_refused_everywhere_with_one_type_error():
+    x32 = Variable(np.array([0.5], np.float32))
+    x = Variable(np.array([0.5]))
+    calls = [lambda: x32 + np.complex128(1j), lambda: x + 1j, lambda: 1j * x,
+             lambda: x - np.complex64(1j), lambda: x ** 1j, lambda: x / (1 + 2j),
+             lambda: x + np.array([1j]), lambda: F.sigmoid(np.array([0.5 + 0.5j])),
+             lambda: Variable(np.array([0.5 + 0.5j])), lambda: F.clip(x, 1j, None),
+             lambda: F.maximum(x, 1j), lambda: F.where(np.array([True]), x, 1j),
+             lambda: mibun.as_variable(np.array(1j))]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"complex numbers, which mibun does not support"):
+            call()

@@ -36,15 +36,19 @@ class using_config:
                                  "known: enable_backprop, train, debug")
         self.name = name
         self.value = value
-        self._saved = []  # a stack, so one instance can be entered re-entrantly
+        # The values to restore, a stack per thread: one instance can be entered
+        # re-entrantly, and by several threads at once (a shared ``no_grad()`` object) with
+        # each thread getting back its own mode.
+        self._saved = threading.local()
 
     def __enter__(self):
-        self._saved.append(getattr(Config, self.name))
+        saved = self._saved.__dict__.setdefault("stack", [])
+        saved.append(getattr(Config, self.name))
         setattr(Config, self.name, self.value)
         return self
 
     def __exit__(self, *exc):
-        setattr(Config, self.name, self._saved.pop())
+        setattr(Config, self.name, self._saved.stack.pop())
         return False
 
     def __call__(self, func):

@@ -9,8 +9,11 @@ graph; ``backward`` walks it from the output) with four changes that matter in p
   input's creator and output index (or the leaf Variable itself), not the input's data.
   Built-in ops name the inputs / outputs whose data they read (``retain_inputs`` /
   ``retain_outputs``); a user Function keeps every input, so ``self.input.data`` works.
-* Outputs are held by weak reference, so a dropped graph is freed at once by refcounting:
-  nothing here creates a reference cycle for the garbage collector to chase.
+* Outputs are held by weak reference, and constants (raw arrays, the seed gradient, zero
+  fills) never receive a gradient, so a dropped graph is freed at once by refcounting:
+  nothing here creates a reference cycle for the garbage collector to chase. (The one
+  cycle is the one asked for: under ``create_graph=True`` a leaf's ``grad`` records a graph
+  that reads the leaf, as in PyTorch; ``cleargrad()`` breaks it.)
 * Grad mode lives in a thread-local ``Config``.
 """
 from __future__ import annotations
@@ -20,10 +23,11 @@ import weakref
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.config import Config, using_config
 
 _array_types = backend.array_types
+_REAL_KINDS = errors.REAL_KINDS  # bool, int, float: complex and object data are refused
 
 
 # =============================================================================
@@ -58,6 +62,8 @@ class Variable:
                     f"got {type(data).__name__}: {data!r:.60}. "
                     "Wrap it first, e.g. Variable(np.array(...))."
                 )
+        if data is not None and data.dtype.kind not in _REAL_KINDS:
+            raise errors.unsupported_dtype(errors.op_name("Variable"), "data", data)
         self.data = data
         self.name = name
         self.grad = None
@@ -195,10 +201,36 @@ def as_array(x, xp=np):
 
 
 def as_variable(obj) -> Variable:
-    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars)."""
+    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars) as a constant.
+
+    A wrapped array is a constant of the graph, like a raw array handed to an op: no
+    gradient flows into it (``Variable(data)`` makes a leaf that receives one).
+    """
     if isinstance(obj, Variable):
         return obj
-    return Variable(as_array(obj))
+    try:
+        data = as_array(obj, backend.get_array_module(obj))
+        if data.dtype.kind in _REAL_KINDS:
+            return _constant(data)
+        err = None
+    except (TypeError, ValueError) as e:  # a ragged list, ...
+        err = e
+    raise errors.bad_operand(errors.op_name("mibun.as_variable"), errors.arg_name(obj),
+                             obj) from err
+
+
+def _constant(data, op=None, arg="x") -> Variable:
+    """A Variable for data that is not trainable: a raw-array operand, the seed gradient.
+
+    ``generation = -1`` marks it: ``Function.__call__`` records no edge to it, so backward
+    never gives it a ``grad`` (under ``create_graph=True`` such a grad would record a graph
+    that points back at the constant: a reference cycle only the garbage collector frees).
+    """
+    if not isinstance(data, _array_types) or data.dtype.kind not in _REAL_KINDS:
+        raise errors.bad_operand(op or errors.op_name("mibun"), arg, data)
+    v = _new_variable(data)
+    v.generation = -1
+    return v
 
 
 # =============================================================================
@@ -238,9 +270,13 @@ class Function:
         else:
             variables = inputs
         if len(xs) != len(inputs):
-            variables, xs = _wrap_inputs(inputs)
+            variables, xs = _wrap_inputs(self, inputs)
 
-        ys = self.forward(*xs)
+        try:
+            ys = self.forward(*xs)
+        except (TypeError, ValueError, IndexError) as e:  # free until it fires
+            names = errors.input_names(self, len(xs))
+            raise errors.op_error(e, dict(zip(names, xs)), type(self).__name__) from e
         if record:
             # An edge per input: its (creator, index), the leaf Variable, or None for a
             # constant (a raw array wrapped above, marked by generation -1).
@@ -341,12 +377,15 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-def _wrap_inputs(inputs):
+def _wrap_inputs(f, inputs):
     variables, xs = [], []
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if not isinstance(x, Variable):  # a raw array or scalar: a constant
-            x = Variable(as_array(x, backend.get_array_module(x)))
-            x.generation = -1  # marks a constant: no edge, no gradient
+            try:
+                x = _constant(as_array(x, backend.get_array_module(x)))
+            except (TypeError, ValueError) as e:  # None, a str, a dict, complex data, ...
+                name = errors.input_names(f, len(inputs))[i]
+                raise errors.bad_operand(errors.op_name(type(f).__name__), name, x) from e
         variables.append(x)
         xs.append(x.data)
     return variables, xs
@@ -367,7 +406,8 @@ def _check_grad(f, i, gx, shape, dtype):
                 f"{type(f).__name__}.backward returned a {type(gx).__name__} as the "
                 f"gradient of input {i}; return a Variable, an ndarray or None"
             )
-        gx = Variable(as_array(gx, backend.get_array_module(gx)))
+        gx = _constant(as_array(gx, backend.get_array_module(gx)), type(f).__name__ +
+                       ".backward", f"the gradient of input {i}")
     data = gx.data
     if data.shape != shape:
         raise ValueError(
@@ -403,12 +443,18 @@ def _cast(x, dtype):
 def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                   observer=None) -> None:
     data = start.data
+    if data is None:
+        raise ValueError("Variable.backward: this Variable has no data (data is None); "
+                         "backward starts from a computed output, e.g. loss.backward()")
+    # The seed is a constant: no gradient flows into it, so under create_graph=True no
+    # graph points back at it (that made a reference cycle per backward).
     if start.grad is None:
         xp = backend.get_array_module(data)
         dtype = data.dtype if data.dtype.kind in "fc" else np.float64
-        start.grad = Variable(xp.ones(data.shape, dtype=dtype))
+        start.grad = _constant(xp.ones(data.shape, dtype=dtype))
     elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
-        start.grad = Variable(as_array(start.grad, backend.get_array_module(start.grad)))
+        start.grad = _constant(as_array(start.grad, backend.get_array_module(start.grad)),
+                               "Variable.backward", "grad")
     node = start._node
     if node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
         return
@@ -492,7 +538,7 @@ def _owns_data(a) -> bool:
 def _fill_zeros(f, gys):
     # f was pushed because one of its outputs got a gradient: that one tells the backend.
     xp = backend.get_array_module(next(gy for gy in gys if gy is not None).data)
-    return [Variable(xp.zeros(*f._meta[i])) if gy is None else gy for i, gy in enumerate(gys)]
+    return [_constant(xp.zeros(*f._meta[i])) if gy is None else gy for i, gy in enumerate(gys)]
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False):
@@ -512,7 +558,14 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
     variable(27.0)
     """
     single = isinstance(inputs, Variable)
-    xs = [inputs] if single else list(inputs)
+    xs = [inputs] if single else list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for name, v in [("outputs", outputs)] + [("inputs", x) for x in xs]:
+        if not isinstance(v, Variable):
+            raise TypeError(f"mibun.grad: {name} must be Variables (inputs may be a list of "
+                            f"them), got {type(v).__name__}\n{errors.describe(name, v)}\n"
+                            "Wrap data as Variable(x) before computing with it")
+        if v.data is None:
+            raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")
     saved = [x.grad for x in xs]
     saved_out = outputs.grad
     try:

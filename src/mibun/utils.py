@@ -7,10 +7,11 @@ first and optionally second order, and raises with the numbers when they disagre
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.config import enable_grad, no_grad
 from mibun.core import Variable, as_variable, grad
 
@@ -31,9 +32,7 @@ def sum_to(x, shape):
     return y
 
 
-def describe(name, x) -> str:
-    """One line of an error message: ``"  x: shape=(3, 4) dtype=float32"``."""
-    return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+describe = errors.describe  # one line of an error message: "  x: shape=(3, 4) dtype=float32"
 
 
 def as_data(x):
@@ -77,6 +76,18 @@ def check_real(owner, name, value, low=None, high=None, low_open=False, high_ope
     return v
 
 
+def as_ints(seq, op, name, x):
+    """``seq`` as a tuple of Python ints (an int alone is one), or a TypeError naming the
+    op: floats, strings and None are refused, as NumPy refuses them."""
+    try:
+        if isinstance(seq, (int, np.integer)):
+            return (operator.index(seq),)
+        return tuple(operator.index(s) for s in seq)
+    except TypeError as e:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
+                        f"{type(seq).__name__} {seq!r:.60}\n" + describe("x", x)) from e
+
+
 def normalize_axis(axis, ndim, op="F.op", x=None):
     """Validate ``axis`` (None, int or tuple) for an ``ndim``-array; return it non-negative."""
     if axis is None:
@@ -84,17 +95,17 @@ def normalize_axis(axis, ndim, op="F.op", x=None):
     single = not isinstance(axis, (tuple, list))
     axes = (axis,) if single else tuple(axis)
     out = []
+    where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, "
-                            f"got {type(a).__name__} {a!r}")
+                            f"got {type(a).__name__} {a!r}" + where)
         # NumPy lets a 0-d array reduce over axis 0 or -1
         if not -max(ndim, 1) <= a < max(ndim, 1):
-            where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
             raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input" + where)
         out.append(int(a) % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis}")
+        raise ValueError(f"{op}: repeated axis in {axis}" + where)
     return out[0] if single else tuple(out)
 
 

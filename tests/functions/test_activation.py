@@ -158,3 +158,10 @@ def test_axis_errors():
         with pytest.raises(ValueError, match=rf"F\.{op.__name__}: axis 1 is out of range for a "
                                              r"1-d input\n  x: shape=\(3,\) dtype=float64"):
             op(np.zeros(3))
+
+
+def test_relu_of_bools_and_integers_promotes_as_numpy():
+    for x in (np.array([True, False]), np.array([-1, 2], np.int8)):
+        y = F.relu(x)
+        assert y.dtype == np.maximum(x, 0).dtype
+        np.testing.assert_array_equal(y.data, np.maximum(x, 0))

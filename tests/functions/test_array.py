@@ -263,3 +263,26 @@ def test_float32_kept():
         y.sum().backward()
         assert x.grad.dtype == np.float32
         x.cleargrad()
+
+
+def test_squeeze_of_a_0d_array():
+    x = np.array(1.5)
+    for axis in (None, 0, -1):
+        y = F.squeeze(x, axis)
+        assert y.shape == () and float(y.data) == 1.5
+    with pytest.raises(ValueError, match=r"F\.squeeze: axis 1 is out of range"):
+        F.squeeze(x, 1)
+
+
+def test_shape_arguments_of_the_wrong_kind_are_type_errors_naming_the_op():
+    x = np.zeros((2, 3))
+    for call, op in [(lambda: F.broadcast_to(x, None), "F.broadcast_to"),
+                     (lambda: F.broadcast_to(x, (2.0, 3)), "F.broadcast_to"),
+                     (lambda: F.sum_to(x, "ab"), "F.sum_to"),
+                     (lambda: F.transpose(x, "ab"), "F.transpose"),
+                     (lambda: F.expand_dims(x, None), "F.expand_dims")]:
+        with pytest.raises(TypeError, match=rf"^{op}: .* must be an int or a tuple of ints"
+                                            r"[\s\S]*x: shape=\(2, 3\) dtype=float64"):
+            call()
+    with pytest.raises(ValueError, match=r"F\.transpose: axes \(0,\) are not a permutation"):
+        F.transpose(np.array(0.0), 0)

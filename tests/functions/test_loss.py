@@ -240,3 +240,66 @@ def test_losses_keep_float32():
         loss.backward()
         assert x.grad.dtype == np.float32
         x.cleargrad()
+
+
+# --- binary_cross_entropy at p = 0 and 1 (issue 9, defect 1) ---------------------------------
+def test_binary_cross_entropy_gradient_is_finite_at_zero_and_one_as_torch():
+    # every (p, t) corner, a right and a wrong prediction: PyTorch's clamped gradient
+    # (p - t) / max(p (1 - p), 1e-12), where the clamped-log composition gave 0 * inf = nan
+    p = np.array([[0.0], [1.0], [0.0], [1.0], [0.5], [1e-13]])
+    t = np.array([[0], [1], [1], [0], [1], [0]])
+    v = Variable(p.copy())
+    loss = F.binary_cross_entropy(v, t)
+    loss.backward()
+    tp = torch.tensor(p, requires_grad=True)
+    ref = tF.binary_cross_entropy(tp, torch.tensor(t, dtype=torch.float64), reduction="sum") / 6
+    ref.backward()
+    np.testing.assert_allclose(loss.data, ref.item(), rtol=1e-12)
+    np.testing.assert_allclose(v.grad.data, tp.grad.numpy(), rtol=1e-12)
+    assert np.isfinite(v.grad.data).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        simple = Variable(p.copy())
+        F.binary_cross_entropy_simple(simple, t).backward()  # the oracle shows the old nan
+    assert np.isnan(simple.grad.data).any()
+    np.testing.assert_allclose(F.binary_cross_entropy_simple(p, t).data, loss.data)
+
+
+def test_binary_cross_entropy_of_a_saturated_float32_sigmoid_trains():
+    # float32 sigmoid(20) rounds to 1.0: a confident right prediction must not poison training
+    x = Variable(np.array([[20.0], [-3.0], [-20.0]], np.float32))
+    loss = F.binary_cross_entropy(F.sigmoid(x), np.array([[1], [0], [0]]))
+    loss.backward()
+    assert loss.dtype == np.float32 and x.grad.dtype == np.float32
+    assert np.isfinite(x.grad.data).all()
+    tx = torch.tensor(x.data, requires_grad=True)
+    tl = tF.binary_cross_entropy(torch.sigmoid(tx), torch.tensor([[1.0], [0.0], [0.0]]))
+    tl.backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_binary_cross_entropy_float_target_gradient_uses_the_clamped_logs():
+    p = np.array([0.3, 0.0, 1.0])
+    t = Variable(np.array([0.2, 0.5, 0.7]))
+    F.binary_cross_entropy(p, t).backward()
+    tp = torch.tensor(p)
+    tt = torch.tensor(t.data, requires_grad=True)
+    (tF.binary_cross_entropy(tp, tt, reduction="sum") / 3).backward()
+    np.testing.assert_allclose(t.grad.data[0], tt.grad[0].item(), rtol=1e-12)
+    # PyTorch gives ±inf at p = 0 and 1; mibun's clamped logs give ±100 / N
+    np.testing.assert_allclose(t.grad.data[1:], [100 / 3, -100 / 3])
+
+
+def test_loss_targets_are_constants():
+    # a raw-array target must get no gradient (it would keep a graph alive under
+    # create_graph=True); a float Variable target still gets one
+    x = Variable(np.array([[0.2, -0.4]]))
+    for loss in (F.mean_squared_error(x, np.array([[0.0, 1.0]])),
+                 F.sigmoid_cross_entropy(x, np.array([[0, 1]])),
+                 F.binary_cross_entropy(F.sigmoid(x), np.array([[0.0, 1.0]]))):
+        loss.backward(create_graph=True)
+        target = loss.creator.inputs[1]
+        assert target.grad is None and loss.creator._edges[1] is None
+    with pytest.raises(TypeError, match=r"F\.mean_squared_error: x1 must be a Variable, an "
+                                        r"ndarray or a real number, got NoneType None"):
+        F.mean_squared_error(x, None)  # asarray(None, float) would be a silent nan

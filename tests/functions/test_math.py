@@ -158,3 +158,19 @@ def test_numpy_scalar_does_not_upcast_float32():
     for y in (F.exp(x), F.sigmoid(x), F.clip(x, np.float64(0), np.float64(0.5)),
               F.maximum(x, np.float64(0.5)), F.where(x.data > 0, x, np.float64(3.0))):
         assert y.dtype == np.float32
+
+
+def test_sigmoid_of_integers_and_bools_promotes_as_numpy():
+    for x in (np.array([1, 2], np.int64), np.array([1, -2], np.int8), np.array([True, False])):
+        y = F.sigmoid(x)
+        want = 1 / (1 + np.exp(-x.astype(np.float64)))
+        assert y.dtype == np.exp(x).dtype  # float64 for int64, float16 for int8 and bool
+        np.testing.assert_allclose(y.data, want, rtol=1e-3)
+
+
+def test_maximum_and_minimum_propagate_nan_as_numpy():
+    a = np.array([np.nan, 1.0, 2.0, np.nan])
+    b = np.array([0.0, np.nan, 1.0, np.nan])
+    for op, ref in ((F.maximum, np.maximum), (F.minimum, np.minimum)):
+        np.testing.assert_array_equal(op(a, b).data, ref(a, b))
+        np.testing.assert_array_equal(op(Variable(a), 0.5).data, ref(a, 0.5))

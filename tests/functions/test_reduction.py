@@ -130,3 +130,16 @@ def test_axis_errors(op):
 def test_max_of_empty_is_an_error():
     with pytest.raises(ValueError, match=r"F\.max: zero-size input"):
         F.max(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("op, ref", [(F.var, np.var), (F.std, np.std), (F.mean, np.mean)])
+def test_reductions_of_an_empty_array_give_nan_with_a_warning_as_numpy(op, ref):
+    x = np.zeros((0, 3))
+    with pytest.warns(RuntimeWarning):
+        y = op(x, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = ref(x, axis=0)
+    np.testing.assert_array_equal(y.data, want)
+    with pytest.warns(RuntimeWarning, match="degrees of freedom"):
+        F.var(np.ones(2), ddof=2)  # count <= ddof: nan, as np.var(..., ddof=2)

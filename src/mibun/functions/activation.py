@@ -6,6 +6,7 @@ Conventions at kinks: relu and leaky_relu use the slope of the ``x < 0`` side at
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class ReLU(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
+        if x.dtype.kind != "f":  # bool / int: NumPy's promotion (bool with 0 is int)
+            return xp.maximum(x, 0)
         return xp.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, gy):
@@ -103,6 +106,9 @@ def leaky_relu(x, slope=0.2):
     >>> leaky_relu(np.array([-1.0, 2.0]))
     variable([-0.2  2. ])
     """
+    if type(slope) is not float and not isinstance(slope, numbers.Real):
+        raise TypeError(f"F.leaky_relu: slope must be a real number, got "
+                        f"{type(slope).__name__} {slope!r:.60}")
     x = as_variable(x)
     if x.dtype.kind not in "fc":
         x = as_variable(x.data.astype(np.float64))

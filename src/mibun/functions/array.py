@@ -37,6 +37,7 @@ __all__ = [
 _describe = utils.describe
 
 
+
 class Reshape(Function):
     retain_inputs = ()
 
@@ -104,7 +105,7 @@ def transpose(x, axes=None):
     """
     x = as_variable(x)
     if axes is not None:
-        axes = tuple(int(a) for a in axes)
+        axes = utils.as_ints(axes, "F.transpose", "axes", x)
         n = x.ndim
         if not (len(axes) == n and all(-n <= a < n for a in axes)
                 and sorted(a % n for a in axes) == list(range(n))):
@@ -142,7 +143,7 @@ def broadcast_to(x, shape):
     (2, 3)
     """
     x = as_variable(x)
-    shape = tuple(shape)
+    shape = utils.as_ints(shape, "F.broadcast_to", "shape", x)
     if x.shape == shape:
         return x
     try:
@@ -182,7 +183,7 @@ def sum_to(x, shape):
     variable([[2. 2. 2.]])
     """
     x = as_variable(x)
-    shape = tuple(shape)
+    shape = utils.as_ints(shape, "F.sum_to", "shape", x)
     if x.shape == shape:
         return x
     if len(shape) > x.ndim or any(
@@ -206,6 +207,8 @@ def expand_dims(x, axis):
     (2, 1, 3)
     """
     x = as_variable(x)
+    axis = utils.as_ints(axis, "F.expand_dims", "axis", x) if not isinstance(
+        axis, (int, np.integer)) else axis
     single = not isinstance(axis, (tuple, list))
     ndim = x.ndim + (1 if single else len(axis))
     axes = utils.normalize_axis(axis if single else tuple(axis), ndim, "F.expand_dims", x)
@@ -233,7 +236,7 @@ def squeeze(x, axis=None):
     else:
         axes = utils.normalize_axis(axis, x.ndim, "F.squeeze", x)
         axes = axes if isinstance(axes, tuple) else (axes,)
-        bad = [a for a in axes if x.shape[a] != 1]
+        bad = [a for a in axes if x.ndim and x.shape[a] != 1]  # 0-d: axis 0 is allowed
         if bad:
             raise ValueError(f"F.squeeze: axis {axis} has length {x.shape[bad[0]]}, "
                              "expected 1\n" + _describe("x", x))
@@ -255,7 +258,7 @@ def flatten(x):
     if x.ndim == 0:
         raise ValueError("F.flatten: x needs at least one axis (the batch axis)\n"
                          + _describe("x", x))
-    return reshape(x, (x.shape[0], -1))
+    return reshape(x, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))  # N may be 0
 
 
 # --- get_item -------------------------------------------------------------------------------
@@ -333,10 +336,7 @@ def get_item(x, slices):
     slices = _plain_index(slices)
     if isinstance(slices, list):
         slices = np.asarray(slices)
-    try:
-        return GetItem(slices)(x)
-    except IndexError as e:
-        raise IndexError(f"F.get_item: {e}\n" + _describe("x", x)) from e
+    return GetItem(slices)(x)  # an IndexError is re-raised by the engine, naming the op
 
 
 def embed_id(x, W):
@@ -394,6 +394,15 @@ class Split(Function):
         return Concat(self.axis)(*gys)
 
 
+def _sequence(xs, op):
+    """``xs`` as a list (a sequence of arrays, or an array iterated along its first axis)."""
+    try:
+        return list(xs)
+    except TypeError as e:
+        raise TypeError(f"{op}: xs must be a sequence of arrays, got {type(xs).__name__} "
+                        f"{xs!r:.60}") from e
+
+
 def concat(xs, axis=0):
     """Join a sequence of arrays along an existing ``axis`` (``np.concatenate``).
 
@@ -406,19 +415,21 @@ def concat(xs, axis=0):
     >>> concat([np.zeros((2, 3)), np.ones((1, 3))]).shape
     (3, 3)
     """
-    xs = [as_variable(x) for x in xs]
+    xs = [as_variable(x) for x in _sequence(xs, "F.concat")]
     if not xs:
         raise ValueError("F.concat: need at least one array")
     ndim = xs[0].ndim
     if ndim == 0:
-        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack")
+        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack\n"
+                         + _describe("x0", xs[0]))
     axis = utils.normalize_axis(axis, ndim, "F.concat", xs[0])
     ref = xs[0].shape[:axis] + xs[0].shape[axis + 1:]
     for x in xs:
         if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1:] != ref:
             shapes = ", ".join(str(tuple(v.shape)) for v in xs)
             raise ValueError(f"F.concat: shapes must match except along axis {axis}, "
-                             f"got {shapes}")
+                             f"got {shapes}\n" + _describe("xs[0]", xs[0]) + "\n"
+                             + _describe(f"xs[{xs.index(x)}]", x))
     if len(xs) == 1:
         return xs[0]
     return Concat(axis)(*xs)
@@ -439,6 +450,8 @@ def split(x, indices_or_sections, axis=0):
     [(2, 2), (2, 2)]
     """
     x = as_variable(x)
+    if x.ndim == 0:
+        raise ValueError("F.split: x needs at least one axis to split\n" + _describe("x", x))
     axis = utils.normalize_axis(axis, x.ndim, "F.split", x)
     n = x.shape[axis]
     if isinstance(indices_or_sections, (int, np.integer)):
@@ -449,7 +462,8 @@ def split(x, indices_or_sections, axis=0):
         indices = [n // k * i for i in range(1, k)]
     else:
         # slice-bound semantics, as np.split: negative counts from the end, then clip
-        indices = [int(i) for i in indices_or_sections]
+        indices = list(utils.as_ints(indices_or_sections, "F.split", "indices_or_sections",
+                                     x))
         indices = [min(i + n if i < 0 else i, n) for i in indices]
         indices = [max(0, i) for i in indices]
         if any(a > b for a, b in itertools.pairwise(indices)):
@@ -473,12 +487,15 @@ def stack(xs, axis=0):
     >>> stack([np.zeros(3), np.ones(3)], axis=1).shape
     (3, 2)
     """
-    xs = [as_variable(x) for x in xs]
+    xs = [as_variable(x) for x in _sequence(xs, "F.stack")]
     if not xs:
         raise ValueError("F.stack: need at least one array")
     shapes = {tuple(x.shape) for x in xs}
     if len(shapes) != 1:
+        odd = next(x for x in xs if x.shape != xs[0].shape)
         raise ValueError("F.stack: all arrays must have the same shape, got "
-                         + ", ".join(str(tuple(x.shape)) for x in xs))
+                         + ", ".join(str(tuple(x.shape)) for x in xs) + "\n"
+                         + _describe("xs[0]", xs[0]) + "\n"
+                         + _describe(f"xs[{xs.index(odd)}]", odd))
     axis = utils.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
     return concat([expand_dims(x, axis) for x in xs], axis)

@@ -530,7 +530,7 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
     kernel_size = _pair(kernel_size, "kernel_size", op, 1)
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = utils.as_ints(input_shape, op, "input_shape", _data(x))
     if len(input_shape) != 4:
         raise ValueError(f"{op}: input_shape must be (N, C, H, W), got {input_shape}")
     xd = _data(x)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend, errors, utils
 from mibun.core import Function, Variable, as_variable
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item
@@ -15,10 +15,12 @@ from mibun.functions.math import clip, log, sigmoid
 from mibun.functions.reduction import mean, sum
 
 __all__ = [
+    "BinaryCrossEntropy",
     "MeanSquaredError",
     "SoftmaxCrossEntropy",
     "accuracy",
     "binary_cross_entropy",
+    "binary_cross_entropy_simple",
     "mean_squared_error",
     "mean_squared_error_simple",
     "sigmoid_cross_entropy",
@@ -36,10 +38,11 @@ _data = utils.as_data
 def _pair(x0, x1):
     """Two operands as Variables; a raw-array operand takes the other's float dtype, so a
     float64 target array does not turn a float32 model output into float64."""
+    # (as_variable first: asarray(None, dtype=float) would be a silent nan)
     if not isinstance(x1, Variable) and isinstance(x0, Variable) and x0.dtype.kind == "f":
-        x1 = backend.get_array_module(x0.data).asarray(x1, dtype=x0.dtype)
+        x1 = as_variable(x1).data.astype(x0.dtype, copy=False)
     elif not isinstance(x0, Variable) and isinstance(x1, Variable) and x1.dtype.kind == "f":
-        x0 = backend.get_array_module(x1.data).asarray(x0, dtype=x1.dtype)
+        x0 = as_variable(x0).data.astype(x1.dtype, copy=False)
     return as_variable(x0), as_variable(x1)
 
 
@@ -216,7 +219,7 @@ def _float_targets(x, t, name):
     """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
     if not isinstance(t, Variable) or t.dtype.kind not in "fc":
         xp = backend.get_array_module(x.data)
-        t = Variable(xp.asarray(_data(t), dtype=x.dtype))
+        t = as_variable(xp.asarray(as_variable(t).data, dtype=x.dtype))  # a constant
     if t.shape != x.shape:
         if t.size != x.size:
             raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)
@@ -265,12 +268,59 @@ def sigmoid_cross_entropy(x, t):
     return SigmoidCrossEntropy()(x, t)
 
 
+# PyTorch's EPSILON for the clamped denominator: the float literal 1e-12f, also in float64
+_BCE_EPS = float(np.float32(1e-12))
+
+
+class BinaryCrossEntropy(Function):
+    """PyTorch's clamped BCE: logs clamped at -100 for the value; for the gradient
+    ``(p - t) / max(p (1 - p), 1e-12)``, finite at p = 0 and 1 (the derivative of the
+    clamped value would be 0 * inf = nan there)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def forward(self, p, t):
+        xp = backend.get_array_module(p)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
+            log_p = xp.maximum(xp.log(p), -100)
+            log_q = xp.maximum(xp.log1p(-p), -100)
+        return -(t * log_p + (1 - t) * log_q).sum() / p.dtype.type(self.n)
+
+    def backward(self, gy):
+        p, t = self.inputs
+        scale = gy * (1.0 / self.n)
+        gp = (p - t) / clip(p * (1 - p), _BCE_EPS, None) * scale
+        gt = None
+        if self.needs_grad(1):
+            with np.errstate(divide="ignore"):
+                gt = (clip(log(1 - p), -100.0, None) - clip(log(p), -100.0, None)) * scale
+        return gp, gt
+
+
+def binary_cross_entropy_simple(p, t):
+    """The clamped-log composition ``-sum(t max(log p, -100) + (1-t) max(log(1-p), -100))
+    / N`` (a test oracle: its gradient is nan at p = 0 or 1, where the clamp's zero slope
+    meets log's infinite one). Same arguments and result as :func:`binary_cross_entropy`.
+    """
+    p = as_variable(p)
+    t = _float_targets(p, t, "F.binary_cross_entropy_simple")
+    N = max(len(p) if p.ndim else 1, 1)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
+        log_p = clip(log(p), -100.0, None)
+        log_q = clip(log(1 - p), -100.0, None)
+    return -sum(t * log_p + (1 - t) * log_q) * (1.0 / N)
+
+
 def binary_cross_entropy(p, t):
     """Binary cross-entropy of probabilities, ``-sum(t log p + (1-t) log(1-p)) / N``.
 
-    Each log is clamped at -100, as in PyTorch, so ``p`` of exactly 0 or 1 gives a finite
-    loss (DeZero clipped ``p`` to ``[1e-15, 1]``). ``N = len(p)``. Prefer
-    :func:`sigmoid_cross_entropy` on logits: it is exact in the tails.
+    PyTorch's clamped form: each log is clamped at -100, so ``p`` of exactly 0 or 1 gives
+    a finite loss (DeZero clipped ``p`` to ``[1e-15, 1]``), and the gradient
+    ``(p - t) / max(p (1 - p), 1e-12) / N`` is finite everywhere (0 for a right prediction
+    at p = 0 or 1, ``±1e12 / N`` for a wrong one), as ``torch.nn.functional.
+    binary_cross_entropy``. ``N = len(p)``. Prefer :func:`sigmoid_cross_entropy` on
+    logits: it is exact in the tails.
 
     Args:
         p (Variable or ndarray): float probabilities in ``[0, 1]``, ``(N, ...)``.
@@ -284,11 +334,7 @@ def binary_cross_entropy(p, t):
     """
     p = as_variable(p)
     t = _float_targets(p, t, "F.binary_cross_entropy")
-    N = max(len(p) if p.ndim else 1, 1)
-    with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
-        log_p = clip(log(p), -100.0, None)
-        log_q = clip(log(1 - p), -100.0, None)
-    return -sum(t * log_p + (1 - t) * log_q) * (1.0 / N)
+    return BinaryCrossEntropy(max(len(p) if p.ndim else 1, 1))(p, t)
 
 
 # --- accuracy ---------------------------------------------------------------------------------
@@ -310,7 +356,10 @@ def accuracy(y, t):
     if y.ndim < 2 or int(np.prod(y.shape[:1] + y.shape[2:])) != t.size:  # one label a row
         raise ValueError("F.accuracy: y must be scores (N, C) and t the N labels\n"
                          + _describe("y", y) + "\n" + _describe("t", t))
-    pred = y.argmax(axis=1).reshape(t.shape)
+    try:
+        pred = y.argmax(axis=1).reshape(t.shape)
+    except ValueError as e:  # no classes to choose from
+        raise errors.op_error(e, {"y": y, "t": t}) from e
     dtype = y.dtype if y.dtype.kind == "f" else np.float64
     acc = (pred == t).mean(dtype=dtype)
     return Variable(backend.as_array(acc, backend.get_array_module(y)))

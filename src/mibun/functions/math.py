@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.core import Function, Variable, as_variable
 
 __all__ = [
@@ -52,10 +52,19 @@ def _is_scalar(c) -> bool:
         isinstance(c, np.ndarray) and c.ndim == 0)
 
 
+def _real(c):
+    """``c`` itself, or a TypeError naming the op for a complex (or non-numeric) scalar."""
+    if isinstance(c, complex) or (isinstance(c, (np.generic, np.ndarray))
+                                  and c.dtype.kind not in errors.REAL_KINDS):
+        raise errors.bad_operand(errors.op_name("mibun"), "the scalar operand", c)
+    return c
+
+
 def _scalar(x: Variable, c):
     """``c`` as a constant that keeps ``x``'s floating dtype (a Python number stays weak)."""
     if type(c) is float or type(c) is int:
         return c  # weak under NumPy 2 (NEP 50) and under 1.26's value-based casting
+    _real(c)
     kind = x.data.dtype.kind
     if kind in "fc":
         return x.data.dtype.type(c)
@@ -68,7 +77,7 @@ def _const_array(x: Variable, c):
     """A scalar operand as a 0-d array on ``x``'s backend, in ``x``'s floating dtype."""
     xp = backend.get_array_module(x.data)
     dtype = x.data.dtype if x.data.dtype.kind in "fc" else None
-    return xp.asarray(c, dtype=dtype)
+    return xp.asarray(_real(c), dtype=dtype)
 
 
 def _sum_to(gx, shape):
@@ -339,7 +348,7 @@ def pow(x, c):
     the exponent's gradient ``y log(x)`` needs ``x > 0``)."""
     if _is_scalar(c):
         x = as_variable(x)
-        c = c[()] if isinstance(c, np.ndarray) else c
+        c = _real(c)[()] if isinstance(c, np.ndarray) else _real(c)
         if isinstance(c, np.generic) and x.data.dtype.kind in "fc":
             c = x.data.dtype.type(c)
         return Pow(c)(x)
@@ -473,6 +482,8 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
+        if x.dtype.kind not in "f":  # bool / int: the float type NumPy's np.exp would give
+            x = x.astype(np.promote_types(x.dtype, np.float16))
         # exp(-|x|) never overflows; picking the form per sign keeps full relative precision
         # in both tails (tanh(x/2)/2 + 1/2 rounds sigmoid(-50) to 0).
         # sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|)), the same value in both branches.
@@ -565,6 +576,11 @@ def clip(x, x_min, x_max):
     """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
     closed interval, 0 outside."""
     x = as_variable(x)
+    for name, c in (("x_min", x_min), ("x_max", x_max)):
+        if c is not None and not isinstance(_real(c), (numbers.Real, np.generic,
+                                                       *backend.array_types)):
+            raise TypeError(f"F.clip: {name} must be a real number, an array or None, got "
+                            f"{type(c).__name__} {c!r:.60}\n" + errors.describe("x", x))
     if x.data.dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
         x_min = None if x_min is None else x.data.dtype.type(x_min)
         x_max = None if x_max is None else x.data.dtype.type(x_max)
@@ -594,8 +610,8 @@ class Where(Function):
 def where(condition, x0, x1):
     """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
     (bool array or Variable), never differentiated."""
-    if isinstance(condition, Variable):
-        condition = condition.data
+    # (as_variable refuses None, which asarray(None, dtype=bool) would read as False)
+    condition = as_variable(condition).data
     xp = backend.get_array_module(condition)
     condition = xp.asarray(condition, dtype=bool)
     if _is_scalar(x0) and not _is_scalar(x1):
@@ -611,13 +627,29 @@ def maximum(x0, x1):
     """Elementwise maximum. At ties the gradient goes to ``x0`` (documented convention;
     PyTorch splits it in half)."""
     x0, x1 = _pair(x0, x1)
-    return where(x0.data >= x1.data, x0, x1)
+    try:
+        condition = x0.data >= x1.data
+    except (TypeError, ValueError) as e:  # shapes that do not broadcast
+        raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
+    return where(_nan_wins(condition, x0.data), x0, x1)
 
 
 def minimum(x0, x1):
     """Elementwise minimum. At ties the gradient goes to ``x0``."""
     x0, x1 = _pair(x0, x1)
-    return where(x0.data <= x1.data, x0, x1)
+    try:
+        condition = x0.data <= x1.data
+    except (TypeError, ValueError) as e:
+        raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
+    return where(_nan_wins(condition, x0.data), x0, x1)
+
+
+def _nan_wins(condition, x0):
+    """Pick ``x0`` where it is NaN too: NaN propagates through maximum/minimum, as in
+    NumPy (a comparison with NaN is False, which would pick the other operand)."""
+    if x0.dtype.kind != "f":
+        return condition
+    return condition | backend.get_array_module(x0).isnan(x0)
 
 
 def _pair(x0, x1):

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, errors
 from mibun.config import Config
 from mibun.core import Function, Variable, as_variable
 
@@ -66,10 +66,15 @@ def dropout(x, dropout_ratio=0.5, *, rng=None):
     data = x.data if isinstance(x, Variable) else x
     if not isinstance(data, backend.array_types) or data.dtype.kind != "f":
         got = getattr(data, "dtype", type(data).__name__)
-        raise TypeError(f"F.dropout: x must be a floating-point array, got {got}")
+        raise TypeError(f"F.dropout: x must be a floating-point array, got {got}\n"
+                        + errors.describe("x", data))
     if rng is None:
         xp = backend.get_array_module(data)
         mask = xp.random.rand(*data.shape) > dropout_ratio  # DeZero's draw
+    elif not callable(getattr(rng, "random", None)):
+        raise TypeError(f"F.dropout: rng must be a numpy.random.Generator (e.g. "
+                        f"np.random.default_rng({rng!r:.20})), got {type(rng).__name__}\n"
+                        + errors.describe("x", data))
     else:
         dtype = np.float32 if data.dtype == np.float32 else np.float64
         mask = rng.random(data.shape, dtype=dtype) >= dropout_ratio

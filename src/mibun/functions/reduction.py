@@ -1,6 +1,8 @@
 """Reductions: sum, mean, max/min, logsumexp, var/std."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from mibun import backend, utils
@@ -82,6 +84,8 @@ def mean(x, axis=None, keepdims=False):
     x = as_variable(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.mean", x)
     n = _count(x.shape, axis)
+    if not n:
+        warnings.warn("F.mean: mean of an empty slice is nan", RuntimeWarning, stacklevel=2)
     return Sum(axis, keepdims)(x) * (1.0 / n if n else float("nan"))
 
 
@@ -221,8 +225,12 @@ def var(x, axis=None, keepdims=False, ddof=0):
     """
     x = as_variable(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.var", x)
-    n = _count(x.shape, axis) - ddof
-    d = x - Sum(axis, True)(x) * (1.0 / _count(x.shape, axis))
+    count = _count(x.shape, axis)
+    n = count - ddof
+    if n <= 0:  # NumPy's result (nan) and warning
+        warnings.warn(f"F.var: degrees of freedom <= 0 (count {count}, ddof {ddof}): nan",
+                      RuntimeWarning, stacklevel=2)
+    d = x - Sum(axis, True)(x) * (1.0 / count if count else float("nan"))
     return Sum(axis, keepdims)(d * d) * (1.0 / n if n > 0 else float("nan"))
 
 

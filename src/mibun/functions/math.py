@@ -473,6 +473,8 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
+        if x.dtype.kind not in "fc":
+            x = x.astype(np.float64)  # integers: the in-place steps below need a float
         # exp(-|x|) never overflows; picking the form per sign keeps full relative precision
         # in both tails (tanh(x/2)/2 + 1/2 rounds sigmoid(-50) to 0).
         # sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|)), the same value in both branches.

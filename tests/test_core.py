@@ -617,8 +617,7 @@ def test_dezero_public_names():
 def test_dezero_core_and_package_names():
     # every public name of DeZero's __init__.py and core.py (steps 28/29 use core_simple)
     import mibun as dezero
-    import mibun.core as core
-    import mibun.core_simple as core_simple
+    from mibun import core, core_simple
     for name in ["Dataset", "SeqDataLoader", "setup_variable", "functions_conv",
                  "core_simple", "__version__"]:
         assert hasattr(dezero, name), name
@@ -631,17 +630,69 @@ def test_dezero_core_and_package_names():
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         core.nonsense  # noqa: B018
     assert core.add is F.add and core.Pow is mibun.functions.math.Pow
-    for name in ["Variable", "Function", "using_config", "no_grad", "as_array", "as_variable",
-                 "setup_variable", "Add", "add", "Pow", "pow", "rdiv"]:
+    for name in ["Variable", "Function", "Config", "using_config", "no_grad", "as_array",
+                 "as_variable", "setup_variable", "Add", "add", "Mul", "mul", "Neg", "neg",
+                 "Sub", "sub", "rsub", "Div", "div", "rdiv", "Pow", "pow"]:
         assert hasattr(core_simple, name), name
-    assert core_simple.Variable is Variable
-    core_simple.setup_variable()  # step 28 calls it again: operators keep working
-    x = core_simple.Variable(np.array(2.0))
-    y = 100 * (x - x ** 2) ** 2 + (x - 1) ** 2
-    y.backward()
-    assert float(x.grad.data) == pytest.approx(100 * 2 * (2 - 4) * (1 - 4) + 2 * (2 - 1))
     for name in ["Sin", "Cos", "Tanh", "Exp", "Log", "Sigmoid", "Clip"]:
         assert issubclass(getattr(F, name), Function), name
+
+
+def test_core_simple_is_a_first_order_core_with_array_gradients():
+    # the book's second stage (steps 28/29): grads are ndarrays, so x.data -= lr * x.grad
+    from mibun import core_simple as cs
+    cs.setup_variable()  # steps 28/29 call it again
+
+    def rosenbrock(x0, x1):
+        return 100 * (x1 - x0 ** 2) ** 2 + (x0 - 1) ** 2
+
+    x0, x1 = cs.Variable(np.array(0.0)), cs.Variable(np.array(2.0))
+    v0, v1 = Variable(np.array(0.0)), Variable(np.array(2.0))
+    for _ in range(50):  # gradient descent, step by step equal to the full engine's
+        x0.cleargrad()
+        x1.cleargrad()
+        rosenbrock(x0, x1).backward()
+        v0.cleargrad()
+        v1.cleargrad()
+        rosenbrock(v0, v1).backward()
+        assert type(x0.grad) is np.ndarray
+        assert x0.grad == v0.grad.data and x1.grad == v1.grad.data
+        x0.data -= 0.001 * x0.grad
+        x1.data -= 0.001 * x1.grad
+        v0.data -= 0.001 * v0.grad.data
+        v1.data -= 0.001 * v1.grad.data
+    assert repr(x0) == repr(v0)
+    # every operator against finite differences, with ndarray and scalar operands
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(1, 2, 3), rng.uniform(1, 2, 3)
+    for f in (lambda p, q: p + q, lambda p, q: p * q, lambda p, q: p - q, lambda p, q: -p / q,
+              lambda p, q: 2 - p ** 3 / (1 + q) * 3.0, lambda p, q: a * p + b / q - 1 / p):
+        p, q = cs.Variable(a.copy()), cs.Variable(b.copy())
+        y = f(p, q)
+        assert type(y) is cs.Variable and y.creator is not None
+        y.backward()
+        for v, x in ((p, a), (q, b)):
+            num = np.zeros(3)
+            for i in range(3):
+                e = np.zeros(3)
+                e[i] = 1e-6
+                up = f(cs.Variable(x + e), q) if v is p else f(p, cs.Variable(x + e))
+                dn = f(cs.Variable(x - e), q) if v is p else f(p, cs.Variable(x - e))
+                num[i] = (up.data - dn.data).sum() / 2e-6
+            np.testing.assert_allclose(v.grad, num, rtol=1e-6)
+    # a diamond: x is used twice, its gradients add up once both paths are done
+    x = cs.Variable(np.array(2.0))
+    a_ = x ** 2
+    y = a_ ** 2 + a_ ** 2
+    y.backward()
+    assert float(x.grad) == 64.0 and a_.grad is None  # intermediates are not kept
+    y.backward(retain_grad=True)
+    assert float(x.grad) == 128.0
+    with cs.no_grad():
+        assert (x * 2).creator is None
+    with pytest.raises(TypeError, match="Variable: data must be a numpy.ndarray"):
+        cs.Variable(1.0)
+    assert cs.Variable is not Variable  # its own small class: F works on mibun.Variable
 
 
 def test_dezero_variable_methods():

@@ -1,6 +1,7 @@
 """Graph drawing: the DOT text's structure, labels, freed and constant nodes, big graphs,
 and files (.dot always; .svg parsed when Graphviz's `dot` is installed; the matplotlib
 drawing with `dot` hidden)."""
+import itertools
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -316,7 +317,7 @@ def test_without_graphviz_png_is_drawn_with_matplotlib(tmp_path, no_dot):
 
 
 def test_without_graphviz_svg_and_pdf_hold_the_labels(tmp_path, no_dot):
-    x, y = seed_graph()
+    _, y = seed_graph()
     y.backward()
     with pytest.warns(UserWarning) as record:
         plot_dot_graph(y, to_file=tmp_path / "g.svg")
@@ -350,7 +351,7 @@ def test_matplotlib_layout_has_no_overlaps_and_edges_go_down(make, verbose):
                 break
             assert b[2] >= a[3] or a[2] >= b[3], (a, b)
     for path in paths:  # inputs above the function, outputs below it, one layer a step
-        assert all(u.layer + 1 == w.layer and u.y > w.y for u, w in zip(path, path[1:]))
+        assert all(u.layer + 1 == w.layer and u.y > w.y for u, w in itertools.pairwise(path))
     out, = (n for n in real if n.label.split(":")[0] == y.name)
     assert out.bold and out.layer == max(n.layer for n in real)  # the output at the bottom
 
@@ -365,7 +366,7 @@ def test_with_graphviz_dot_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
     monkeypatch.setattr(visualize.subprocess, "run", fake_run)
     monkeypatch.setattr(visualize, "draw_graph", None)  # the fallback is never used
-    x, y = seed_graph()
+    _, y = seed_graph()
     plot_dot_graph(y, to_file=str(tmp_path / "g.png"))
     assert calls == [["/usr/bin/dot", "-Tpng", "-o", str(tmp_path / "g.png")]]
 

@@ -320,9 +320,10 @@ def test_without_graphviz_svg_and_pdf_hold_the_labels(tmp_path, no_dot):
     _, y = seed_graph()
     y.backward()
     with pytest.warns(UserWarning) as record:
-        plot_dot_graph(y, to_file=tmp_path / "g.svg")
+        utils.plot_dot_graph(y, to_file=tmp_path / "g.svg")  # DeZero's import path
         plot_dot_graph(y, verbose=False, to_file=str(tmp_path / "g.pdf"))
-    assert len(record) == 1  # warned once
+    assert len(record) == 1  # warned once, at the caller's line
+    assert record[0].filename == __file__
     root = ET.parse(tmp_path / "g.svg").getroot()
     assert root.tag.endswith("svg")
     text = (tmp_path / "g.svg").read_text()

@@ -356,12 +356,18 @@ _warned_no_dot = False
 
 def _warn_no_dot(to_file):
     global _warned_no_dot
-    if not _warned_no_dot:
-        _warned_no_dot = True
-        warnings.warn(f"plot_dot_graph: Graphviz's `dot` is not installed, so {to_file!r} "
-                      "(and later graphs) are drawn with matplotlib; install graphviz "
-                      "(apt-get / brew / conda install graphviz) for the classic layout",
-                      stacklevel=3)
+    if _warned_no_dot:
+        return
+    _warned_no_dot = True
+    # Point the warning at the caller's line, past mibun's own frames (utils.plot_dot_graph).
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"plot_dot_graph: Graphviz's `dot` is not installed, so {to_file!r} "
+                  "(and later graphs) are drawn with matplotlib; install graphviz "
+                  "(apt-get / brew / conda install graphviz) for the classic layout",
+                  stacklevel=level)
 
 
 def _ipython_image(path):

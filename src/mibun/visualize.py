@@ -499,20 +499,13 @@ def _layout(g, verbose, values, grads, compact):
         for n in row:
             n.x = x + n.w / 2
             x += n.w + gap
-    for sweep in range(6):  # then pull each layer towards its neighbours, keeping the order
+    for sweep in range(8):  # then pull each layer towards its neighbours, keeping the order
         rows = layers if sweep % 2 == 0 else layers[::-1]
         for row in rows:
             want = [sum(map(pos, n.ups + n.downs)) / len(n.ups + n.downs)
                     if n.ups or n.downs else n.x for n in row]
-            x = -float("inf")
-            placed = []
-            for n, w in zip(row, want):
-                left = x + n.w / 2 + (gap if placed else 0)
-                placed.append(max(w, left))
-                x = placed[-1] + n.w / 2
-            shift = sum(w - p for w, p in zip(want, placed)) / len(row)
-            for n, p in zip(row, placed):
-                n.x = p + shift
+            for n, x in zip(row, _closest_placement(row, want, gap)):
+                n.x = x
 
     vgap = 0.25 if compact else 0.4
     y = 0.0
@@ -522,6 +515,28 @@ def _layout(g, verbose, values, grads, compact):
             n.y = y - h / 2
         y -= h + vgap
     return [n for row in layers for n in row], paths
+
+
+def _closest_placement(row, want, gap):
+    """x for a layer's nodes, in their order and without overlap, nearest to ``want``.
+
+    Least squares subject to ``x[i+1] - x[i] >= d[i]`` (half widths plus a gap; bends of
+    long edges may run closer together, and weigh more, so edges stay straight). With
+    ``c`` the running sum of ``d`` this is an isotonic regression of ``want - c``, solved
+    exactly by pooling adjacent violators.
+    """
+    c = [0.0]
+    for a, b in itertools.pairwise(row):
+        c.append(c[-1] + (a.w + b.w) / 2 + (gap / 3 if a.shape == b.shape == "dummy" else gap))
+    blocks = []  # [weighted mean, total weight, count]
+    for n, w, ci in zip(row, want, c):
+        blocks.append([w - ci, 4.0 if n.shape == "dummy" else 1.0, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2, k2 = blocks.pop()
+            m1, w1, k1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, k1 + k2])
+    ys = [m for m, _, k in blocks for _ in range(k)]
+    return [y + ci for y, ci in zip(ys, c)]
 
 
 def draw_graph(output, verbose: bool = True, to_file="graph.png", *, values: bool = True,
@@ -550,7 +565,9 @@ def draw_graph(output, verbose: bool = True, to_file="graph.png", *, values: boo
     y0 = min(n.y - n.h / 2 for n in nodes) - 0.2
     y1 = max(n.y + n.h / 2 for n in nodes) + 0.2
     width, height = x1 - x0, y1 - y0
-    dpi = min(100.0, 30000 / max(width, height))  # keep a huge graph's PNG writable
+    # A huge graph (the 8th derivative of tanh) gets fewer dots per inch: at most 30,000
+    # pixels a side and 40 megapixels in all, so its PNG stays writable and viewable.
+    dpi = min(100.0, 30000 / max(width, height), (4e7 / (width * height)) ** 0.5)
     fig = Figure(figsize=(width, height), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(x0, x1)

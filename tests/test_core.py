@@ -332,16 +332,56 @@ def test_grad_has_dtype_and_shape_of_variable():
     assert x.grad.dtype == np.float32 and x.grad.shape == (3,)
 
 
-def test_integer_inputs_are_constants():
-    # documented: integer/bool data never receives a gradient; ops follow NumPy promotion
+def test_integer_variables_are_differentiable_as_in_dezero():
+    # DeZero steps 37-40: a Variable the user makes from integers gets a gradient, in the
+    # dtype its ops give: integers for integer arithmetic ...
+    x = Variable(np.array([[1, 2, 3], [4, 5, 6]]))
+    c = Variable(np.array([[10, 20, 30], [40, 50, 60]]))
+    t = x + c
+    y = F.sum(t)
+    y.backward(retain_grad=True)
+    assert y.grad.dtype.kind == "i" and int(y.grad.data) == 1
+    for g in (t.grad, x.grad, c.grad):
+        assert g.dtype.kind == "i"
+        np.testing.assert_array_equal(g.data, np.ones((2, 3)))
+    assert repr(x.grad) == "variable([[1 1 1]\n          [1 1 1]])"  # DeZero's output
+    x0, x1 = Variable(np.array([1, 2, 3])), Variable(np.array([10]))
+    (x0 + x1).backward()
+    np.testing.assert_array_equal(x1.grad.data, [3])  # broadcast, summed back
+    # ... and floats where a float enters: never truncated to the input's integer dtype
     n = Variable(np.array([1, 2, 3]))
-    x = Variable(np.array([0.5, 0.5, 0.5]))
-    y = (n * x).sum()
-    y.backward()
-    assert n.grad is None
-    np.testing.assert_array_equal(x.grad.data, [1, 2, 3])
-    z = n * 2.5
-    assert z.dtype == np.float64
+    w = Variable(np.array([0.5, 0.25, 0.125]))
+    (n * w).sum().backward()
+    assert n.grad.dtype == np.float64
+    np.testing.assert_array_equal(n.grad.data, w.data)
+    np.testing.assert_array_equal(w.grad.data, [1.0, 2.0, 3.0])
+    k = Variable(np.array([1, 2], dtype=np.int32))
+    F.sum(k * 2.5 + F.sin(k)).backward()
+    np.testing.assert_allclose(k.grad.data, 2.5 + np.cos([1.0, 2.0]))
+    for f in (F.sigmoid, F.leaky_relu, F.gelu, lambda v: v.astype(np.float32) * 1.5):
+        k = Variable(np.array([-1, 2]))
+        F.sum(f(k)).backward()
+        assert k.grad is not None and k.grad.dtype.kind == "f", f
+        v = Variable(np.array([-1.0, 2.0]))
+        F.sum(f(v)).backward()
+        np.testing.assert_allclose(k.grad.data, v.grad.data, rtol=1e-6)
+
+
+def test_raw_integer_arrays_stay_constants():
+    # labels, indices and masks passed as arrays are constants: no gradient, no work
+    x = Variable(np.random.default_rng(0).standard_normal((4, 3)))
+    t = np.array([0, 2, 1, 1])
+    loss = F.softmax_cross_entropy(x, t)
+    assert not loss.creator.needs_grad(1)
+    y = x * np.array([[1], [0], [1], [0]])
+    assert not y.creator.needs_grad(1)
+    F.sum(y).backward()
+    np.testing.assert_array_equal(x.grad.data[1], 0.0)
+    # a bool Variable (a mask) is never differentiated
+    m = Variable(np.array([True, False]))
+    z = Variable(np.array([1.0, 2.0]))
+    F.sum(F.where(m.data, z, 0.0) * m).backward()
+    assert m.grad is None and z.grad is not None
 
 
 def test_numpy_ufuncs_dispatch_or_refuse():
@@ -471,6 +511,24 @@ def test_gradient_check_dezero_call_style():
         mibun.utils.check_backward(lambda v: WrongTranspose()(v), np.arange(9).reshape(3, 3))
 
 
+def test_gradient_check_casts_integer_first_input_to_float64():
+    # DeZero's tests check F.relu on np.array([[-1, 0], [1, -2]]) and the like
+    x = np.array([[-1, 1], [2, -2]])
+    assert gradient_check(F.relu, x) is True
+    assert gradient_check(F.sum, np.arange(6).reshape(2, 3), axis=0) is True
+    assert x.dtype == np.int64 and x[0, 0] == -1  # the caller's array is untouched
+    with pytest.raises(GradientCheckError):  # and still strict
+        gradient_check(lambda v: WrongTranspose()(v), np.arange(9).reshape(3, 3))
+    with pytest.raises(GradientCheckError, match="random direction"):
+        gradient_check(lambda v: WrongTranspose()(v), np.arange(400).reshape(20, 20) % 7)
+    # an integer *later* input is still a constant (labels, indices)
+    y = np.random.default_rng(0).standard_normal((3, 4))
+    assert gradient_check(F.softmax_cross_entropy, y, np.array([0, 3, 1]))
+    num = mibun.utils.numerical_grad(lambda v: v * v, np.array([1, 2, 3]))
+    assert num.dtype == np.float64
+    np.testing.assert_allclose(num, [2.0, 4.0, 6.0], rtol=1e-6)
+
+
 # --- config: thread-local, context managers and decorators -------------------------------
 def test_no_grad_and_using_config():
     x = Variable(np.array(2.0))
@@ -554,6 +612,102 @@ def test_dezero_public_names():
         assert hasattr(dezero, name), name
     assert callable(dezero.utils.gradient_check) and callable(dezero.utils.numerical_grad)
     assert dezero.as_array(1.0).shape == () and isinstance(dezero.as_variable(1.0), Variable)
+
+
+def test_dezero_core_and_package_names():
+    # every public name of DeZero's __init__.py and core.py (steps 28/29 use core_simple)
+    import mibun as dezero
+    from mibun import core, core_simple
+    for name in ["Dataset", "SeqDataLoader", "setup_variable", "functions_conv",
+                 "core_simple", "__version__"]:
+        assert hasattr(dezero, name), name
+    assert dezero.is_simple_core is False
+    for name in ["Config", "using_config", "no_grad", "test_mode", "Variable", "Parameter",
+                 "as_variable", "as_array", "Function", "Add", "add", "Mul", "mul", "Neg",
+                 "neg", "Sub", "sub", "rsub", "Div", "div", "rdiv", "Pow", "pow",
+                 "setup_variable"]:
+        assert getattr(core, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        core.nonsense  # noqa: B018
+    assert core.add is F.add and core.Pow is mibun.functions.math.Pow
+    for name in ["Variable", "Function", "Config", "using_config", "no_grad", "as_array",
+                 "as_variable", "setup_variable", "Add", "add", "Mul", "mul", "Neg", "neg",
+                 "Sub", "sub", "rsub", "Div", "div", "rdiv", "Pow", "pow"]:
+        assert hasattr(core_simple, name), name
+    for name in ["Sin", "Cos", "Tanh", "Exp", "Log", "Sigmoid", "Clip"]:
+        assert issubclass(getattr(F, name), Function), name
+
+
+def test_core_simple_is_a_first_order_core_with_array_gradients():
+    # the book's second stage (steps 28/29): grads are ndarrays, so x.data -= lr * x.grad
+    from mibun import core_simple as cs
+    cs.setup_variable()  # steps 28/29 call it again
+
+    def rosenbrock(x0, x1):
+        return 100 * (x1 - x0 ** 2) ** 2 + (x0 - 1) ** 2
+
+    x0, x1 = cs.Variable(np.array(0.0)), cs.Variable(np.array(2.0))
+    v0, v1 = Variable(np.array(0.0)), Variable(np.array(2.0))
+    for _ in range(50):  # gradient descent, step by step equal to the full engine's
+        x0.cleargrad()
+        x1.cleargrad()
+        rosenbrock(x0, x1).backward()
+        v0.cleargrad()
+        v1.cleargrad()
+        rosenbrock(v0, v1).backward()
+        assert type(x0.grad) is np.ndarray
+        assert x0.grad == v0.grad.data and x1.grad == v1.grad.data
+        x0.data -= 0.001 * x0.grad
+        x1.data -= 0.001 * x1.grad
+        v0.data -= 0.001 * v0.grad.data
+        v1.data -= 0.001 * v1.grad.data
+    assert repr(x0) == repr(v0)
+    # every operator against finite differences, with ndarray and scalar operands
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(1, 2, 3), rng.uniform(1, 2, 3)
+    for f in (lambda p, q: p + q, lambda p, q: p * q, lambda p, q: p - q, lambda p, q: -p / q,
+              lambda p, q: 2 - p ** 3 / (1 + q) * 3.0, lambda p, q: a * p + b / q - 1 / p):
+        p, q = cs.Variable(a.copy()), cs.Variable(b.copy())
+        y = f(p, q)
+        assert type(y) is cs.Variable and y.creator is not None
+        y.backward()
+        for v, x in ((p, a), (q, b)):
+            num = np.zeros(3)
+            for i in range(3):
+                e = np.zeros(3)
+                e[i] = 1e-6
+                up = f(cs.Variable(x + e), q) if v is p else f(p, cs.Variable(x + e))
+                dn = f(cs.Variable(x - e), q) if v is p else f(p, cs.Variable(x - e))
+                num[i] = (up.data - dn.data).sum() / 2e-6
+            np.testing.assert_allclose(v.grad, num, rtol=1e-6)
+    # a diamond: x is used twice, its gradients add up once both paths are done
+    x = cs.Variable(np.array(2.0))
+    a_ = x ** 2
+    y = a_ ** 2 + a_ ** 2
+    y.backward()
+    assert float(x.grad) == 64.0 and a_.grad is None  # intermediates are not kept
+    y.backward(retain_grad=True)
+    assert float(x.grad) == 128.0
+    with cs.no_grad():
+        assert (x * 2).creator is None
+    with pytest.raises(TypeError, match="Variable: data must be a numpy.ndarray"):
+        cs.Variable(1.0)
+    assert cs.Variable is not Variable  # its own small class: F works on mibun.Variable
+
+
+def test_dezero_variable_methods():
+    # DeZero's setup_variable adds matmul, dot, max and min (``qs.max(axis=1)`` in DQN code)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    x, W = Variable(a), Variable(b)
+    np.testing.assert_allclose(x.matmul(W).data, a @ b)
+    np.testing.assert_allclose(x.dot(W).data, a @ b)
+    np.testing.assert_array_equal(x.max(axis=1).data, a.max(axis=1))
+    np.testing.assert_array_equal(x.min().data, a.min())
+    np.testing.assert_array_equal(x.max(axis=0, keepdims=True).data,
+                                  a.max(axis=0, keepdims=True))
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, (a == a.max(axis=1, keepdims=True)) * 1.0)
 
 
 def test_leaf_gradients_are_never_shared_objects():

@@ -166,6 +166,23 @@ def test_mnist_from_cache_dir(private_cache):
         datasets.FashionMNIST(download=False, root=str(private_cache / "fashion-mnist"))
 
 
+def test_mnist_and_cifar10_found_in_dezeros_cache(tmp_path, monkeypatch):
+    # a DeZero user already has the downloads in ~/.dezero (flat, DeZero's file names)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    dezero_dir = tmp_path / "home" / ".dezero"
+    x, _ = write_mnist(dezero_dir, n=5)
+    assert np.array_equal(datasets.MNIST(download=False).data[:, 0], x)
+    with pytest.raises(FileNotFoundError, match=r"\.dezero"):  # mibun's own cache is empty
+        datasets.MNIST(train=False, download=False)
+    with pytest.raises(FileNotFoundError):  # same file names, other data: not taken
+        datasets.FashionMNIST(download=False)
+    batches = write_cifar(str(dezero_dir), as_tar=True)
+    ds = datasets.CIFAR10(train=False, download=False)
+    assert ds.label.tolist() == batches["test_batch"][b"labels"]
+    x2, _ = write_mnist(tmp_path / "cache" / "mnist", n=3, seed=5)  # mibun's cache first
+    assert np.array_equal(datasets.MNIST(download=False).data[:, 0], x2)
+
+
 def test_fashion_mnist_searches_the_debian_path(tmp_path, monkeypatch):
     assert "/usr/share/datasets/fashion-mnist" in datasets.FashionMNIST.search_dirs
     _, t = write_mnist(tmp_path / "debian", n=4)

@@ -1,5 +1,7 @@
 """Graph drawing: the DOT text's structure, labels, freed and constant nodes, big graphs,
-and files (.dot always; .svg parsed when Graphviz's `dot` is installed)."""
+and files (.dot always; .svg parsed when Graphviz's `dot` is installed; the matplotlib
+drawing with `dot` hidden)."""
+import itertools
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -254,14 +256,120 @@ def test_plot_to_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
     assert path.read_text() == get_dot_graph(y, verbose=True)
 
 
-def test_missing_graphviz_names_the_package(tmp_path, monkeypatch):
+def test_render_dot_without_graphviz_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     x, y = seed_graph()
     with pytest.raises(GraphvizNotFoundError, match="graphviz") as e:
-        plot_dot_graph(y, to_file=str(tmp_path / "g.svg"))
+        visualize.render_dot(get_dot_graph(y), str(tmp_path / "g.svg"))
     assert "apt-get install graphviz" in str(e.value) and ".dot" in str(e.value)
     assert isinstance(e.value, RuntimeError)
     assert not (tmp_path / "g.svg").exists()
+
+
+# --- without Graphviz: matplotlib draws the same nodes ------------------------------------
+@pytest.fixture
+def no_dot(monkeypatch):
+    """Hide Graphviz's `dot`, and forget whether the fallback has warned already."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(visualize, "_warned_no_dot", False)
+    monkeypatch.setattr(visualize.subprocess, "run", None)  # dot is never run
+
+
+def goldstein_graph():
+    # DeZero step 26
+    x, y = Variable(np.array(1.0), name="x"), Variable(np.array(1.0), name="y")
+    z = (1 + (x + y + 1) ** 2 * (19 - 14 * x + 3 * x ** 2 - 14 * y + 6 * x * y + 3 * y ** 2)) \
+        * (30 + (2 * x - 3 * y) ** 2 * (18 - 32 * x + 12 * x ** 2 + 48 * y - 36 * x * y
+                                        + 27 * y ** 2))
+    z.name = "z"
+    z.backward()
+    return z
+
+
+def tanh_graph(iters):
+    # DeZero step 35 / examples/tanh.py: the graph of a higher derivative of tanh
+    x = Variable(np.array(1.0), name="x")
+    y = F.tanh(x)
+    y.backward(create_graph=True)
+    for _ in range(iters):
+        gx = x.grad
+        x.cleargrad()
+        gx.backward(create_graph=True)
+    gx = x.grad
+    gx.name = f"gx{iters + 1}"
+    return gx
+
+
+def test_without_graphviz_png_is_drawn_with_matplotlib(tmp_path, no_dot):
+    import matplotlib.image
+    path = tmp_path / "goldstein.png"
+    with pytest.warns(UserWarning, match="Graphviz's `dot` is not installed.*matplotlib"):
+        assert plot_dot_graph(goldstein_graph(), verbose=False, to_file=path) is None
+    img = matplotlib.image.imread(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img.shape[0] > 300
+    rgb = img[..., :3].reshape(-1, 3)
+    def share(color, tol=0.08):  # fraction of pixels of about this colour
+        return float((np.abs(rgb - color).max(axis=1) < tol).mean())
+    assert share((1.0, 1.0, 1.0)) < 0.97  # not blank
+    assert share((0.0, 0.0, 0.0), 0.3) > 0.005  # lines and text
+    assert share((1.0, 0.647, 0.0)) > 0.005  # orange variables
+    assert share((0.678, 0.847, 0.902)) > 0.005  # light blue functions
+
+
+def test_without_graphviz_svg_and_pdf_hold_the_labels(tmp_path, no_dot):
+    _, y = seed_graph()
+    y.backward()
+    with pytest.warns(UserWarning) as record:
+        utils.plot_dot_graph(y, to_file=tmp_path / "g.svg")  # DeZero's import path
+        plot_dot_graph(y, verbose=False, to_file=str(tmp_path / "g.pdf"))
+    assert len(record) == 1  # warned once, at the caller's line
+    assert record[0].filename == __file__
+    root = ET.parse(tmp_path / "g.svg").getroot()
+    assert root.tag.endswith("svg")
+    text = (tmp_path / "g.svg").read_text()
+    nodes, _ = parse_dot(get_dot_graph(y))
+    for attrs in nodes.values():  # every DOT label is in the drawing (SVG text as comments)
+        for line in label(attrs).split(r"\n"):  # DOT escapes the newlines
+            if line:
+                assert line in text, line
+    assert (tmp_path / "g.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("make", [goldstein_graph, lambda: tanh_graph(1),
+                                  lambda: tanh_graph(3)], ids=["step26", "step35", "tanh"])
+@pytest.mark.parametrize("verbose", [False, True])
+def test_matplotlib_layout_has_no_overlaps_and_edges_go_down(make, verbose):
+    y = make()
+    g = visualize._walk([y])
+    nodes, paths = visualize._layout(g, verbose, True, True, len(g.funcs) > 40)
+    real = [n for n in nodes if n.shape != "dummy"]
+    assert len(real) == len(g.vars) + len(g.funcs) and len(paths) == len(g.edges)
+    boxes = sorted((n.x - n.w / 2, n.x + n.w / 2, n.y - n.h / 2, n.y + n.h / 2)
+                   for n in nodes)
+    for i, a in enumerate(boxes):  # no two nodes (nor edge bends) overlap
+        for b in boxes[i + 1:]:
+            if b[0] >= a[1]:
+                break
+            assert b[2] >= a[3] or a[2] >= b[3], (a, b)
+    for path in paths:  # inputs above the function, outputs below it, one layer a step
+        assert all(u.layer + 1 == w.layer and u.y > w.y for u, w in itertools.pairwise(path))
+    out, = (n for n in real if n.label.split(":")[0] == y.name)
+    assert out.bold and out.layer == max(n.layer for n in real)  # the output at the bottom
+
+
+def test_with_graphviz_dot_is_used(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, input, capture_output, timeout):
+        calls.append(cmd)
+        return type("P", (), {"returncode": 0})()
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(visualize.subprocess, "run", fake_run)
+    monkeypatch.setattr(visualize, "draw_graph", None)  # the fallback is never used
+    _, y = seed_graph()
+    plot_dot_graph(y, to_file=str(tmp_path / "g.png"))
+    assert calls == [["/usr/bin/dot", "-Tpng", "-o", str(tmp_path / "g.png")]]
 
 
 def test_file_name_without_extension_is_refused(tmp_path):

@@ -5,9 +5,11 @@ DeZero's public names work unchanged: ``import mibun as dezero``.
 import mibun.functions  # noqa: F401  (installs the operators on Variable)
 from mibun import (  # noqa: F401
     checkpoint,
+    core_simple,
     cuda,
     dataloaders,
     datasets,
+    functions_conv,
     layers,
     models,
     optimizers,
@@ -16,14 +18,28 @@ from mibun import (  # noqa: F401
     visualize,
 )
 from mibun.config import Config, enable_grad, no_grad, test_mode, using_config
-from mibun.core import Function, Parameter, Variable, as_array, as_variable, grad, numerical_diff
+from mibun.core import (
+    Function,
+    Parameter,
+    Variable,
+    as_array,
+    as_variable,
+    grad,
+    numerical_diff,
+    setup_variable,
+)
 from mibun.dataloaders import *  # noqa: F403  (DataLoader, SeqDataLoader)
+from mibun.datasets import Dataset
 from mibun.layers import *  # noqa: F403  (Layer and the layer classes)
 from mibun.models import *  # noqa: F403  (Model)
+
+#: DeZero's switch between its two cores (steps 23-32 read it). mibun has one engine;
+#: ``mibun.core_simple`` gives its names under the first-stage module name.
+is_simple_core = False
 
 __all__ = [
     "Config", "Function", "Parameter", "Variable", "as_array", "as_variable", "enable_grad",
     "functions", "grad", "no_grad", "numerical_diff", "test_mode", "using_config", "utils",
-    "Layer", "Model", "DataLoader", "SeqDataLoader",
+    "Layer", "Model", "DataLoader", "SeqDataLoader", "Dataset", "setup_variable",
 ]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 
 from mibun import backend, errors
-from mibun.config import Config, using_config
+from mibun.config import Config, no_grad, test_mode, using_config  # noqa: F401  (DeZero's core)
 
 _array_types = backend.array_types
 _REAL_KINDS = errors.REAL_KINDS  # bool, int, float: complex and object data are refused
@@ -415,7 +415,10 @@ def _check_grad(f, i, gx, shape, dtype):
             f"  gradient: {_fmt(data.shape, data.dtype)}\n"
             f"  input:    {_fmt(shape, dtype)}"
         )
-    if data.dtype != dtype:
+    # A float input gets its own float dtype back (float32 stays float32). An integer
+    # input (a Variable the user made, as in DeZero) keeps whatever dtype its ops gave:
+    # ints for integer arithmetic, float where a float entered, never truncated.
+    if data.dtype != dtype and dtype.kind in "fc":
         gx = _cast(gx, dtype)
     return gx
 
@@ -431,6 +434,8 @@ class _Cast(Function):
         return x.astype(self.dtype, copy=False)
 
     def backward(self, gy):
+        if self.x_dtype.kind not in "fc":
+            return gy  # an integer input: its gradient is not truncated
         return _cast(gy, self.x_dtype)
 
 
@@ -450,7 +455,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     # graph points back at it (that made a reference cycle per backward).
     if start.grad is None:
         xp = backend.get_array_module(data)
-        dtype = data.dtype if data.dtype.kind in "fc" else np.float64
+        # ones in the output's dtype, as DeZero: integer data gives an integer seed
+        dtype = data.dtype if data.dtype.kind in "fciu" else np.float64
         start.grad = _constant(xp.ones(data.shape, dtype=dtype))
     elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
         start.grad = _constant(as_array(start.grad, backend.get_array_module(start.grad)),
@@ -500,8 +506,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                 if type(e) is tuple:  # an intermediate Variable: output j of function c
                     c, j = e
                     shape, dtype = c._meta[j]
-                    if dtype.kind not in "fc":
-                        continue
+                    if dtype.kind == "b":
+                        continue  # a mask: never differentiated
                     if type(gx) is not Variable or gx.data.shape != shape or (
                             gx.data.dtype != dtype):
                         gx = _check_grad(f, i, gx, shape, dtype)
@@ -513,8 +519,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     slot[j] = gx if slot[j] is None else slot[j] + gx
                 else:  # a leaf Variable: accumulate into its grad
                     x = e.data
-                    if x.dtype.kind not in "fc":
-                        continue  # integer / bool data is a constant for backprop
+                    if x.dtype.kind == "b":
+                        continue  # a mask: never differentiated
                     if type(gx) is not Variable or gx.data.shape != x.shape or (
                             gx.data.dtype != x.dtype):
                         gx = _check_grad(f, i, gx, x.shape, x.dtype)
@@ -602,3 +608,25 @@ def numerical_diff(f, x, eps: float = 1e-4):
     y0 = as_variable(f(x0))
     y1 = as_variable(f(x1))
     return (y1.data - y0.data) / (2 * eps)
+
+
+# =============================================================================
+# DeZero's other core names
+# =============================================================================
+# DeZero's core.py also defines the arithmetic ops; mibun keeps them in functions/math.py.
+# They are looked up on first use (functions imports this module, so no import at the top).
+_MATH_NAMES = frozenset(("Add", "Sub", "Mul", "Div", "Neg", "Pow", "add", "sub", "rsub", "mul",
+                         "div", "rdiv", "neg", "pow"))
+
+
+def __getattr__(name):
+    if name in _MATH_NAMES:
+        from mibun.functions import math
+        return getattr(math, name)
+    raise AttributeError(f"module 'mibun.core' has no attribute {name!r}")
+
+
+def setup_variable() -> None:
+    """DeZero's name: install the operators on Variable (``import mibun`` already does)."""
+    from mibun.functions import _operators
+    _operators.install()

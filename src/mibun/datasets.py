@@ -290,13 +290,18 @@ def _missing(name, files, dirs, urls, error, hint=""):
     return FileNotFoundError(msg)
 
 
-def _find_or_download(name, files, root, search_dirs, subdir, urls, download, hint=""):
+def _find_or_download(name, files, root, search_dirs, subdir, urls, download, hint="",
+                      dezero_cache=False):
     """Return local paths of ``files``: from root, search_dirs, the cache, or a download.
 
-    A file ``x.gz`` may also be found uncompressed as ``x``.
+    A file ``x.gz`` may also be found uncompressed as ``x``. With ``dezero_cache``, DeZero's
+    download folder ``~/.dezero`` (where a DeZero user already has the same files) is
+    searched after mibun's cache, before downloading.
     """
     cache = os.path.join(utils.cache_dir(), subdir)
     dirs = [root] if root is not None else [*search_dirs, cache]
+    if root is None and dezero_cache:
+        dirs.append(os.path.join(os.path.expanduser("~"), ".dezero"))
     for d in dirs:
         paths = []
         for f in files:
@@ -350,6 +355,7 @@ class MNIST(Dataset):
             "http://yann.lecun.com/exdb/mnist/")
     subdir = "mnist"
     search_dirs: tuple = ()
+    dezero_cache = True  # DeZero's MNIST downloads the same files into ~/.dezero
     train_files = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
     test_files = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
@@ -366,7 +372,7 @@ class MNIST(Dataset):
         files = self.train_files if self.train else self.test_files
         xpath, tpath = _find_or_download(type(self).__name__, files, self.root,
                                          self.search_dirs, self.subdir, self.urls,
-                                         self.download)
+                                         self.download, dezero_cache=self.dezero_cache)
         x, t = load_idx(xpath), load_idx(tpath)
         if x.ndim != 3 or t.ndim != 1 or len(x) != len(t):
             raise ValueError(f"datasets.{type(self).__name__}: images {xpath} have shape "
@@ -390,6 +396,7 @@ class FashionMNIST(MNIST):
     urls = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
     subdir = "fashion-mnist"
     search_dirs = ("/usr/share/datasets/fashion-mnist",)
+    dezero_cache = False  # MNIST's file names: ~/.dezero holds DeZero's MNIST, not these
 
     @staticmethod
     def labels():
@@ -557,7 +564,8 @@ class CIFAR10(Dataset):
                     return out
         (path,) = _find_or_download("CIFAR10", [self.archive], self.root, (), "cifar10",
                                     [self.url.rsplit("/", 1)[0] + "/"], self.download,
-                                    hint=f" (or the extracted folder {self.folder}/)")
+                                    hint=f" (or the extracted folder {self.folder}/)",
+                                    dezero_cache=True)
         out = []
         try:
             with tarfile.open(path, "r:*") as tar:

@@ -219,9 +219,12 @@ def _sum_outputs(ys):
     return sum(float(backend.as_numpy(as_variable(y).data).sum()) for y in ys)
 
 
-def _is_checked(a):
+def _is_checked(a, first):
+    # Floating inputs are checked; the first input also when it holds integers, which are
+    # cast to float64 as DeZero does (its tests check F.relu on np.array([[-1, 0], ...])).
     d = a.data if isinstance(a, Variable) else a
-    return isinstance(d, backend.array_types) and d.dtype.kind == "f"
+    return isinstance(d, backend.array_types) and (
+        d.dtype.kind == "f" or first and d.dtype.kind in "iu")
 
 
 def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
@@ -237,7 +240,8 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
 
     Args:
         f: callable taking the inputs (Variables) and returning a Variable or a tuple.
-        *inputs: ndarrays / Variables (float ones are checked; others pass through).
+        *inputs: ndarrays / Variables (float ones are checked, and the first one also
+            when it holds integers; others pass through).
         **kwargs: passed to ``f`` (as in DeZero).
     Returns:
         True (so DeZero's ``assert gradient_check(...)`` works).
@@ -252,7 +256,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
     args = []
     checked = []
     for i, a in enumerate(inputs):
-        if _is_checked(a):
+        if _is_checked(a, i == 0):
             d = a.data if isinstance(a, Variable) else a
             args.append(d.astype(np.float64, copy=True))
             checked.append(i)

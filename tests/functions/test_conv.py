@@ -371,6 +371,42 @@ def test_other_errors():
         F.im2col(np.zeros((4, 4)), 2)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_data_movement_ops_take_integer_images(dtype):
+    # im2col, col2im and pooling only move (or average) values: any real dtype, as NumPy
+    # (DeZero's tests feed F.im2col an int64 image); convolutions still want floats
+    xi = (np.arange(2 * 2 * 5 * 5) % 11).reshape(2, 2, 5, 5).astype(dtype)
+    xf = xi.astype(np.float64)
+    for f in (lambda x: F.im2col(x, 3, 1, 1), lambda x: F.im2col(x, 2, 2, to_matrix=False),
+              lambda x: F.pooling(x, 2, 2), lambda x: F.pooling(x, 3, 1, 1),
+              lambda x: F.pooling_simple(x, 3, 2, 1), lambda x: F.max_pooling(x, 2)):
+        y = f(xi)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y.data, f(xf).data)
+    for f in (lambda x: F.average_pooling(x, 2, 2), lambda x: F.average_pooling(x, 3, 1, 1)):
+        y = f(xi)
+        assert y.dtype == np.float64  # a mean of integers, as np.mean
+        np.testing.assert_allclose(y.data, f(xf).data)
+    col = F.im2col(xi, 3, 1, 1).data
+    np.testing.assert_array_equal(F.col2im(col, xi.shape, 3, 1, 1).data,
+                                  F.col2im(col.astype(np.float64), xi.shape, 3, 1, 1).data)
+    with pytest.raises(TypeError, match=r"F.im2col: x must be a real-valued array, got dtype=bool"):
+        F.im2col(xi > 3, 2)
+
+
+def test_integer_image_variable_gets_a_gradient():
+    # an integer Variable is differentiable (DeZero's rule); its gradient keeps the dtype the
+    # ops give: integers through max pooling / im2col, float through average pooling
+    xi = np.random.default_rng(0).permutation(2 * 1 * 4 * 4).reshape(2, 1, 4, 4)
+    for f, kind in ((lambda x: F.pooling(x, 2, 2), "i"), (lambda x: F.im2col(x, 2), "i"),
+                    (lambda x: F.average_pooling(x, 2, 1), "f")):
+        x, v = Variable(xi), Variable(xi.astype(np.float64))
+        F.sum(f(x)).backward()
+        F.sum(f(v)).backward()
+        assert x.grad.dtype.kind == kind
+        np.testing.assert_allclose(x.grad.data, v.grad.data)  # never truncated
+
+
 # --- GPU ------------------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_conv_family_on_cupy():

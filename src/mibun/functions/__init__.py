@@ -15,3 +15,5 @@ from mibun.functions.norm import *
 from mibun.functions.reduction import *
 
 _operators.install()
+# DeZero's F also exposes these op classes by name (F.Sin, F.Exp, ...).
+from mibun.functions.math import Clip, Cos, Exp, Log, Sigmoid, Sin, Tanh  # noqa: F401

@@ -70,6 +70,12 @@ def install():
     def vsum(self, axis=None, keepdims=False):
         return reduction.sum(self, axis, keepdims)
 
+    # DeZero's setup_variable adds these methods (``qs.max(axis=1)``, ``x.dot(W)``).
+    V.matmul = linalg.matmul
+    V.dot = linalg.matmul
+    V.max = reduction.max
+    V.min = reduction.min
+
     V.reshape = vreshape
     V.transpose = vtranspose
     V.T = property(lambda self: array.transpose(self))

@@ -111,7 +111,7 @@ def leaky_relu(x, slope=0.2):
                         f"{type(slope).__name__} {slope!r:.60}")
     x = as_variable(x)
     if x.dtype.kind not in "fc":
-        x = as_variable(x.data.astype(np.float64))
+        x = x.astype(np.float64)  # differentiable: an integer Variable still gets its grad
     return LeakyReLU(slope)(x)
 
 
@@ -200,7 +200,7 @@ def gelu(x):
     """
     x = as_variable(x)
     if x.dtype.kind not in "fc":  # integers would truncate every intermediate
-        x = as_variable(x.data.astype(np.float64))
+        x = x.astype(np.float64)
     return GELU()(x)
 
 

@@ -79,13 +79,17 @@ def _pair(v, name, op, minimum):
     return p
 
 
-def _check_x(op, x, *more):
+def _check_x(op, x, *more, moves_only=False):
+    """x as a 4-D ndarray: float for a convolution; any real dtype, as in NumPy, for an op
+    that only moves or averages values (``moves_only``: im2col, pooling; DeZero's tests
+    feed them int64 images)."""
     x = _data(x)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got {x.ndim}-D"
                          + _describe("x", x) + "".join(more))
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: x must be a floating-point array, got dtype={x.dtype}"
+    if x.dtype.kind not in ("iuf" if moves_only else "f"):
+        what = "a real-valued" if moves_only else "a floating-point"
+        raise TypeError(f"{op}: x must be {what} array, got dtype={x.dtype}"
                         + _describe("x", x) + "".join(more))
     return x
 
@@ -135,6 +139,11 @@ def _pad(x, ph, pw, value=0.0):
     y = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
     y[:, :, ph:ph + H, pw:pw + W] = x
     return y
+
+
+def _lowest(dtype):
+    """The padding that never wins a max: ``-inf``, or the smallest integer."""
+    return -np.inf if dtype.kind in "fc" else np.iinfo(dtype).min
 
 
 def _windows(xpad, kh, kw, sy, sx):
@@ -502,7 +511,7 @@ def im2col(x, kernel_size, stride=1, pad=0, to_matrix=True):
            [4., 5., 7., 8.]])
     """
     op = "F.im2col"
-    xd = _check_x(op, x)
+    xd = _check_x(op, x, moves_only=True)
     kernel_size = _pair(kernel_size, "kernel_size", op, 1)
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
@@ -543,8 +552,8 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
         raise ValueError(f"{op}: x must have shape {expected} for input_shape "
                          f"{input_shape}, kernel {kernel_size}, stride {stride}, pad {pad}"
                          + _describe("x", xd))
-    if xd.dtype.kind != "f":
-        raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}")
+    if xd.dtype.kind not in "iuf":
+        raise TypeError(f"{op}: x must be a real-valued array, got dtype={xd.dtype}")
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
 
 
@@ -570,7 +579,7 @@ class Pooling(Function):
         self.input_shape = x.shape
         KH, KW = self.kernel_size
         # -inf padding: the padding never wins (PyTorch); DeZero padded with 0.
-        win = _windows(_pad(x, *self.pad, value=-np.inf), KH, KW, *self.stride)
+        win = _windows(_pad(x, *self.pad, value=_lowest(x.dtype)), KH, KW, *self.stride)
         views = [win[:, :, j, i] for j in range(KH) for i in range(KW)]
         y = xp.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
         for v in views[2:]:
@@ -605,12 +614,12 @@ def _pool_scatter(g, indexes, input_shape, kernel_size, stride, pad, avg=False):
     OH, OW = g.shape[2:]
     Hp, Wp = H + 2 * ph, W + 2 * pw
     overlap = sy < KH or sx < KW
+    if avg:  # before gx takes g's dtype: an integer g becomes float here
+        g = g * (1.0 / (KH * KW))  # a Python float keeps float32 float32
     if not overlap and OH * KH == Hp and OW * KW == Wp and sy == KH and sx == KW:
         gx = xp.empty((N, C, Hp, Wp), dtype=g.dtype)  # the windows tile it exactly
     else:
         gx = xp.zeros((N, C, Hp, Wp), dtype=g.dtype)
-    if avg:
-        g = g * (1.0 / (KH * KW))  # a Python float keeps float32 float32
     k = 0
     for j in range(KH):
         for i in range(KW):
@@ -682,6 +691,8 @@ class AveragePooling(Function):
     def forward(self, x):
         self.input_shape = x.shape
         KH, KW = self.kernel_size
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)  # a mean of integers is a float (as np.mean)
         win = _windows(_pad(x, *self.pad), KH, KW, *self.stride)
         y = win[:, :, 0, 0].copy()
         for j in range(KH):
@@ -706,7 +717,7 @@ class AveragePoolingGrad(_SamePooling):
 
 
 def _pool_args(op, x, kernel_size, stride, pad, max_pool):
-    xd = _check_x(op, x)
+    xd = _check_x(op, x, moves_only=True)
     kernel_size = _pair(kernel_size, "kernel_size", op, 1)
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
@@ -762,10 +773,10 @@ def pooling_simple(x, kernel_size, stride=1, pad=0):
     ph, pw = pad
     xp = backend.get_array_module(x.data)
     if ph:
-        wall = xp.full((N, C, ph, W), -np.inf, dtype=x.dtype)
+        wall = xp.full((N, C, ph, W), _lowest(x.dtype), dtype=x.dtype)
         x = concat([wall, x, wall], axis=2)
     if pw:
-        wall = xp.full((N, C, H + 2 * ph, pw), -np.inf, dtype=x.dtype)
+        wall = xp.full((N, C, H + 2 * ph, pw), _lowest(x.dtype), dtype=x.dtype)
         x = concat([wall, x, wall], axis=3)
     KH, KW = kernel_size
     OH = get_conv_outsize(H, KH, stride[0], ph)

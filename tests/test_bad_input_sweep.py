@@ -243,7 +243,8 @@ AXES = st.one_of(st.none(), st.integers(-4, 4), st.tuples(st.integers(-3, 3)),
 
 def _logsumexp(x, axis=None, keepdims=False):
     x = np.asarray(x, dtype=np.float64) if np.asarray(x).dtype.kind != "f" else x
-    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+    # NumPy's own stable form: log(sum(exp(x))) overflows to inf from x = 710 on
+    return np.logaddexp.reduce(x, axis=axis, keepdims=keepdims)
 
 
 REDUCTIONS = {

@@ -8,6 +8,7 @@ from mibun import (  # noqa: F401
     cuda,
     dataloaders,
     datasets,
+    func,
     layers,
     models,
     optimizers,
@@ -23,7 +24,7 @@ from mibun.models import *  # noqa: F403  (Model)
 
 __all__ = [
     "Config", "Function", "Parameter", "Variable", "as_array", "as_variable", "enable_grad",
-    "functions", "grad", "no_grad", "numerical_diff", "test_mode", "using_config", "utils",
+    "func", "functions", "grad", "no_grad", "numerical_diff", "test_mode", "using_config", "utils",
     "Layer", "Model", "DataLoader", "SeqDataLoader",
 ]
 __version__ = "0.1.0"

@@ -411,6 +411,9 @@ class _Cast(Function):
     def backward(self, gy):
         return _cast(gy, self.x_dtype)
 
+    def jvp(self, tx):
+        return _cast(tx, self.dtype)
+
 
 def _cast(x, dtype):
     if x.data.dtype == dtype:

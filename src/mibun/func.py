@@ -7,7 +7,9 @@ behave the same inside and outside ``no_grad()``, and are pure: no Variable's ``
 changes.
 
 Reverse mode (``vjp``, ``grad``, ``jacrev``) records the graph of ``f`` and runs the engine
-of :mod:`mibun.core` toward the inputs only (``core.grad``).
+of :mod:`mibun.core` toward the inputs only (``core.grad``). In grad mode the results carry
+their own graph (they can be differentiated again, also by ``.backward()``); under
+``no_grad()`` they are plain values, computed the same way.
 
 Forward mode (``jvp``, ``jacfwd``) is true forward mode: every Variable may carry
 *tangents*, ``x._tangents = {level: tangent Variable}``, and after each op's forward a hook
@@ -20,9 +22,12 @@ Forward mode (``jvp``, ``jacfwd``) is true forward mode: every Variable may carr
 A rule reads ``self.inputs`` / ``self.retained_output()`` as a backward does (all inputs
 are available to it), receives ``None`` for an input without a tangent, and is written in
 mibun ops, so it is differentiable again: forward-over-reverse (``jvp`` of ``grad``,
-``hessian``) and reverse-over-forward (``grad`` of ``jvp``) both work. No tape is kept:
-outside a reverse transform ``jvp`` runs ``f`` without recording a graph, so its memory
-does not grow with the depth of the computation.
+``hessian``) and reverse-over-forward (``grad`` of ``jvp``) both work. Tangents flow
+alongside the forward computation; no tape is needed. As everywhere in mibun, the graph
+(for a later reverse pass) is recorded in grad mode and not under ``no_grad()``: there,
+outside any reverse transform, ``jvp`` keeps nothing but the live values, and its memory
+does not grow with the depth of the computation. (Reverse transforms always record:
+they work the same inside ``no_grad()``.)
 
 *Levels* keep nested forward transforms apart (no perturbation confusion): each ``jvp``
 opens a new, higher level; a rule for level ``k`` runs while only the levels below ``k``
@@ -35,9 +40,7 @@ pass through that. A backward that computes on ``.data`` instead of the gradient
 is not linear in a Variable ``u`` and gives zero tangents; a backward reading
 ``self.input.data`` is fine (its second derivatives are then zero, as in reverse mode).
 
-``jvp`` and ``jacfwd`` outputs carry no graph unless they run inside a reverse transform;
-differentiate them with ``grad``/``vjp``/``jacrev`` rather than ``.backward()``. The hook
-is a module global: use forward mode from one thread at a time.
+The hook is a module global: use forward mode from one thread at a time.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ import weakref
 import numpy as np
 
 from mibun import backend, core
-from mibun.config import using_config
+from mibun.config import Config, using_config
 from mibun.core import Function, Variable
 
 __all__ = ["grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "linearize", "vjp"]
@@ -151,13 +154,20 @@ def _jvp_by_double_vjp(f, txs):
             total = term if total is None else total + term
         if total is None or total.creator is None:
             return None
-        return core.grad(total, us, create_graph=_need_graph(0))
+        return core.grad(total, us, create_graph=_need_graph(0, Config.enable_backprop))
 
 
-def _need_graph(own):
-    """Whether a backward must be recorded: for an outer reverse transform, or for forward
-    levels (the plain backward of some ops computes on arrays and would drop tangents)."""
-    return _state.reverse > own or bool(_state.live)
+def _need_graph(own, mode):
+    """Whether a backward must be recorded: in grad mode ``mode`` (the caller's, so the
+    result can be differentiated again, as any mibun result), for an outer reverse
+    transform (``own`` is the number of this transform's own reverse levels), or for
+    forward levels (the plain backward of some ops computes on arrays, dropping tangents)."""
+    return mode or _state.reverse > own or bool(_state.live)
+
+
+def _recording():
+    """Whether forward mode records the graph: for a reverse transform, or in grad mode."""
+    return _state.reverse > 0 or Config.enable_backprop
 
 
 class _Level:
@@ -214,7 +224,7 @@ def _flat(out, name):
     if isinstance(out, (tuple, list)):
         outs = [core.as_variable(o) for o in out]
         return outs, True
-    if isinstance(out, Variable) or isinstance(out, backend.array_types) or np.isscalar(out):
+    if isinstance(out, (Variable, *backend.array_types)) or np.isscalar(out):
         return [core.as_variable(out)], False
     raise TypeError(f"mibun.func.{name}: f must return a Variable or a tuple of Variables, "
                     f"got {type(out).__name__}")
@@ -284,14 +294,14 @@ def vjp(f, *primals, has_aux=False):
             if c.shape != o.shape:
                 raise ValueError(f"mibun.func.vjp: cotangent shape {c.shape} differs from "
                                  f"the output's {o.shape}")
-        return tuple(_pullback(outs, cts, xs))
+        return tuple(_pullback(outs, cts, xs, 0, Config.enable_backprop))
 
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
 
-def _pullback(outs, cts, xs, own=0):
+def _pullback(outs, cts, xs, own, mode):
     """The gradients of ``sum_i <outs_i, cts_i>`` w.r.t. ``xs``."""
-    create = _need_graph(own)
+    create = _need_graph(own, mode)
     if len(outs) == 1:
         return core.grad(outs[0], list(xs), grad_outputs=cts[0], create_graph=create)
     from mibun.functions.reduction import sum as fsum
@@ -321,6 +331,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
     """
     def wrapper(*args, **kwargs):
         nums, single = _argnums(argnums, len(args), "grad")
+        mode = Config.enable_backprop
         with _Reverse():
             xs = list(args)
             for a in nums:
@@ -332,7 +343,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
                 got = getattr(value, "shape", type(value).__name__)
                 raise ValueError("mibun.func.grad: f must return a one-element Variable "
                                  f"(use vjp or jacrev otherwise), got {got}")
-            gs = _pullback([value], [core._seed(value)], [xs[a] for a in nums], own=1)
+            gs = _pullback([value], [core._seed(value)], [xs[a] for a in nums], 1, mode)
         g = gs[0] if single else tuple(gs)
         return (g, (value, aux)) if has_aux else (g, value)
 
@@ -372,6 +383,7 @@ def jacrev(f, argnums=0, has_aux=False):
     """
     def wrapper(*args):
         nums, single = _argnums(argnums, len(args), "jacrev")
+        mode = Config.enable_backprop
         with _Reverse():
             xs = list(args)
             for a in nums:
@@ -381,7 +393,7 @@ def jacrev(f, argnums=0, has_aux=False):
             out, aux = _split_aux(out, has_aux, "jacrev")
             outs, is_tuple = _flat(out, "jacrev")
             targets = [xs[a] for a in nums]
-            graph = _need_graph(1)
+            graph = _need_graph(1, mode)
             jacs = []
             for o in outs:
                 rows = []  # rows[i][j]: d o.flat[i] / d targets[j]
@@ -444,7 +456,7 @@ def jvp(f, primals, tangents, has_aux=False):
         raise ValueError(f"mibun.func.jvp: {len(primals)} primal(s) but {len(tangents)} "
                          "tangent(s)")
     with _Level() as k:
-        with using_config("enable_backprop", _state.reverse > 0):
+        with using_config("enable_backprop", _recording()):
             xs = [_wrap(p, "primals") for p in primals]
             for i, (x, t) in enumerate(zip(xs, tangents)):
                 t = core.as_variable(t)
@@ -497,6 +509,7 @@ def linearize(f, *primals):
                              f"for {len(primals)} primal(s)")
         from mibun.functions.reduction import sum as fsum
         us = [_zeros(o) for o in outs]
+        mode = Config.enable_backprop
         with _Reverse(), using_config("enable_backprop", True):
             gs = vjp_fn(tuple(us) if is_tuple else us[0])
             total = None
@@ -506,7 +519,7 @@ def linearize(f, *primals):
             if total is None or total.creator is None:
                 res = [_zeros(o) for o in outs]
             else:
-                res = list(core.grad(total, us, create_graph=_need_graph(1)))
+                res = list(core.grad(total, us, create_graph=_need_graph(1, mode)))
         return tuple(res) if is_tuple else res[0]
 
     return out, jvp_fn
@@ -532,7 +545,7 @@ def jacfwd(f, argnums=0, has_aux=False):
             return f(*full)
 
         primals = tuple(args[a] for a in nums)
-        graph = _state.reverse > 0 or bool(_state.live)
+        graph = _recording() or bool(_state.live)
         cols = [[] for _ in nums]  # cols[j][i]: outputs' tangents along entry i of arg j
         out = aux = None
         for j, p in enumerate(primals):

@@ -120,12 +120,16 @@ def _forward(f, inputs, outputs, recorded):
 
 
 def _as_tangent(ty, y):
-    """A rule's result as a Variable of ``y``'s shape (a broadcast rule may return less)."""
+    """A rule's result as a Variable of ``y``'s shape and dtype (a broadcasting rule may
+    return fewer axes; a constant operand of another dtype may promote, as the backward
+    engine's ``_check_grad`` corrects for gradients)."""
     if not isinstance(ty, Variable):
         ty = Variable(core.as_array(ty, backend.get_array_module(ty)))
     if ty.data.shape != y.data.shape:
         from mibun.functions.array import broadcast_to
         ty = broadcast_to(ty, y.data.shape)
+    if ty.data.dtype != y.data.dtype and y.data.dtype.kind in "fc":
+        ty = core._cast(ty, y.data.dtype)
     return ty
 
 

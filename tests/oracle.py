@@ -8,7 +8,7 @@
   2. ``gradient_check`` (random projections, every float input, ``order`` 1 or 2);
   3. gradients for a random cotangent and Hessian-vector products (through
      ``create_graph=True``) against ``torch.autograd``; the JVP along a random direction
-     (``mibun.func.jvp``) against ``torch.func.jvp``, and the forward-over-reverse HVP
+     (``mibun.func.jvp``) against torch's, and the forward-over-reverse HVP
      (``jvp`` of the gradient) against the reverse-over-reverse one;
   4. float32 inputs give float32 outputs, gradients and tangents.
 (``gradient_check`` in step 2 also checks every JVP against finite differences and by
@@ -111,12 +111,14 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
                 np.testing.assert_allclose(h.data, th, rtol=rtol, atol=atol,
                                            err_msg=f"HVP for input {idx[k]} differs from PyTorch")
 
-        # forward mode against torch.func.jvp
+        # forward mode against torch's JVP (torch.autograd.functional: unlike torch.func it
+        # runs any reference, also one that builds a torch module)
         vs_t = [rng.standard_normal(vs[i].shape) for i in idx]
         _, touts = func.jvp(only_diff, tuple(xs[i] for i in idx), tuple(vs_t))
         primals = [torch.tensor(xs[i].copy()) for i in idx]
-        _, ttouts = torch.func.jvp(lambda *a: torch_fn(*_fill(xs, idx, a, torch_consts)),
-                                   tuple(primals), tuple(torch.tensor(v) for v in vs_t))
+        _, ttouts = torch.autograd.functional.jvp(
+            lambda *a: torch_fn(*_fill(xs, idx, a, torch_consts)), tuple(primals),
+            tuple(torch.tensor(v) for v in vs_t))
         for k, (t, tt) in enumerate(zip(_as_tuple(touts), _as_tuple(ttouts))):
             if tt.dtype.is_floating_point:
                 np.testing.assert_allclose(t.data, tt.numpy(force=True), rtol=rtol, atol=atol,

@@ -6,10 +6,11 @@ Variables. They compose (``jacfwd(jacrev(f))``, ``grad(grad(f))``, ``jvp`` of ``
 behave the same inside and outside ``no_grad()``, and are pure: no Variable's ``.grad``
 changes.
 
-Reverse mode (``vjp``, ``grad``, ``jacrev``) records the graph of ``f`` and runs the engine
-of :mod:`mibun.core` toward the inputs only (``core.grad``). In grad mode the results carry
-their own graph (they can be differentiated again, also by ``.backward()``); under
-``no_grad()`` they are plain values, computed the same way.
+Reverse mode (``vjp``, ``grad``, ``jacrev``) records the graph of ``f`` (also under
+``no_grad()``) and runs the engine of :mod:`mibun.core` toward the inputs only
+(``core.grad``). Its results are plain values, as ``mibun.grad`` without ``create_graph``,
+unless an enclosing transform differentiates them: nest transforms (``grad(grad(f))``) for
+higher derivatives.
 
 Forward mode (``jvp``, ``jacfwd``) is true forward mode: every Variable may carry
 *tangents*, ``x._tangents = {level: tangent Variable}``, and after each op's forward a hook
@@ -60,13 +61,24 @@ __all__ = ["grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "line
 # =============================================================================
 # Forward-mode machinery
 # =============================================================================
-class _State(threading.local):
+class _State:
+    # Not thread-local, as the hook it goes with: forward mode is for one thread at a time.
     levels = ()  # open forward levels, increasing (an inner transform has a higher one)
     live = ()  # the levels propagated now: all open ones, or those below a running rule
-    reverse = 0  # open reverse transforms (their graph must be recorded)
+
+
+class _Reverse(threading.local):
+    depth = 0  # open reverse transforms (their graph must be recorded)
+
+    def __enter__(self):
+        self.depth += 1
+
+    def __exit__(self, *exc):
+        self.depth -= 1
 
 
 _state = _State()
+_reverse = _Reverse()
 _level_ids = itertools.count(1)  # never reused, so a stale tangent cannot be mistaken
 
 
@@ -78,40 +90,100 @@ def _tangents_of(x):
 
 
 def _forward(f, inputs, outputs, recorded):
-    """``core._forward_hook``: give ``f``'s outputs their tangents, level by level."""
+    """``core._forward_hook``: give ``f``'s outputs their tangents, level by level.
+
+    It runs after every op while a level is open, so it is written for speed
+    (benchmarks/func.py, the jvp chain): one level, one input and one output take a short
+    path; no comprehensions."""
     live = _state.live
-    if not live:
+    if len(live) == 1 and len(inputs) == 1 and len(outputs) == 1:
+        try:
+            tx = inputs[0]._tangents[live[0]]
+        except (AttributeError, KeyError):  # the slot is unset outside forward mode
+            return
+        y = outputs[0]
+        if recorded:
+            kept = f.inputs
+        else:
+            f.outputs = [weakref.ref(y)]
+        f.inputs = inputs
+        rule = getattr(f, "jvp", None)
+        core._forward_hook = None  # the rule's own ops need no tangents
+        try:
+            ty = _jvp_by_double_vjp(f, (tx,)) if rule is None else rule(tx)
+        finally:
+            core._forward_hook = _forward
+            if recorded:
+                f.inputs = kept
+        if type(ty) is not Variable:
+            if type(ty) is tuple or type(ty) is list:
+                ty = ty[0]
+            if ty is None:
+                return
+            ty = _as_tangent(ty, y)
+        elif ty.data.shape != y.data.shape or ty.data.dtype != y.data.dtype:
+            ty = _as_tangent(ty, y)
+        y._tangents = {live[0]: ty}
+        if recorded and f.retain_outputs:  # a dropped output is rebuilt with its tangent
+            f._output_tangents = [y._tangents]
         return
-    tans = [_tangents_of(x) for x in inputs]
-    if not any(tans):
-        return
+    if len(inputs) == 1:
+        try:
+            tans = (inputs[0]._tangents,)
+        except AttributeError:  # the slot is left unset outside forward mode
+            return
+    else:
+        tans = []
+        for x in inputs:
+            try:
+                tans.append(x._tangents)
+            except AttributeError:
+                tans.append(None)
+        if tans.count(None) == len(tans):
+            return
     kept = f.inputs if recorded else None
     f.inputs = inputs  # every input, also those backward lets go (restored below)
     if not recorded:
-        f.outputs = [weakref.ref(y) for y in outputs]
-        f._edges = [None if x.generation < 0 else x for x in inputs]
+        if len(outputs) == 1:
+            f.outputs = [weakref.ref(outputs[0])]
+        else:
+            f.outputs = [weakref.ref(y) for y in outputs]
     try:
         # Lower levels first: the rule at level k reads the outputs' tangents below k.
         for n, k in enumerate(live):
-            txs = [None if t is None else t.get(k) for t in tans]
-            if not any(t is not None for t in txs):
-                continue
-            _state.live = live[:n]
+            if len(tans) == 1:
+                t = tans[0]
+                txs = (None if t is None else t.get(k),)
+                if txs[0] is None:
+                    continue
+            else:
+                txs = []
+                for t in tans:
+                    txs.append(None if t is None else t.get(k))
+                if txs.count(None) == len(txs):
+                    continue
+            rule = getattr(f, "jvp", None)
+            below = live[:n]
+            _state.live = below
+            if not below:  # the rule's own ops need no tangents: skip the hook for them
+                core._forward_hook = None
             try:
-                tys = _rule(f, txs)
+                tys = _jvp_by_double_vjp(f, txs) if rule is None else rule(*txs)
             finally:
                 _state.live = live
-            if not isinstance(tys, (tuple, list)):
+                core._forward_hook = _forward
+            if type(tys) is not tuple and type(tys) is not list:
                 tys = (tys,)
             for y, ty in zip(outputs, tys):
                 if ty is None:
                     continue
-                ty = _as_tangent(ty, y)
-                t = _tangents_of(y)
-                if t is None:
+                if type(ty) is not Variable or ty.data.shape != y.data.shape or (
+                        ty.data.dtype != y.data.dtype):
+                    ty = _as_tangent(ty, y)
+                try:
+                    y._tangents[k] = ty
+                except AttributeError:
                     y._tangents = {k: ty}
-                else:
-                    t[k] = ty
     finally:
         if recorded:
             f.inputs = kept
@@ -133,17 +205,12 @@ def _as_tangent(ty, y):
     return ty
 
 
-def _rule(f, txs):
-    jvp_rule = getattr(f, "jvp", None)
-    if jvp_rule is None:
-        return _jvp_by_double_vjp(f, txs)
-    return jvp_rule(*txs)
-
-
 def _jvp_by_double_vjp(f, txs):
     """J t for a Function that only has a backward: ``J t = d/du <J^T u, t>`` at any ``u``
     (backward is linear in ``u``), by one reverse pass through backward's own graph."""
     from mibun.functions.reduction import sum as fsum
+    if not hasattr(f, "_edges"):  # no graph was recorded: needs_grad reads the edges
+        f._edges = [None if x.generation < 0 else x for x in f.inputs]
     ys = [r() for r in f.outputs]
     us = [Variable(backend.get_array_module(y.data).zeros_like(y.data)) for y in ys]
     with using_config("enable_backprop", True):
@@ -158,20 +225,19 @@ def _jvp_by_double_vjp(f, txs):
             total = term if total is None else total + term
         if total is None or total.creator is None:
             return None
-        return core.grad(total, us, create_graph=_need_graph(0, Config.enable_backprop))
+        return core.grad(total, us, create_graph=_need_graph(0))
 
 
-def _need_graph(own, mode):
-    """Whether a backward must be recorded: in grad mode ``mode`` (the caller's, so the
-    result can be differentiated again, as any mibun result), for an outer reverse
-    transform (``own`` is the number of this transform's own reverse levels), or for
-    forward levels (the plain backward of some ops computes on arrays, dropping tangents)."""
-    return mode or _state.reverse > own or bool(_state.live)
+def _need_graph(own):
+    """Whether a backward must be recorded (``create_graph``): for an enclosing reverse
+    transform (``own`` counts this transform's own reverse levels), or for open forward
+    levels (the plain backward of some ops computes on arrays and would drop tangents)."""
+    return _reverse.depth > own or bool(_state.live)
 
 
 def _recording():
     """Whether forward mode records the graph: for a reverse transform, or in grad mode."""
-    return _state.reverse > 0 or Config.enable_backprop
+    return _reverse.depth > 0 or Config.enable_backprop
 
 
 class _Level:
@@ -189,14 +255,6 @@ class _Level:
         _state.levels, _state.live = self.saved
         if not _state.levels:
             core._forward_hook = None
-
-
-class _Reverse:
-    def __enter__(self):
-        _state.reverse += 1
-
-    def __exit__(self, *exc):
-        _state.reverse -= 1
 
 
 class _Identity(Function):
@@ -281,7 +339,7 @@ def vjp(f, *primals, has_aux=False):
     >>> vjp_fn(np.array(2.0))
     (variable(2.0),)
     """
-    with _Reverse():
+    with _reverse:
         xs = [_wrap(p, "primals") for p in primals]
         with using_config("enable_backprop", True):
             out = f(*xs)
@@ -298,14 +356,14 @@ def vjp(f, *primals, has_aux=False):
             if c.shape != o.shape:
                 raise ValueError(f"mibun.func.vjp: cotangent shape {c.shape} differs from "
                                  f"the output's {o.shape}")
-        return tuple(_pullback(outs, cts, xs, 0, Config.enable_backprop))
+        return tuple(_pullback(outs, cts, xs, 0))
 
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
 
-def _pullback(outs, cts, xs, own, mode):
+def _pullback(outs, cts, xs, own):
     """The gradients of ``sum_i <outs_i, cts_i>`` w.r.t. ``xs``."""
-    create = _need_graph(own, mode)
+    create = _need_graph(own)
     if len(outs) == 1:
         return core.grad(outs[0], list(xs), grad_outputs=cts[0], create_graph=create)
     from mibun.functions.reduction import sum as fsum
@@ -335,8 +393,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
     """
     def wrapper(*args, **kwargs):
         nums, single = _argnums(argnums, len(args), "grad")
-        mode = Config.enable_backprop
-        with _Reverse():
+        with _reverse:
             xs = list(args)
             for a in nums:
                 xs[a] = _wrap(args[a], f"argument {a}")
@@ -347,7 +404,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
                 got = getattr(value, "shape", type(value).__name__)
                 raise ValueError("mibun.func.grad: f must return a one-element Variable "
                                  f"(use vjp or jacrev otherwise), got {got}")
-            gs = _pullback([value], [core._seed(value)], [xs[a] for a in nums], 1, mode)
+            gs = _pullback([value], [core._seed(value)], [xs[a] for a in nums], 1)
         g = gs[0] if single else tuple(gs)
         return (g, (value, aux)) if has_aux else (g, value)
 
@@ -387,8 +444,7 @@ def jacrev(f, argnums=0, has_aux=False):
     """
     def wrapper(*args):
         nums, single = _argnums(argnums, len(args), "jacrev")
-        mode = Config.enable_backprop
-        with _Reverse():
+        with _reverse:
             xs = list(args)
             for a in nums:
                 xs[a] = _wrap(args[a], f"argument {a}")
@@ -397,7 +453,7 @@ def jacrev(f, argnums=0, has_aux=False):
             out, aux = _split_aux(out, has_aux, "jacrev")
             outs, is_tuple = _flat(out, "jacrev")
             targets = [xs[a] for a in nums]
-            graph = _need_graph(1, mode)
+            graph = _need_graph(1)
             jacs = []
             for o in outs:
                 rows = []  # rows[i][j]: d o.flat[i] / d targets[j]
@@ -513,8 +569,7 @@ def linearize(f, *primals):
                              f"for {len(primals)} primal(s)")
         from mibun.functions.reduction import sum as fsum
         us = [_zeros(o) for o in outs]
-        mode = Config.enable_backprop
-        with _Reverse(), using_config("enable_backprop", True):
+        with _reverse, using_config("enable_backprop", True):
             gs = vjp_fn(tuple(us) if is_tuple else us[0])
             total = None
             for g, t in zip(gs, tangents):
@@ -523,7 +578,7 @@ def linearize(f, *primals):
             if total is None or total.creator is None:
                 res = [_zeros(o) for o in outs]
             else:
-                res = list(core.grad(total, us, create_graph=_need_graph(1, mode)))
+                res = list(core.grad(total, us, create_graph=_need_graph(1)))
         return tuple(res) if is_tuple else res[0]
 
     return out, jvp_fn

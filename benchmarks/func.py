@@ -17,11 +17,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import timeit  # noqa: E402
+from _timing import timeit
 
-import mibun  # noqa: E402
-import mibun.functions as F  # noqa: E402
-from mibun import func  # noqa: E402
+import mibun
+import mibun.functions as F
+from mibun import func
 
 N_OPS = 1000
 
@@ -75,10 +75,10 @@ def main():
         with mibun.no_grad():
             func.jvp(chain, (x0,), (v0,))
 
-    y, t = func.jvp(chain, (x0,), (v0,))
-    ty, tt = tfunc.jvp(torch_chain, (tx0,), (tv0,))
+    _, t = func.jvp(chain, (x0,), (v0,))
+    _, tt = tfunc.jvp(torch_chain, (tx0,), (tv0,))
     assert abs(float(t.data) - float(tt)) < 1e-12
-    row("jvp, 1000-op chain", {
+    tj = row("jvp, 1000-op chain", {
         "mibun forward": lambda: chain(mibun.Variable(x0)),
         "mibun jvp": lambda: func.jvp(chain, (x0,), (v0,)),
         "mibun forward no_grad": fwd_nograd,
@@ -97,8 +97,8 @@ def main():
     def wide(x):
         return F.tanh(F.matmul(A.T, x)) * 2.0
 
-    ttall = lambda x: torch.tanh(tA @ x) * 2.0  # noqa: E731
-    twide = lambda x: torch.tanh(tA.T @ x) * 2.0  # noqa: E731
+    ttall = lambda x: torch.tanh(tA @ x) * 2.0
+    twide = lambda x: torch.tanh(tA.T @ x) * 2.0
     txt, txw = torch.tensor(xt), torch.tensor(xw)
     for f, tf_, x, tx in ((tall, ttall, xt, txt), (wide, twide, xw, txw)):
         np.testing.assert_allclose(func.jacfwd(f)(x).data, tfunc.jacrev(tf_)(tx).numpy(),
@@ -112,14 +112,14 @@ def main():
                 fn()
         return run
 
-    row("tall R^4 -> R^2000", {
+    tt_ = row("tall R^4 -> R^2000", {
         "mibun jacfwd": lambda: func.jacfwd(tall)(xt),
         "mibun jacfwd no_grad": nograd(lambda: func.jacfwd(tall)(xt)),
         "mibun jacrev no_grad": nograd(lambda: func.jacrev(tall)(xt)),
         "torch.func.jacfwd": lambda: tfunc.jacfwd(ttall)(txt),
         "torch.func.jacrev": lambda: tfunc.jacrev(ttall)(txt),
     }, "torch.func.jacfwd")
-    row("wide R^2000 -> R^4", {
+    tw = row("wide R^2000 -> R^4", {
         "mibun jacrev": lambda: func.jacrev(wide)(xw),
         "mibun jacrev no_grad": nograd(lambda: func.jacrev(wide)(xw)),
         "mibun jacfwd no_grad": nograd(lambda: func.jacfwd(wide)(xw)),
@@ -135,16 +135,35 @@ def main():
     def h(x):
         return F.sum(F.tanh(F.matmul(W, x))) + F.sum(x * x) * 0.5
 
-    th = lambda x: torch.tanh(tW @ x).sum() + (x * x).sum() * 0.5  # noqa: E731
+    th = lambda x: torch.tanh(tW @ x).sum() + (x * x).sum() * 0.5
     np.testing.assert_allclose(func.hessian(h)(xh).data,
                                tfunc.hessian(th)(torch.tensor(xh)).numpy(),
                                rtol=1e-10, atol=1e-12)
     txh = torch.tensor(xh)
-    row("hessian, 100 parameters", {
+    thh = row("hessian, 100 parameters", {
         "mibun hessian": lambda: func.hessian(h)(xh),
         "mibun hessian no_grad": nograd(lambda: func.hessian(h)(xh)),
         "torch.func.hessian": lambda: tfunc.hessian(th)(txh),
     }, "torch.func.hessian")
+
+    def r(t, a, b):
+        return t[a][0] / t[b][0]
+
+    print("targets (best times):")
+    print(f"  jvp / forward, grad mode:       {r(tj, 'mibun jvp', 'mibun forward'):5.2f}  (<= 2.5)")
+    print(f"  jvp / forward, no_grad:         "
+          f"{r(tj, 'mibun jvp no_grad', 'mibun forward no_grad'):5.2f}  (<= 2.5)")
+    print(f"  jvp / torch.func.jvp:           {r(tj, 'mibun jvp', 'torch.func.jvp'):5.2f}  (<= 1.0)")
+    print(f"  tall: jacfwd / jacrev:          "
+          f"{r(tt_, 'mibun jacfwd no_grad', 'mibun jacrev no_grad'):7.4f}  (< 1)")
+    print(f"  tall: jacfwd / torch.func:      "
+          f"{r(tt_, 'mibun jacfwd', 'torch.func.jacfwd'):5.2f}  (<= 1.0)")
+    print(f"  wide: jacrev / jacfwd:          "
+          f"{r(tw, 'mibun jacrev no_grad', 'mibun jacfwd no_grad'):7.4f}  (< 1)")
+    print(f"  wide: jacrev / torch.func:      "
+          f"{r(tw, 'mibun jacrev', 'torch.func.jacrev'):5.2f}  (<= 1.0)")
+    print(f"  hessian / torch.func.hessian:   "
+          f"{r(thh, 'mibun hessian', 'torch.func.hessian'):5.2f}  (<= 1.0)")
 
 
 if __name__ == "__main__":

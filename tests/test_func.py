@@ -235,8 +235,7 @@ def _close(a, b, what):
 
 
 def test_every_op_is_covered():
-    from mibun.functions import (activation, array, conv, linalg, loss, math, noise, norm,
-                                 reduction)
+    from mibun.functions import activation, array, conv, linalg, loss, math, noise, norm, reduction
     names = set()
     for m in (activation, array, conv, linalg, loss, math, noise, norm, reduction):
         names |= {n for n in m.__all__ if not inspect.isclass(getattr(m, n))}
@@ -247,15 +246,14 @@ def test_every_op_is_covered():
 
 def test_every_op_class_has_a_jvp_rule():
     import mibun.functions as mf
-    from mibun.functions import (activation, array, conv, linalg, loss, math, noise, norm,
-                                 reduction)
+    from mibun.functions import activation, array, conv, linalg, loss, math, noise, norm, reduction
     missing = []
     for m in (activation, array, conv, linalg, loss, math, noise, norm, reduction, mf):
         for name, cls in vars(m).items():
-            if inspect.isclass(cls) and issubclass(cls, Function) and (
-                    cls.backward is not Function.backward):  # not a shared base
-                if getattr(cls, "jvp", None) is None:
-                    missing.append(f"{m.__name__}.{name}")
+            if (inspect.isclass(cls) and issubclass(cls, Function)
+                    and cls.backward is not Function.backward  # not a shared base
+                    and getattr(cls, "jvp", None) is None):
+                missing.append(f"{m.__name__}.{name}")
     assert not missing, f"built-in ops without a JVP rule: {missing}"
 
 
@@ -448,6 +446,7 @@ def test_vjp_jvp_linearize_conventions():
     _close(list(out[1]), list(tout[1]), "jvp tuple tangent")
     y, t, aux = func.jvp(lambda x: (F.sin(x), "a"), (X,), (Y,), has_aux=True)
     assert aux == "a"
+    _close(t, tfunc.jvp(torch.sin, (tx,), (torch.tensor(Y),))[1], "jvp has_aux tangent")
     with pytest.raises(TypeError, match="tuples"):
         func.jvp(F.sin, X, Y)
     with pytest.raises(ValueError, match="shape"):
@@ -473,7 +472,7 @@ def test_jacobian_shapes_and_tuples():
     def f(x, y):
         return F.sum(x, axis=0) * y, x * 2
 
-    tf_ = lambda x, y: (x.sum(0) * y, x * 2)  # noqa: E731
+    tf_ = lambda x, y: (x.sum(0) * y, x * 2)
     tx, ty = torch.tensor(x), torch.tensor(Y)
     for jac, tjac in ((func.jacrev, tfunc.jacrev), (func.jacfwd, tfunc.jacfwd)):
         j = jac(f, argnums=(0, 1))(x, Y)
@@ -489,12 +488,12 @@ def test_jacobian_shapes_and_tuples():
 
 # --- composition, purity, no_grad, levels ---------------------------------------------------
 def test_compositions():
-    f = lambda x: F.sum(F.exp(F.sin(x)) * x)  # noqa: E731
-    tf_ = lambda x: (torch.exp(torch.sin(x)) * x).sum()  # noqa: E731
+    f = lambda x: F.sum(F.exp(F.sin(x)) * x)
+    tf_ = lambda x: (torch.exp(torch.sin(x)) * x).sum()
     tx = torch.tensor(X)
     _close(func.jacfwd(func.jacrev(f))(X), func.hessian(f)(X), "jacfwd(jacrev)")
     _close(func.hessian(f)(X), tfunc.hessian(tf_)(tx), "hessian")
-    s = lambda x: F.sum(F.sin(x) * F.cos(x))  # noqa: E731
+    s = lambda x: F.sum(F.sin(x) * F.cos(x))
     g3 = func.grad(lambda x: F.sum(func.grad(lambda y: F.sum(func.grad(s)(y)))(x)))(X)
     tg3 = tfunc.grad(lambda x: tfunc.grad(lambda y: tfunc.grad(
         lambda z: (torch.sin(z) * torch.cos(z)).sum())(y).sum())(x).sum())(tx)
@@ -510,7 +509,7 @@ def test_compositions():
 def test_transforms_are_pure_and_work_under_no_grad():
     w = Variable(np.array([1.0, 2.0, 3.0]))
     x = Variable(X.copy())
-    f = lambda x: F.sum(F.sin(x) * w)  # noqa: E731
+    f = lambda x: F.sum(F.sin(x) * w)
     results = []
     for mode in (mibun.enable_grad, mibun.no_grad):
         with mode():
@@ -561,7 +560,7 @@ def test_no_perturbation_confusion():
     _, t = func.jvp(mixed, (np.array(3.0),), (np.array(1.0),))
     assert float(t.data) == 6.0
     # nested forward: d2/dx2 x^3 = 6x via jvp of jvp
-    inner = lambda x: func.jvp(lambda z: z ** 3, (x,), (np.array(1.0),))[1]  # noqa: E731
+    inner = lambda x: func.jvp(lambda z: z ** 3, (x,), (np.array(1.0),))[1]
     assert float(func.jvp(inner, (np.array(2.0),), (np.array(1.0),))[1].data) == 12.0
 
 
@@ -620,3 +619,14 @@ def test_function_without_jvp_uses_its_vjp():
         _, t = func.jvp(Cube(), (x,), (Y,))
     np.testing.assert_allclose(t.data, 3 * x ** 2 * Y, rtol=1e-12)
     mibun.utils.gradient_check(lambda v: Cube()(v), x, order=2)
+
+
+@pytest.mark.parametrize("name", ["newton_hessian", "mlp_hvp", "pendulum_jacobian"])
+def test_examples_run(name, capsys, monkeypatch):
+    import os
+    import runpy
+    import sys
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", f"{name}.py")
+    monkeypatch.setattr(sys, "argv", [path])
+    runpy.run_path(path, run_name="__main__")  # each example asserts its own result
+    assert capsys.readouterr().out

@@ -121,8 +121,10 @@ def _forward(f, inputs, outputs, recorded):
             if ty is None:
                 return
             ty = _as_tangent(ty, y)
-        elif ty.data.shape != y.data.shape or ty.data.dtype != y.data.dtype:
-            ty = _as_tangent(ty, y)
+        else:
+            td, yd = ty.data, y.data
+            if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
+                ty = _as_tangent(ty, y)
         y._tangents = {live[0]: ty}
         if recorded and f.retain_outputs:  # a dropped output is rebuilt with its tangent
             f._output_tangents = [y._tangents]

@@ -201,6 +201,9 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
     Args:
         f: callable taking the inputs (Variables) and returning a Variable or a tuple.
         *inputs: ndarrays / Variables (float ones are checked; others pass through).
+        jvp (bool): also check forward mode. A user Function without a ``jvp`` rule is
+            checked through its VJP; pass False for one whose backward computes on
+            ``gy.data`` (it has no forward mode).
         **kwargs: passed to ``f`` (as in DeZero).
     Returns:
         True (so DeZero's ``assert gradient_check(...)`` works).

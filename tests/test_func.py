@@ -630,3 +630,19 @@ def test_examples_run(name, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [path])
     runpy.run_path(path, run_name="__main__")  # each example asserts its own result
     assert capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_op_jvp_without_a_graph(case):
+    # under no_grad no graph is recorded: each rule must still find what it reads (max
+    # pooling recomputes its winners, deconv2d its output size)
+    xs, idx = _case_inputs(case)
+    f = _mibun_fn(case, xs, idx)
+    ps = tuple(xs[i] for i in idx)
+    vs = tuple(np.random.default_rng(3).standard_normal(np.shape(p)) for p in ps)
+    _, t = func.jvp(f, ps, vs)
+    with mibun.no_grad():
+        _, t0 = func.jvp(f, ps, vs)
+    for a, b in zip(t if isinstance(t, tuple) else (t,), t0 if isinstance(t0, tuple) else (t0,)):
+        assert b.creator is None
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-12, atol=1e-14)

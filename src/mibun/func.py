@@ -102,12 +102,14 @@ def _forward(f, inputs, outputs, recorded):
         except (AttributeError, KeyError):  # the slot is unset outside forward mode
             return
         y = outputs[0]
+        rule = getattr(f, "jvp", None)
         if recorded:
             kept = f.inputs
-        else:
+        elif f.retain_outputs or f.retain_inputs is None or rule is None:
+            # built-in rules read outputs only through retained_output; a user's op
+            # (keeping every input) may read self.output
             f.outputs = [weakref.ref(y)]
         f.inputs = inputs
-        rule = getattr(f, "jvp", None)
         core._forward_hook = None  # the rule's own ops need no tangents
         try:
             ty = _jvp_by_double_vjp(f, (tx,)) if rule is None else rule(tx)

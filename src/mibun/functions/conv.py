@@ -287,6 +287,7 @@ class Deconv2d(Function):
         if out_hw is None:
             out_hw = (get_deconv_outsize(x.shape[2], KH, sy, ph),
                       get_deconv_outsize(x.shape[3], KW, sx, pw))
+        self.out_hw = out_hw  # for jvp
         y = _deconv_array(x, W, sy, sx, ph, pw, out_hw)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
@@ -307,7 +308,7 @@ class Deconv2d(Function):
 
     def jvp(self, tx, tW, tb=None):
         x, W = self.inputs[0], self.inputs[1]
-        out_hw = self.outputs[0]().shape[2:]
+        out_hw = self.out_hw
         return _total([None if tx is None else Deconv2d(self.stride, self.pad, out_hw)(tx, W),
                        None if tW is None else Deconv2d(self.stride, self.pad, out_hw)(x, tW),
                        None if tb is None else tb.reshape(1, -1, 1, 1)])
@@ -616,13 +617,16 @@ class Pooling(Function):
         self._find_winners(x, y, views)
         return y
 
-    def _find_winners(self, x, y, views=None):
+    def _find_winners(self, x, y=None, views=None):
         """Set ``self.indexes``: which entry of each window gave the maximum ``y``."""
         xp = backend.get_array_module(x)
         if views is None:
             KH, KW = self.kernel_size
             win = _windows(_pad(x, *self.pad, value=-np.inf), KH, KW, *self.stride)
             views = [win[:, :, j, i] for j in range(KH) for i in range(KW)]
+            y = views[0]
+            for v in views[1:]:
+                y = xp.maximum(y, v)
         # The first maximal entry in row-major window order wins (as torch.max_pool2d).
         # Its index is the number of leading entries that are not maximal: count them with
         # a running "no maximum yet" mask (bool ops and one float compare per offset).
@@ -642,7 +646,7 @@ class Pooling(Function):
     def jvp(self, tx):
         # the tangent of each window's winner (forward skips the winners without a graph)
         if getattr(self, "indexes", None) is None:
-            self._find_winners(self.inputs[0].data, self.outputs[0]().data)
+            self._find_winners(self.inputs[0].data)
         return Pooling2DWithIndexes(self)(tx)
 
 

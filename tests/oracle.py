@@ -7,8 +7,12 @@
   1. forward values against PyTorch;
   2. ``gradient_check`` (random projections, every float input, ``order`` 1 or 2);
   3. gradients for a random cotangent and Hessian-vector products (through
-     ``create_graph=True``) against ``torch.autograd``;
-  4. float32 inputs give float32 outputs and float32 gradients.
+     ``create_graph=True``) against ``torch.autograd``; the JVP along a random direction
+     (``mibun.func.jvp``) against torch's, and the forward-over-reverse HVP
+     (``jvp`` of the gradient) against the reverse-over-reverse one;
+  4. float32 inputs give float32 outputs, gradients and tangents.
+(``gradient_check`` in step 2 also checks every JVP against finite differences and by
+duality with the VJP, to ``order``.)
 
 The array module is a parameter (``xp``; by default ``oracle.BACKEND``, which
 tests/functions/conftest.py sets per test). On CuPy the inputs move to the GPU and steps 1,
@@ -20,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 import mibun
-from mibun import Variable, backend
+from mibun import Variable, backend, func
 from mibun.utils import gradient_check
 
 try:
@@ -86,40 +90,44 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
     def to_dev(a):
         return xp.asarray(a) if isinstance(a, np.ndarray) and xp is not np else a
 
-    # 1. forward, 3. gradients of <w, y> and HVPs along u: against PyTorch (and NumPy)
+    # 1. forward, 3. gradients of <w, y>, HVPs along u and JVPs along v: against PyTorch
+    # (and, on another backend, against the same graph on NumPy)
     ys = _as_tuple(fn(*[Variable(to_dev(a)) if i in idx else to_dev(a)
                         for i, a in enumerate(xs)]))
     have_torch = torch_fn is not None and torch is not None
     if have_torch or xp is not np:
         ws = [rng.standard_normal(y.shape) for y in ys]
         us = [rng.standard_normal(xs[i].shape) for i in idx] if hvp else None
-        got = _mibun_graph(fn, xs, idx, ws, us, to_dev)
+        vs_t = [rng.standard_normal(xs[i].shape) for i in idx]
+        got = _mibun_graph(fn, xs, idx, ws, us, vs_t, to_dev)
         refs = []
         if have_torch:
-            refs.append(("PyTorch", _torch_graph(torch_fn, xs, idx, ws, us)))
+            refs.append(("PyTorch", _torch_graph(torch_fn, xs, idx, ws, us, vs_t)))
         if xp is not np:
-            refs.append(("NumPy", _mibun_graph(fn, xs, idx, ws, us, lambda a: a)))
+            refs.append(("NumPy", _mibun_graph(fn, xs, idx, ws, us, vs_t, lambda a: a)))
         for ref_name, ref in refs:
-            for key, what in (("y", "forward"), ("g", "gradient"), ("h", "HVP")):
+            for key, what in (("y", "forward"), ("g", "gradient"), ("h", "HVP"),
+                              ("t", "JVP")):
                 for k, (a, b) in enumerate(zip(got.get(key, ()), ref.get(key, ()))):
+                    if b is None:  # a non-float output: no tangent to compare
+                        continue
                     np.testing.assert_allclose(
                         a, b, rtol=rtol, atol=atol,
                         err_msg=f"{what} {k} on {xp.__name__} differs from {ref_name}")
                     assert a.shape == b.shape, (what, k, a.shape, b.shape)
+        # forward-over-reverse: d/de grad(L)(x + e u) = H u, the HVP above
+        for k, (fh, h) in enumerate(zip(got.get("fh", ()), got.get("h", ()))):
+            np.testing.assert_allclose(fh, h, rtol=rtol, atol=atol,
+                                       err_msg=f"jvp of the gradient (input {idx[k]}) "
+                                               "differs from the HVP")
 
     # 2. finite differences, every float input, up to `order` (on NumPy: they check the
     # formula, not the device)
     if xp is np:
-        def only_diff(*args):
-            full = list(xs)
-            for i, a in zip(idx, args):
-                full[i] = a
-            return fn(*full)
+        gradient_check(lambda *a: fn(*_fill(xs, idx, a)), *[xs[i] for i in idx],
+                       order=order, rtol=gc_rtol, atol=gc_atol, seed=seed)
 
-        gradient_check(only_diff, *[xs[i] for i in idx], order=order, rtol=gc_rtol,
-                       atol=gc_atol, seed=seed)
-
-    # 4. float32 stays float32 (and on the device), gradients too
+    # 4. float32 stays float32 (and on the device): outputs, tangents and gradients
     if float32:
         vs32 = [Variable(to_dev(a.astype(np.float32))) if i in idx else to_dev(a)
                 for i, a in enumerate(xs)]
@@ -128,6 +136,11 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
             assert backend.get_array_module(y.data) is xp, "the output left the device"
             if y.dtype.kind == "f":
                 assert y.dtype == np.float32, f"float32 input gave a {y.dtype} output"
+        _, t32 = func.jvp(lambda *a: fn(*_fill(vs32, idx, a)), tuple(vs32[i] for i in idx),
+                          tuple(xp.ones(vs32[i].shape, np.float32) for i in idx))
+        for t, y in zip(_as_tuple(t32), ys32):
+            if y.dtype.kind == "f":
+                assert t.dtype == np.float32, f"float32 input gave a {t.dtype} tangent"
         L32 = sum(((y * 1.5).sum() for y in ys32 if y.dtype.kind == "f"), start=0.0)
         if isinstance(L32, Variable):
             L32.backward()
@@ -139,30 +152,56 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
     return ys
 
 
-def _mibun_graph(fn, xs, idx, ws, us, to_dev):
-    """mibun's forward, gradients of <w, y> and HVPs along ``us`` (if given), as NumPy."""
-    vs = [Variable(to_dev(a)) if i in idx else to_dev(a) for i, a in enumerate(xs)]
+def _fill(full, idx, args, base=None):
+    """``full`` (or ``base``) with the entries at ``idx`` replaced by ``args``."""
+    out = list(full if base is None else base)
+    for i, a in zip(idx, args):
+        out[i] = a
+    return out
+
+
+def _loss(ys, ws, to_dev=lambda a: a):
+    ys = _as_tuple(ys)
+    return sum(((y * to_dev(w)).sum() for y, w in zip(ys, ws) if y.dtype.kind == "f"),
+               start=0.0)
+
+
+def _mibun_graph(fn, xs, idx, ws, us, vs_t, to_dev):
+    """mibun's forward, gradients of <w, y>, HVPs along ``us`` (if given) both reverse over
+    reverse ("h") and forward over reverse ("fh"), and JVPs along ``vs_t``, as NumPy."""
+    dev = [to_dev(a) for a in xs]
+    vs = [Variable(a) if i in idx else a for i, a in enumerate(dev)]
     ys = _as_tuple(fn(*vs))
-    L = sum(((y * to_dev(w)).sum() for y, w in zip(ys, ws) if y.dtype.kind == "f"),
-            start=0.0)
     dvs = [vs[i] for i in idx]
-    gs = mibun.grad(L, dvs, create_graph=us is not None)
+    gs = mibun.grad(_loss(ys, ws, to_dev), dvs, create_graph=us is not None)
     out = {"y": [backend.as_numpy(y.data) for y in ys],
            "g": [backend.as_numpy(g.data) for g in gs]}
+
+    def only_diff(*a):
+        return fn(*_fill(dev, idx, a))
+
+    _, touts = func.jvp(only_diff, tuple(dev[i] for i in idx), tuple(to_dev(v) for v in vs_t))
+    out["t"] = [backend.as_numpy(t.data) for t in _as_tuple(touts)]
     if us is not None:
         gu = sum(((g * to_dev(u)).sum() for g, u in zip(gs, us)), start=0.0)
         if isinstance(gu, Variable) and gu.creator is not None:
             out["h"] = [backend.as_numpy(h.data) for h in mibun.grad(gu, dvs)]
         else:
             out["h"] = [np.zeros(v.shape) for v in dvs]
+
+        def grad_L(*a):
+            return tuple(mibun.grad(_loss(only_diff(*a), ws, to_dev), list(a),
+                                    create_graph=True))
+        _, fhs = func.jvp(grad_L, tuple(dev[i] for i in idx), tuple(to_dev(u) for u in us))
+        out["fh"] = [backend.as_numpy(fh.data) for fh in fhs]
     return out
 
 
-def _torch_graph(torch_fn, xs, idx, ws, us):
+def _torch_graph(torch_fn, xs, idx, ws, us, vs_t):
     """The same as ``_mibun_graph`` through torch.autograd, in float64 on the CPU."""
     # torch.tensor refuses negative strides: hand it a copy
-    ts = [torch.tensor(a.copy(), requires_grad=True) if i in idx else
-          (torch.tensor(a.copy()) if isinstance(a, np.ndarray) else a)
+    consts = [torch.tensor(a.copy()) if isinstance(a, np.ndarray) else a for a in xs]
+    ts = [torch.tensor(a.copy(), requires_grad=True) if i in idx else consts[i]
           for i, a in enumerate(xs)]
     tys = _as_tuple(torch_fn(*ts))
     assert len(tys) == len(ws), "output count differs from the reference"
@@ -173,6 +212,13 @@ def _torch_graph(torch_fn, xs, idx, ws, us):
     out = {"y": [ty.detach().numpy(force=True) for ty in tys],
            "g": [np.zeros(t.shape) if tg is None else tg.detach().numpy(force=True)
                  for t, tg in zip(dts, tgs)]}
+    # forward mode through torch.autograd.functional: unlike torch.func it runs any
+    # reference, also one that builds a torch module
+    _, ttouts = torch.autograd.functional.jvp(
+        lambda *a: torch_fn(*_fill(xs, idx, a, consts)),
+        tuple(torch.tensor(xs[i].copy()) for i in idx), tuple(torch.tensor(v) for v in vs_t))
+    out["t"] = [tt.numpy(force=True) if tt.dtype.is_floating_point else None
+                for tt in _as_tuple(ttouts)]
     if us is not None:
         tgu = sum((tg * torch.tensor(u)).sum() for tg, u in zip(tgs, us)
                   if tg is not None and tg.requires_grad)

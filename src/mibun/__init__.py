@@ -9,6 +9,7 @@ from mibun import (  # noqa: F401
     cuda,
     dataloaders,
     datasets,
+    func,
     functions_conv,
     layers,
     models,
@@ -39,7 +40,7 @@ is_simple_core = False
 
 __all__ = [
     "Config", "Function", "Parameter", "Variable", "as_array", "as_variable", "enable_grad",
-    "functions", "grad", "no_grad", "numerical_diff", "test_mode", "using_config", "utils",
-    "Layer", "Model", "DataLoader", "SeqDataLoader", "Dataset", "setup_variable",
+    "func", "functions", "grad", "no_grad", "numerical_diff", "test_mode", "using_config",
+    "utils", "Layer", "Model", "DataLoader", "SeqDataLoader", "Dataset", "setup_variable",
 ]
 __version__ = "0.1.0"

@@ -48,7 +48,9 @@ class Variable:
     variable(4.0)
     """
 
-    __slots__ = ("__weakref__", "_node", "data", "generation", "grad", "name")
+    # ``_tangents`` ({level: tangent Variable}) is set only by forward mode (mibun.func);
+    # left unset otherwise, so the hot path never pays for it.
+    __slots__ = ("__weakref__", "_node", "_tangents", "data", "generation", "grad", "name")
     # Make ndarray <op> Variable defer to Variable (NumPy also honours __array_ufunc__).
     __array_priority__ = 200
 
@@ -294,7 +296,10 @@ class Function:
             else:
                 self.inputs = [x if i in keep else None for i, x in enumerate(variables)]
         if type(ys) is tuple:
-            return self._multiple_outputs(ys, record)
+            outputs = self._multiple_outputs(ys, record)
+            if _forward_hook is not None:
+                _forward_hook(self, variables, outputs, record)
+            return outputs
 
         if not isinstance(ys, _array_types):
             ys = as_array(ys)  # NumPy returns 0-d results as scalars
@@ -305,6 +310,8 @@ class Function:
         if not record:
             y._node = None
             y.generation = 0
+            if _forward_hook is not None:
+                _forward_hook(self, variables, (y,), False)
             return y
         y._node = (self, 0)
         y.generation = self.generation + 1
@@ -312,6 +319,8 @@ class Function:
         self._meta = ((ys.shape, ys.dtype),)
         if self.retain_outputs:
             self._ys = (ys,)
+        if _forward_hook is not None:
+            _forward_hook(self, variables, (y,), True)
         return y
 
     def _multiple_outputs(self, ys, record):
@@ -367,6 +376,9 @@ class Function:
             y = Variable(self._ys[i])
             y._node = (self, i)
             y.generation = self.generation + 1
+            tangents = self.__dict__.get("_output_tangents")  # kept by forward mode
+            if tangents is not None and tangents[i] is not None:
+                y._tangents = tangents[i]
         return y
 
     def needs_grad(self, i: int) -> bool:
@@ -375,6 +387,12 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
+
+# Set by mibun.func while a forward-mode level is open: called as
+# ``hook(function, input_variables, output_variables, recorded)`` after each forward, it
+# computes the outputs' tangents. None otherwise (one global read per op).
+_forward_hook = None
 
 
 def _wrap_inputs(f, inputs):
@@ -438,6 +456,9 @@ class _Cast(Function):
             return gy  # an integer input: its gradient is not truncated
         return _cast(gy, self.x_dtype)
 
+    def jvp(self, tx):
+        return _cast(tx, self.dtype)
+
 
 def _cast(x, dtype):
     if x.data.dtype == dtype:
@@ -445,40 +466,64 @@ def _cast(x, dtype):
     return _Cast(dtype)(x)
 
 
-def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
-                  observer=None) -> None:
+def _seed(start: Variable) -> Variable:
+    """The default output gradient: ones in the output's dtype (float64 for bool), a constant."""
     data = start.data
-    if data is None:
+    xp = backend.get_array_module(data)
+    # ones in the output's dtype, as DeZero: integer data gives an integer seed. The seed is
+    # a constant: no gradient flows into it, so under create_graph=True no graph points back
+    # at it (that made a reference cycle per backward).
+    dtype = data.dtype if data.dtype.kind in "fciu" else np.float64
+    return _constant(xp.ones(data.shape, dtype=dtype))
+
+
+def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
+                  observer=None, targets=None, seed=None):
+    """Backprop from ``start``. With ``targets`` (a list of Variables) nothing's ``.grad``
+    is touched: the gradients of the targets are returned (None where none arrived) and
+    functions below every target (lower generation) are not visited."""
+    if start.data is None:
         raise ValueError("Variable.backward: this Variable has no data (data is None); "
                          "backward starts from a computed output, e.g. loss.backward()")
-    # The seed is a constant: no gradient flows into it, so under create_graph=True no
-    # graph points back at it (that made a reference cycle per backward).
-    if start.grad is None:
-        xp = backend.get_array_module(data)
-        # ones in the output's dtype, as DeZero: integer data gives an integer seed
-        dtype = data.dtype if data.dtype.kind in "fciu" else np.float64
-        start.grad = _constant(xp.ones(data.shape, dtype=dtype))
-    elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
-        start.grad = _constant(as_array(start.grad, backend.get_array_module(start.grad)),
-                               "Variable.backward", "grad")
+    if targets is None:
+        if start.grad is None:
+            start.grad = _seed(start)
+        elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
+            start.grad = _constant(as_array(start.grad, backend.get_array_module(start.grad)),
+                                   "Variable.backward", "grad")
+        seed = start.grad
+        wanted = found = None
+        floor = 0
+    else:
+        # A target is known by its edge key: (creator id, output index), or its own id.
+        wanted = {}
+        for k, t in enumerate(targets):
+            wanted.setdefault((id(t._node[0]), t._node[1]) if t._node else id(t), []).append(k)
+        found = [None] * len(targets)
+        for k, t in enumerate(targets):
+            if t is start:
+                found[k] = seed
+        floor = min(t.generation for t in targets) if targets else 0
     node = start._node
     if node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
-        return
+        return found
 
     # pending[id(f)] holds the gradients of f's outputs summed so far. A function is pushed
     # on the heap when its first output gradient arrives and popped after every function of
     # a higher generation, i.e. after all gradients for its outputs have been summed.
     f0, i0 = node
     pending = {id(f0): [None] * len(f0.outputs)}
-    pending[id(f0)][i0] = start.grad
+    pending[id(f0)][i0] = seed
     heap = [(-f0.generation, 0, f0)]
     count = 1
     pop, push = heapq.heappop, heapq.heappush
-    given = {id(start.grad.data)}  # arrays already stored as some Variable's grad
+    given = {id(seed.data)}  # arrays already stored as some Variable's grad
 
     with using_config("enable_backprop", create_graph):
         while heap:
             f = pop(heap)[2]
+            if f.generation < floor:  # below every target: nothing left to find
+                break
             gys = pending.pop(id(f))
             if None in gys:  # an output that did not reach `start`: its gradient is zero
                 gys = _fill_zeros(f, gys)
@@ -511,6 +556,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     if type(gx) is not Variable or gx.data.shape != shape or (
                             gx.data.dtype != dtype):
                         gx = _check_grad(f, i, gx, shape, dtype)
+                    if wanted is not None and (id(c), j) in wanted:
+                        _found(found, wanted[id(c), j], gx, given)
                     slot = pending.get(id(c))
                     if slot is None:
                         slot = pending[id(c)] = [None] * len(c.outputs)
@@ -524,7 +571,10 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     if type(gx) is not Variable or gx.data.shape != x.shape or (
                             gx.data.dtype != x.dtype):
                         gx = _check_grad(f, i, gx, x.shape, x.dtype)
-                    if e.grad is None:
+                    if wanted is not None:
+                        if id(e) in wanted:
+                            _found(found, wanted[id(e)], gx, given)
+                    elif e.grad is None:
                         # A leaf's gradient owns its memory, so an in-place update
                         # (p.grad.data *= ...) changes nothing else: Add hands the same gy
                         # to both inputs, reshape returns views, broadcast_to read-only ones.
@@ -534,6 +584,20 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                         e.grad = gx
                     else:
                         e.grad = e.grad + gx
+    return found
+
+
+def _found(found, ks, gx, given):
+    """Add ``gx`` to the gradients of targets ``ks``; a first gradient gets its own memory
+    (as a leaf's ``.grad`` does) so the caller may update it in place."""
+    for k in ks:
+        if found[k] is None:
+            if id(gx.data) in given or not _owns_data(gx.data):
+                gx = gx * 1
+            given.add(id(gx.data))
+            found[k] = gx
+        else:
+            found[k] = found[k] + gx
 
 
 def _owns_data(a) -> bool:
@@ -548,11 +612,17 @@ def _fill_zeros(f, gys):
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False):
-    """Gradients of ``outputs`` w.r.t. ``inputs``, returned without touching ``.grad``.
+    """Gradients of ``outputs`` w.r.t. ``inputs``, returned without touching any ``.grad``.
+
+    This is the function-of-Variables form of :func:`mibun.func.vjp` (as
+    ``torch.autograd.grad`` is of ``torch.func.vjp``): ``outputs`` was already computed
+    from ``inputs``, and the vector-Jacobian product with ``grad_outputs`` is returned.
+    Pure: no Variable's ``.grad`` changes (not the inputs', not other leaves').
 
     Args:
         outputs (Variable): a Variable (scalar, or any shape with ``grad_outputs``).
-        inputs (Variable or sequence of Variable): the variables to differentiate against.
+        inputs (Variable or sequence of Variable): the variables to differentiate against
+            (leaves or intermediate results).
         grad_outputs (array or Variable): the cotangent; ones by default.
         create_graph (bool): record the computation for higher-order derivatives.
     Returns:
@@ -572,24 +642,14 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
                             "Wrap data as Variable(x) before computing with it")
         if v.data is None:
             raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")
-    saved = [x.grad for x in xs]
-    saved_out = outputs.grad
-    try:
-        for x in xs:
-            x.grad = None
-        outputs.grad = None if grad_outputs is None else as_variable(grad_outputs)
-        outputs.backward(create_graph=create_graph)
-        gs = []
-        for x in xs:
-            g = x.grad
-            if g is None:
-                xp = backend.get_array_module(x.data)
-                g = Variable(xp.zeros_like(x.data))
-            gs.append(g)
-    finally:
-        for x, s in zip(xs, saved):
-            x.grad = s
-        outputs.grad = saved_out
+    seed = _seed(outputs) if grad_outputs is None else as_variable(grad_outputs)
+    found = _run_backward(outputs, False, create_graph, targets=xs, seed=seed)
+    gs = []
+    for x, g in zip(xs, found):
+        if g is None:
+            xp = backend.get_array_module(x.data)
+            g = Variable(xp.zeros_like(x.data))
+        gs.append(g)
     return gs[0] if single else tuple(gs)
 
 

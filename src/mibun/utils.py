@@ -228,20 +228,31 @@ def _is_checked(a, first):
 
 
 def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
-                   full_size=100, **kwargs):
-    """Check ``f``'s backward against central differences; raise on a mismatch.
+                   full_size=100, jvp=True, **kwargs):
+    """Check ``f``'s backward and forward mode against central differences; raise on a
+    mismatch.
 
     Every output ``y_k`` is projected on fixed random weights ``w_k``, giving the scalar
     ``L = sum_k <w_k, y_k>``. For each floating input, ``dL/dx`` from backprop is compared
     with finite differences: elementwise when the input has at most ``full_size`` elements,
     else along two random directions ``v`` (``<dL/dx, v>`` against ``(L(x+eps v) -
-    L(x-eps v)) / 2eps``). Inputs are copied to float64. With ``order=2`` the gradient
-    itself (built with ``create_graph=True``) is checked the same way.
+    L(x-eps v)) / 2eps``). Inputs are copied to float64.
+
+    With ``jvp`` (the default) forward mode is checked too: ``mibun.func.jvp`` along a
+    random direction ``v`` (every input at once) against ``(f(x+eps v) - f(x-eps v)) /
+    2eps``, and the duality ``<w, J v> = <J^T w, v>`` with the backprop gradient.
+
+    With ``order=2`` the gradient (built with ``create_graph=True``) and the tangent map
+    ``x -> J(x) v`` are checked the same way, which covers forward-over-reverse,
+    reverse-over-reverse, reverse-over-forward and forward-over-forward.
 
     Args:
         f: callable taking the inputs (Variables) and returning a Variable or a tuple.
         *inputs: ndarrays / Variables (float ones are checked, and the first one also
             when it holds integers; others pass through).
+        jvp (bool): also check forward mode. A user Function without a ``jvp`` rule is
+            checked through its VJP; pass False for one whose backward computes on
+            ``gy.data`` (it has no forward mode).
         **kwargs: passed to ``f`` (as in DeZero).
     Returns:
         True (so DeZero's ``assert gradient_check(...)`` works).
@@ -334,14 +345,61 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
                 if not np.isclose(num, ana, rtol=rtol, atol=atol * max(1.0, scale)):
                     _fail(f, i, np.array(num), np.array(ana), "random direction")
 
+    if jvp:
+        vs = [rng.standard_normal(a.shape) for a in base]
+        _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol)
+
     if order > 1:
         def grad_fn(*vs):
             with enable_grad():  # the outer check evaluates f under no_grad
                 return tuple(grad(loss_var(list(vs)), list(vs), create_graph=True))
 
         gradient_check(grad_fn, *base, rtol=rtol, atol=atol, eps=eps, order=order - 1,
-                       seed=seed + 1, full_size=full_size)
+                       seed=seed + 1, full_size=full_size, jvp=jvp)
+        if jvp:
+            from mibun import func
+
+            def tangent_fn(*xs):
+                ys = func.jvp(lambda *a: tuple(call(list(a), lambda v: v)), xs,
+                              tuple(_xp_like(x, v) for x, v in zip(xs, vs)))[1]
+                return tuple(t for t, w in zip(ys, ws) if w is not None)
+
+            gradient_check(tangent_fn, *base, rtol=rtol, atol=atol, eps=eps,
+                           order=order - 1, seed=seed + 2, full_size=full_size, jvp=jvp)
     return True
+
+
+def _xp_like(x, a):
+    """``a`` (a NumPy array) on ``x``'s backend."""
+    return backend.get_array_module(as_variable(x).data).asarray(a)
+
+
+def _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol):
+    """Forward mode along ``vs``: against central differences, and dual to ``gs``."""
+    from mibun import func
+    xs = tuple(Variable(a.copy()) for a in base)
+    tangents = tuple(_xp_like(a, v) for a, v in zip(base, vs))
+    _, touts = func.jvp(lambda *a: tuple(as_variable(y) for y in call(list(a), lambda v: v)),
+                        xs, tangents)
+    with no_grad():
+        yp = call([a + eps * t for a, t in zip(base, tangents)], lambda a: Variable(a))
+        ym = call([a - eps * t for a, t in zip(base, tangents)], lambda a: Variable(a))
+    lhs = rhs = 0.0
+    scale = 1.0
+    for k, (w, t, p, m) in enumerate(zip(ws, touts, yp, ym)):
+        if w is None:
+            continue
+        num = (backend.as_numpy(as_variable(p).data) - backend.as_numpy(as_variable(m).data))
+        num = num / (2 * eps)
+        ana = backend.as_numpy(t.data)
+        if ana.shape != num.shape or not np.allclose(num, ana, rtol=rtol, atol=atol):
+            _fail(f, f"output {k}", num, ana, "jvp along a random direction")
+        lhs += float((backend.as_numpy(w) * ana).sum())
+        scale += float(np.abs(backend.as_numpy(w) * ana).sum())
+    for g, v in zip(gs, vs):
+        rhs += float((backend.as_numpy(g.data) * v).sum())
+    if not np.isclose(lhs, rhs, rtol=1e-9, atol=1e-12 * scale):
+        _fail(f, "all inputs", np.array(lhs), np.array(rhs), "duality <w, J v> = <J^T w, v>")
 
 
 def check_backward(f, x, *args, y_grad=None, rtol=1e-4, atol=1e-5, **kwargs):
@@ -356,11 +414,13 @@ def check_backward(f, x, *args, y_grad=None, rtol=1e-4, atol=1e-5, **kwargs):
 
 
 def _fail(f, i, num, ana, how):
+    """Raise GradientCheckError; ``i`` is the input (or, for a jvp, output) index."""
     name = getattr(f, "__name__", type(f).__name__)
+    what = i if isinstance(i, str) else f"input {i}"
     with np.printoptions(precision=6, threshold=50):
         diff = np.max(np.abs(np.asarray(num) - np.asarray(ana)))
         raise GradientCheckError(
-            f"gradient_check: Jacobian mismatch for input {i} of {name} ({how}, outputs "
+            f"gradient_check: Jacobian mismatch for {what} of {name} ({how}, outputs "
             f"projected on random weights)\n  numerical:  {num}\n  analytical: {ana}\n"
             f"  max abs difference: {diff:.3e}"
         )

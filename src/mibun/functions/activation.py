@@ -44,6 +44,8 @@ class ReLU(Function):
     def backward(self, gy):
         return MaskGrad(self.retained_output().data > 0)(gy)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class MaskGrad(Function):
     """``gy * mask`` for a constant boolean mask; linear in ``gy``, so its backward is
@@ -63,6 +65,8 @@ class MaskGrad(Function):
 
     def backward(self, ggx):
         return MaskGrad(self.mask, self.slope)(ggx)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 def relu(x):
@@ -91,6 +95,8 @@ class LeakyReLU(Function):
 
     def backward(self, gy):
         return MaskGrad(self.inputs[0].data > 0, self.slope)(gy)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 def leaky_relu(x, slope=0.2):
@@ -170,6 +176,8 @@ class Erf(Function):
         with np.errstate(under="ignore"):  # exp(-x²) underflows to 0 for |x| > 27: right
             return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class GELU(Function):
     retain_inputs = (0,)
@@ -184,6 +192,8 @@ class GELU(Function):
             cdf = (Erf()(x * math.sqrt(0.5)) + 1) * 0.5
             pdf = exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
             return gy * (cdf + x * pdf)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 def gelu(x):
@@ -227,6 +237,8 @@ class Softmax(Function):
             gx = y * gy
             return gx - y * sum(gx, axis=self.axis, keepdims=True)
 
+    jvp = backward  # the Jacobian diag(y) - y y^T is symmetric, so J t = J^T t
+
 
 def softmax(x, axis=1):
     """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1), computed with
@@ -266,6 +278,12 @@ class LogSoftmax(Function):
         y = self.retained_output()
         with np.errstate(under="ignore"):  # exp(log_softmax) = softmax may underflow to 0
             return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
+
+    def jvp(self, tx):
+        # J t = t - sum(softmax * t): the transpose of backward's formula
+        y = self.retained_output()
+        with np.errstate(under="ignore"):
+            return tx - sum(exp(y) * tx, axis=self.axis, keepdims=True)
 
 
 def log_softmax(x, axis=1):

@@ -37,6 +37,9 @@ __all__ = [
 _describe = utils.describe
 
 
+def _zeros_like(x):
+    return as_variable(backend.get_array_module(x.data).zeros_like(x.data))  # a constant
+
 
 class Reshape(Function):
     retain_inputs = ()
@@ -50,6 +53,9 @@ class Reshape(Function):
 
     def backward(self, gy):
         return reshape(gy, self.x_shape)
+
+    def jvp(self, tx):
+        return reshape(tx, self.shape)
 
 
 def reshape(x, *shape):
@@ -88,6 +94,9 @@ class Transpose(Function):
             return transpose(gy)
         inv = tuple(int(i) for i in np.argsort(self.axes))
         return transpose(gy, inv)
+
+    def jvp(self, tx):
+        return transpose(tx, self.axes)
 
 
 def transpose(x, axes=None):
@@ -129,6 +138,9 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return sum_to(gy, self.x_shape)
 
+    def jvp(self, tx):
+        return broadcast_to(tx, self.shape)
+
 
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient is summed back.
@@ -168,6 +180,9 @@ class SumTo(Function):
 
     def backward(self, gy):
         return broadcast_to(gy, self.x_shape)
+
+    def jvp(self, tx):
+        return sum_to(tx, self.shape)
 
 
 def sum_to(x, shape):
@@ -293,6 +308,9 @@ class GetItem(Function):
     def backward(self, gy):
         return GetItemGrad(self.slices, self.x_shape)(gy)
 
+    def jvp(self, tx):
+        return GetItem(self.slices)(tx)
+
 
 class GetItemGrad(Function):
     """Scatter ``gy`` into zeros of the input's shape; its backward is ``get_item`` again."""
@@ -314,6 +332,9 @@ class GetItemGrad(Function):
 
     def backward(self, ggx):
         return get_item(ggx, self.slices)
+
+    def jvp(self, tgy):
+        return GetItemGrad(self.slices, self.in_shape)(tgy)
 
 
 def get_item(x, slices):
@@ -378,6 +399,11 @@ class Concat(Function):
         gxs = Split(self.sections, self.axis)(gy)
         return tuple(gxs) if isinstance(gxs, list) else gxs
 
+    def jvp(self, *txs):
+        # linear: the same concatenation of the tangents (a missing one is zeros)
+        txs = [tx if tx is not None else _zeros_like(x) for tx, x in zip(txs, self.inputs)]
+        return Concat(self.axis)(*txs)
+
 
 class Split(Function):
     retain_inputs = ()
@@ -392,6 +418,9 @@ class Split(Function):
 
     def backward(self, *gys):
         return Concat(self.axis)(*gys)
+
+    def jvp(self, tx):
+        return Split(self.indices, self.axis)(tx)
 
 
 def _sequence(xs, op):

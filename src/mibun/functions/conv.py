@@ -226,6 +226,15 @@ def _conv_grad_w_array(x, gy, kh, kw, sy, sx, ph, pw):
     return gW.reshape(OC, C, kh, kw)
 
 
+def _total(terms):
+    """The sum of the tangents that are not None."""
+    terms = [t for t in terms if t is not None]
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
 def _sum_bias(gy):
     """The bias gradient: ``gy`` summed over every axis but the channels."""
     if not Config.enable_backprop:  # plain backward: reduce the batch axis first (faster)
@@ -263,6 +272,13 @@ class Conv2d(Function):
             return gx, gW
         return gx, gW, _sum_bias(gy) if self.needs_grad(2) else None
 
+    def jvp(self, tx, tW, tb=None):
+        # bilinear in (x, W), plus b
+        x, W = self.inputs[0], self.inputs[1]
+        return _total([None if tx is None else Conv2d(self.stride, self.pad)(tx, W),
+                       None if tW is None else Conv2d(self.stride, self.pad)(x, tW),
+                       None if tb is None else tb.reshape(1, -1, 1, 1)])
+
 
 class Deconv2d(Function):
     retain_inputs = (0, 1)
@@ -280,6 +296,7 @@ class Deconv2d(Function):
         if out_hw is None:
             out_hw = (get_deconv_outsize(x.shape[2], KH, sy, ph),
                       get_deconv_outsize(x.shape[3], KW, sx, pw))
+        self.out_hw = out_hw  # for jvp
         y = _deconv_array(x, W, sy, sx, ph, pw, out_hw)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
@@ -297,6 +314,13 @@ class Deconv2d(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _sum_bias(gy) if self.needs_grad(2) else None
+
+    def jvp(self, tx, tW, tb=None):
+        x, W = self.inputs[0], self.inputs[1]
+        out_hw = self.out_hw
+        return _total([None if tx is None else Deconv2d(self.stride, self.pad, out_hw)(tx, W),
+                       None if tW is None else Deconv2d(self.stride, self.pad, out_hw)(x, tW),
+                       None if tb is None else tb.reshape(1, -1, 1, 1)])
 
 
 class Conv2DGradW(Function):
@@ -319,6 +343,12 @@ class Conv2DGradW(Function):
         if self.needs_grad(1):
             ggy = Conv2d(self.stride, self.pad)(x, ggW)
         return gx, ggy
+
+    def jvp(self, tx, tgy):
+        x, gy = self.inputs
+        op = (self.kernel_size, self.stride, self.pad)
+        return _total([None if tx is None else Conv2DGradW(*op)(tx, gy),
+                       None if tgy is None else Conv2DGradW(*op)(x, tgy)])
 
 
 def conv2d(x, W, b=None, stride=1, pad=0):
@@ -455,6 +485,9 @@ class Im2col(Function):
         return col2im(gy, self.input_shape, self.kernel_size, self.stride, self.pad,
                       self.to_matrix)
 
+    def jvp(self, tx):
+        return Im2col(self.kernel_size, self.stride, self.pad, self.to_matrix)(tx)
+
 
 class Col2im(Function):
     retain_inputs = ()
@@ -479,6 +512,10 @@ class Col2im(Function):
 
     def backward(self, gx):
         return im2col(gx, self.kernel_size, self.stride, self.pad, self.to_matrix)
+
+    def jvp(self, tcol):
+        return Col2im(self.input_shape, self.kernel_size, self.stride, self.pad,
+                      self.to_matrix)(tcol)
 
 
 def _col_shape(input_shape, kernel_size, stride, pad, to_matrix):
@@ -586,6 +623,19 @@ class Pooling(Function):
             xp.maximum(y, v, out=y)
         if not Config.enable_backprop:
             return y  # no graph is recorded: the argmax is never needed
+        self._find_winners(x, y, views)
+        return y
+
+    def _find_winners(self, x, y=None, views=None):
+        """Set ``self.indexes``: which entry of each window gave the maximum ``y``."""
+        xp = backend.get_array_module(x)
+        if views is None:
+            KH, KW = self.kernel_size
+            win = _windows(_pad(x, *self.pad, value=-np.inf), KH, KW, *self.stride)
+            views = [win[:, :, j, i] for j in range(KH) for i in range(KW)]
+            y = views[0]
+            for v in views[1:]:
+                y = xp.maximum(y, v)
         # The first maximal entry in row-major window order wins (as torch.max_pool2d).
         # Its index is the number of leading entries that are not maximal: count them with
         # a running "no maximum yet" mask (bool ops and one float compare per offset).
@@ -598,10 +648,15 @@ class Pooling(Function):
                 if k < K - 1:
                     xp.greater(running, views[k] == y, out=running)  # running &= not max
         self.indexes = idx
-        return y
 
     def backward(self, gy):
         return Pooling2DGrad(self)(gy)
+
+    def jvp(self, tx):
+        # the tangent of each window's winner (forward skips the winners without a graph)
+        if getattr(self, "indexes", None) is None:
+            self._find_winners(self.inputs[0].data)
+        return Pooling2DWithIndexes(self)(tx)
 
 
 def _pool_scatter(g, indexes, input_shape, kernel_size, stride, pad, avg=False):
@@ -659,6 +714,9 @@ class Pooling2DGrad(_SamePooling):
     def backward(self, ggx):
         return Pooling2DWithIndexes(self)(ggx)
 
+    def jvp(self, tgy):
+        return Pooling2DGrad(self)(tgy)
+
 
 class Pooling2DWithIndexes(_SamePooling):
     """Pick, from each window of ``x``, the entry that won the original max pooling."""
@@ -678,6 +736,9 @@ class Pooling2DWithIndexes(_SamePooling):
 
     def backward(self, gy):
         return Pooling2DGrad(self)(gy)
+
+    def jvp(self, tx):
+        return Pooling2DWithIndexes(self)(tx)
 
 
 class AveragePooling(Function):
@@ -705,6 +766,9 @@ class AveragePooling(Function):
     def backward(self, gy):
         return AveragePoolingGrad(self)(gy)
 
+    def jvp(self, tx):
+        return AveragePooling(self.kernel_size, self.stride, self.pad)(tx)
+
 
 class AveragePoolingGrad(_SamePooling):
     def forward(self, gy):
@@ -714,6 +778,9 @@ class AveragePoolingGrad(_SamePooling):
     def backward(self, ggx):
         # average pooling is linear, and this is its adjoint: the adjoint's adjoint
         return AveragePooling(self.kernel_size, self.stride, self.pad)(ggx)
+
+    def jvp(self, tgy):
+        return AveragePoolingGrad(self)(tgy)
 
 
 def _pool_args(op, x, kernel_size, stride, pad, max_pool):

@@ -42,6 +42,12 @@ class MatMul(Function):
             gW = sum_to(matmul(_mT(x), gy), W.shape)
         return gx, gW
 
+    def jvp(self, tx, tW):
+        x, W = self.inputs
+        t0 = None if tx is None else matmul(tx, W)
+        t1 = None if tW is None else matmul(x, tW)
+        return t1 if t0 is None else t0 if t1 is None else t0 + t1
+
 
 def _matmul_vec_backward(gy, x, W, f):
     from mibun.functions.array import reshape
@@ -121,6 +127,15 @@ class Linear(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, sum_to(gy, self.b_shape)
+
+    def jvp(self, tx, tW, tb=None):
+        x, W = self.inputs[0], self.inputs[1]
+        ts = [t for t in (None if tx is None else matmul(tx, W),
+                          None if tW is None else matmul(x, tW), tb) if t is not None]
+        total = ts[0]
+        for t in ts[1:]:
+            total = total + t
+        return total
 
     def _backward_arrays(self, x, W, gy):
         xp = backend.get_array_module(gy)

@@ -59,6 +59,11 @@ class MeanSquaredError(Function):
         gx0 = (x0 - x1) * (gy * (2.0 / max(x0.size, 1)))
         return gx0, -gx0
 
+    def jvp(self, tx0, tx1):
+        x0, x1 = self.inputs
+        d = tx0 if tx1 is None else -tx1 if tx0 is None else tx0 - tx1
+        return sum((x0 - x1) * d) * (2.0 / max(x0.size, 1))
+
 
 def mean_squared_error(x0, x1):
     """Mean of ``(x0 - x1)**2`` over all entries (PyTorch's ``mse_loss``).
@@ -144,6 +149,12 @@ class SoftmaxCrossEntropy(Function):
     def backward(self, gy):
         return SoftmaxCrossEntropyGrad(self.t, self.log_z)(self.inputs[0], gy), None
 
+    def jvp(self, tx, tt):
+        # <dL/dx, tx> with dL/dx = (softmax(x) - onehot(t)) / N (the labels have no tangent)
+        x = self.inputs[0]
+        one = backend.get_array_module(x.data).ones((), dtype=x.dtype)
+        return sum(SoftmaxCrossEntropyGrad(self.t, self.log_z)(x, one) * tx)
+
 
 class SoftmaxCrossEntropyGrad(Function):
     """``(softmax(x) - onehot(t)) * gy / N`` in one pass over ``x``."""
@@ -175,6 +186,19 @@ class SoftmaxCrossEntropyGrad(Function):
             pg = p * ggx
             g_x = (pg - p * sum(pg, axis=1, keepdims=True)) * (gy * (1.0 / N))
         return g_x, g_gy
+
+    def jvp(self, tx, tgy):
+        x, gy = self.inputs
+        N = max(x.shape[0], 1)
+        terms = []
+        with np.errstate(under="ignore"):
+            if tx is not None:  # (J_softmax tx) gy / N; J_softmax is symmetric
+                p = softmax(x, axis=1)
+                pt = p * tx
+                terms.append((pt - p * sum(pt, axis=1, keepdims=True)) * (gy * (1.0 / N)))
+            if tgy is not None:  # linear in gy
+                terms.append(SoftmaxCrossEntropyGrad(self.t, self.log_z)(x, tgy))
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
 def softmax_cross_entropy(x, t):
@@ -245,6 +269,18 @@ class SigmoidCrossEntropy(Function):
             gx = (sigmoid(x) - t) * scale
         gt = -x * scale if self.needs_grad(1) else None
         return gx, gt
+
+    def jvp(self, tx, tt):
+        x, t = self.inputs
+        scale = 1.0 / max(len(x) if x.ndim else 1, 1)
+        total = None
+        with np.errstate(under="ignore"):
+            if tx is not None:
+                total = sum((sigmoid(x) - t) * tx)
+            if tt is not None:
+                term = sum(-x * tt)
+                total = term if total is None else total + term
+        return total * scale
 
 
 def sigmoid_cross_entropy(x, t):

@@ -80,6 +80,13 @@ def _const_array(x: Variable, c):
     return xp.asarray(_real(c), dtype=dtype)
 
 
+def _plus(t0, t1):
+    """The sum of two tangents, either of which may be None (a zero)."""
+    if t0 is None:
+        return t1
+    return t0 if t1 is None else t0 + t1
+
+
 def _sum_to(gx, shape):
     if gx.shape == shape:
         return gx
@@ -99,6 +106,9 @@ class Add(Function):
         s0, s1 = self.shapes
         return _sum_to(gy, s0), _sum_to(gy, s1)
 
+    def jvp(self, tx0, tx1):
+        return _plus(tx0, tx1)
+
 
 class AddConstant(Function):
     retain_inputs = ()
@@ -112,6 +122,9 @@ class AddConstant(Function):
     def backward(self, gy):
         return gy
 
+    def jvp(self, tx):
+        return tx
+
 
 class Sub(Function):
     retain_inputs = ()
@@ -123,6 +136,9 @@ class Sub(Function):
     def backward(self, gy):
         s0, s1 = self.shapes
         return _sum_to(gy, s0), _sum_to(-gy, s1)
+
+    def jvp(self, tx0, tx1):
+        return _plus(tx0, None if tx1 is None else -tx1)
 
 
 class SubConstant(Function):
@@ -136,6 +152,9 @@ class SubConstant(Function):
 
     def backward(self, gy):
         return gy
+
+    def jvp(self, tx):
+        return tx
 
 
 class SubFromConstant(Function):
@@ -152,6 +171,8 @@ class SubFromConstant(Function):
     def backward(self, gy):
         return -gy
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Mul(Function):
     def forward(self, x0, x1):
@@ -162,6 +183,10 @@ class Mul(Function):
         gx0 = _sum_to(gy * x1, x0.shape) if self.needs_grad(0) else None
         gx1 = _sum_to(gy * x0, x1.shape) if self.needs_grad(1) else None
         return gx0, gx1
+
+    def jvp(self, tx0, tx1):
+        x0, x1 = self.inputs
+        return _plus(None if tx0 is None else tx0 * x1, None if tx1 is None else x0 * tx1)
 
 
 class MulConstant(Function):
@@ -176,6 +201,8 @@ class MulConstant(Function):
     def backward(self, gy):
         return MulConstant(self.c)(gy)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Div(Function):
     def forward(self, x0, x1):
@@ -186,6 +213,11 @@ class Div(Function):
         gx0 = gy / x1
         gx1 = -gx0 * x0 / x1 if self.needs_grad(1) else None
         return _sum_to(gx0, x0.shape), None if gx1 is None else _sum_to(gx1, x1.shape)
+
+    def jvp(self, tx0, tx1):
+        x0, x1 = self.inputs
+        return _plus(None if tx0 is None else tx0 / x1,
+                     None if tx1 is None else -tx1 * x0 / (x1 * x1))
 
 
 class DivByConstant(Function):
@@ -199,6 +231,8 @@ class DivByConstant(Function):
 
     def backward(self, gy):
         return gy / self.c
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class DivConstantBy(Function):
@@ -216,6 +250,8 @@ class DivConstantBy(Function):
         x = self.inputs[0]
         return -gy * self.c / (x * x)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Neg(Function):
     retain_inputs = ()
@@ -225,6 +261,8 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Pow(Function):
@@ -245,6 +283,8 @@ class Pow(Function):
             return gy * (x * c)
         return gy * (x ** (c - 1) * c)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class PowVariable(Function):
     """``x0 ** x1`` with both differentiable: d/dx1 = y log(x0) (needs x0 > 0)."""
@@ -260,6 +300,12 @@ class PowVariable(Function):
         gx0 = _sum_to(gy * x1 * x0 ** (x1 - 1), x0.shape)
         gx1 = _sum_to(gy * y * log(x0), x1.shape) if self.needs_grad(1) else None
         return gx0, gx1
+
+    def jvp(self, tx0, tx1):
+        x0, x1 = self.inputs
+        t0 = None if tx0 is None else tx0 * x1 * x0 ** (x1 - 1)
+        t1 = None if tx1 is None else tx1 * self.retained_output() * log(x0)
+        return _plus(t0, t1)
 
 
 class ConstantPow(Function):
@@ -278,6 +324,8 @@ class ConstantPow(Function):
         y = self.retained_output()
         xp = backend.get_array_module(y.data)
         return gy * y * xp.log(self.c).astype(y.dtype)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 def add(x0, x1):
@@ -380,6 +428,8 @@ class Exp(Function):
     def backward(self, gy):
         return gy * self.retained_output()
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Log(Function):
     retain_inputs = (0,)
@@ -390,6 +440,8 @@ class Log(Function):
 
     def backward(self, gy):
         return gy / self.inputs[0]
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Sin(Function):
@@ -402,6 +454,8 @@ class Sin(Function):
     def backward(self, gy):
         return gy * cos(self.inputs[0])
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Cos(Function):
     retain_inputs = (0,)
@@ -412,6 +466,8 @@ class Cos(Function):
 
     def backward(self, gy):
         return gy * -sin(self.inputs[0])
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Tan(Function):
@@ -426,6 +482,8 @@ class Tan(Function):
         y = self.retained_output()
         return gy * (y * y + 1)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class Tanh(Function):
     retain_inputs = ()
@@ -438,6 +496,8 @@ class Tanh(Function):
     def backward(self, gy):
         return TanhGrad()(self.retained_output(), gy)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 class TanhGrad(Function):
     """``gy * (1 - y²)`` fused into one node: tanh's backward is on the hot path."""
@@ -448,6 +508,11 @@ class TanhGrad(Function):
     def backward(self, ggx):
         y, gy = self.inputs
         return ggx * gy * -2 * y, ggx * (1 - y * y)
+
+    def jvp(self, ty, tgy):
+        y, gy = self.inputs
+        return _plus(None if tgy is None else TanhGrad()(y, tgy),
+                     None if ty is None else ty * gy * -2 * y)
 
 
 class Sqrt(Function):
@@ -460,6 +525,8 @@ class Sqrt(Function):
 
     def backward(self, gy):
         return gy / (self.retained_output() * 2)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Abs(Function):
@@ -474,6 +541,8 @@ class Abs(Function):
         x = self.inputs[0]
         xp = backend.get_array_module(x.data)
         return gy * xp.sign(x.data)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Sigmoid(Function):
@@ -499,6 +568,8 @@ class Sigmoid(Function):
     def backward(self, gy):
         y = self.retained_output()
         return gy * y * (1 - y)
+
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 def exp(x):
@@ -571,6 +642,8 @@ class Clip(Function):
             mask = mask & (x <= self.x_max)
         return gy * mask.astype(gy.dtype) if not isinstance(mask, bool) else gy
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 def clip(x, x_min, x_max):
     """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
@@ -605,6 +678,12 @@ class Where(Function):
         gx0 = where(self.condition, gy, zero)
         gx1 = where(self.condition, zero, gy)
         return _sum_to(gx0, s0), _sum_to(gx1, s1)
+
+    def jvp(self, tx0, tx1):
+        if tx0 is None and tx1 is None:
+            return None
+        zero = (tx1 if tx0 is None else tx0).dtype.type(0)
+        return where(self.condition, zero if tx0 is None else tx0, zero if tx1 is None else tx1)
 
 
 def where(condition, x0, x1):

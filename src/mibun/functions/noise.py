@@ -30,6 +30,8 @@ class Dropout(Function):
         # Multiplying by a constant array is a mibun op, so this is differentiable again.
         return gy * (self.mask * self.scale).astype(gy.dtype, copy=False)
 
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+
 
 def dropout(x, dropout_ratio=0.5, *, rng=None):
     """Inverted dropout: zero each entry with probability ``dropout_ratio`` and scale the

@@ -90,6 +90,30 @@ class _Normalize(Function):
             gx = Variable(gp)
         return gx, ggamma, gbeta
 
+    def jvp(self, tx, tgamma, tbeta):
+        # d xhat = inv_std (t - mean(t) - xhat mean(xhat t)), with the statistics recomputed
+        # from x in the graph (as _backward_graph), so the tangent is differentiable again
+        from mibun.functions.array import reshape
+        from mibun.functions.reduction import mean
+        x, gamma = self.inputs[0], self.inputs[1]
+        axes = self.axes
+        xc = x - mean(x, axes, keepdims=True)
+        inv_std = (mean(xc * xc, axes, keepdims=True) + self.eps) ** -0.5
+        xhat = xc * inv_std
+        terms = []
+        if tx is not None:
+            dxhat = inv_std * (tx - mean(tx, axes, keepdims=True)
+                               - xhat * mean(xhat * tx, axes, keepdims=True))
+            terms.append(dxhat * reshape(gamma, self.pshape))
+        if tgamma is not None:
+            terms.append(xhat * reshape(tgamma, self.pshape))
+        if tbeta is not None:
+            terms.append(reshape(tbeta, self.pshape))
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return total
+
     def _backward_graph(self, gy):
         from mibun.functions.array import reshape
         from mibun.functions.reduction import mean

@@ -40,6 +40,9 @@ class Sum(Function):
         gy = utils.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
         return broadcast_to(gy, self.x_shape)
 
+    def jvp(self, tx):
+        return Sum(self.axis, self.keepdims)(tx)
+
 
 def sum(x, axis=None, keepdims=False):
     """Sum over ``axis`` (None: all; an int or a tuple of ints), optionally keeping dims.
@@ -117,6 +120,14 @@ class Max(Function):
         gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
         return broadcast_to(gy, x.shape) * weight.astype(x.dtype, copy=False)
 
+    def jvp(self, tx):
+        # the tangent of the extreme entries, averaged over ties (the rows of backward's J)
+        x = self.inputs[0].data
+        y = self.retained_output().data
+        mask = x == y.reshape(utils.max_backward_shape(x, self.axis))
+        weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
+        return Sum(self.axis, self.keepdims)(tx * weight.astype(x.dtype, copy=False))
+
 
 class Min(Max):
     def _reduce(self, x):
@@ -188,6 +199,13 @@ class LogSumExp(Function):
         gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
         with np.errstate(under="ignore"):  # exp(x - y) may underflow to 0: correct
             return gy * exp(x - reshape(y, shape))
+
+    def jvp(self, tx):
+        x = self.inputs[0]
+        y = self.retained_output()
+        shape = utils.max_backward_shape(x.data, self.axis)
+        with np.errstate(under="ignore"):
+            return Sum(self.axis, self.keepdims)(tx * exp(x - reshape(y, shape)))
 
 
 def logsumexp(x, axis=None, keepdims=False):

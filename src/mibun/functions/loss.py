@@ -333,6 +333,18 @@ class BinaryCrossEntropy(Function):
                 gt = (clip(log(1 - p), -100.0, None) - clip(log(p), -100.0, None)) * scale
         return gp, gt
 
+    def jvp(self, tp, tt):
+        # <dL/dp, tp> + <dL/dt, tt>, with the gradient formulas of backward
+        p, t = self.inputs
+        total = None
+        if tp is not None:
+            total = sum((p - t) / clip(p * (1 - p), _BCE_EPS, None) * tp)
+        if tt is not None:
+            with np.errstate(divide="ignore"):
+                term = sum((clip(log(1 - p), -100.0, None) - clip(log(p), -100.0, None)) * tt)
+            total = term if total is None else total + term
+        return total * (1.0 / self.n)
+
 
 def binary_cross_entropy_simple(p, t):
     """The clamped-log composition ``-sum(t max(log p, -100) + (1-t) max(log(1-p), -100))

@@ -13,6 +13,7 @@ import re
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -455,3 +456,14 @@ def test_every_public_op(name, pool):
 
 def teardown_module():
     print(f"\nbad-input sweep: {CASES['n']} cases")  # the count the README quotes (with -s)
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: F.accuracy(r, np.array([0, 1])), lambda r: F.average_pooling(r, 2),
+    lambda r: F.pooling(r, 2), lambda r: F.im2col(r, 2), lambda r: F.conv2d(r, np.ones((1, 1, 1, 1))),
+    lambda r: F.batch_norm(r, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2)), lambda r: F.layer_norm(r, np.ones(2), np.zeros(2)),
+    lambda r: F.softmax_cross_entropy(np.ones((2, 2)), r)], ids=lambda c: "")
+def test_a_ragged_list_is_an_op_named_type_error(call):
+    # found by the sweep after the DeZero names changed its draws: NumPy's raw ValueError
+    with pytest.raises(TypeError, match=r"^F\.\w+: \w+ must be a Variable, an ndarray"):
+        call([[1.0], [1.0, 2.0]])

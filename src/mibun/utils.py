@@ -35,13 +35,17 @@ def sum_to(x, shape):
 describe = errors.describe  # one line of an error message: "  x: shape=(3, 4) dtype=float32"
 
 
-def as_data(x):
-    """The ndarray behind a Variable or an array-like (for argument checks)."""
+def as_data(x, op="mibun", arg="x"):
+    """The ndarray behind a Variable or an array-like (for argument checks); a TypeError
+    naming ``op`` and ``arg`` for what is not one (a ragged list, a dict, ...)."""
     if isinstance(x, Variable):
         return x.data
     if isinstance(x, backend.array_types):
         return x
-    return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise errors.bad_operand(op, arg, x) from e
 
 
 def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,

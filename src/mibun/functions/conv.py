@@ -83,7 +83,7 @@ def _check_x(op, x, *more, moves_only=False):
     """x as a 4-D ndarray: float for a convolution; any real dtype, as in NumPy, for an op
     that only moves or averages values (``moves_only``: im2col, pooling; DeZero's tests
     feed them int64 images)."""
-    x = _data(x)
+    x = _data(x, op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got {x.ndim}-D"
                          + _describe("x", x) + "".join(more))
@@ -104,7 +104,7 @@ def _check_window(op, x, kh, kw, ph, pw, W=None):
 
 def _check_weight(op, x, W, b, c_axis):
     """x and W are ndarrays; W must be 4-D float with W.shape[c_axis] == C."""
-    W = _data(W)
+    W = _data(W, op, "W")
 
     def where():  # formatted only for an error (dtype names are slow to format)
         return _describe("x", x) + _describe("W", W)
@@ -119,7 +119,7 @@ def _check_weight(op, x, W, b, c_axis):
         raise ValueError(f"{op}: channel mismatch: x.shape[1]={x.shape[1]}, "
                          f"W.shape[{c_axis}]={W.shape[c_axis]}" + where())
     if b is not None:
-        b = _data(b)
+        b = _data(b, op, "b")
         oc = W.shape[1 - c_axis]
         if b.shape != (oc,):
             raise ValueError(f"{op}: b must have shape ({oc},), got {tuple(b.shape)}"
@@ -576,10 +576,10 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
     kernel_size = _pair(kernel_size, "kernel_size", op, 1)
     stride = _pair(stride, "stride", op, 1)
     pad = _pair(pad, "pad", op, 0)
-    input_shape = utils.as_ints(input_shape, op, "input_shape", _data(x))
+    input_shape = utils.as_ints(input_shape, op, "input_shape", _data(x, op))
     if len(input_shape) != 4:
         raise ValueError(f"{op}: input_shape must be (N, C, H, W), got {input_shape}")
-    xd = _data(x)
+    xd = _data(x, op)
     H, W = input_shape[2:]
     if H + 2 * pad[0] < kernel_size[0] or W + 2 * pad[1] < kernel_size[1]:
         raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded image "

@@ -110,7 +110,7 @@ def mean_squared_error_simple(x0, x1):
 def _check_labels(x, t, name):
     """Validate integer class ids ``t`` of shape (N,) for logits ``x`` of shape (N, C)."""
     xp = backend.get_array_module(x)
-    t = xp.asarray(_data(t))
+    t = xp.asarray(_data(t, name, "t"))
     if x.ndim != 2:
         raise ValueError(f"{name}: x must be 2-D logits (N, C), got {x.ndim}-D (for more "
                          "axes, move the class axis last and reshape x to (-1, C), t to "
@@ -398,7 +398,7 @@ def accuracy(y, t):
     >>> float(accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])).data)
     0.5
     """
-    y, t = _data(y), _data(t)
+    y, t = _data(y, "F.accuracy", "y"), _data(t, "F.accuracy", "t")
     xp = backend.get_array_module(y)
     y, t = xp.asarray(y), xp.asarray(t)
     if y.ndim < 2 or int(np.prod(y.shape[:1] + y.shape[2:])) != t.size:  # one label a row

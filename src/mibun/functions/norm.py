@@ -214,17 +214,18 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     op = "F.batch_norm"
     if not eps >= 0:  # negative or NaN: sqrt(var + eps) is NaN for small variances
         raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
-    xd = _data(x)
+    xd = _data(x, op)
     if xd.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C) or (N, C, ...), got {xd.ndim}-D"
                          + _describe("x", xd))
     if xd.dtype.kind != "f":
         raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
                         + _describe("x", xd))
-    mean = _data(mean)
-    var = _data(var)
+    mean = _data(mean, op, "mean")
+    var = _data(var, op, "var")
     C = xd.shape[1]
-    _check_params(op, xd, (C,), gamma=_data(gamma), beta=_data(beta), mean=mean, var=var)
+    _check_params(op, xd, (C,), gamma=_data(gamma, op, "gamma"), beta=_data(beta, op, "beta"),
+                  mean=mean, var=var)
     if Config.train:
         return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
     # Inference: an affine map with constant statistics, composed from mibun ops.
@@ -257,11 +258,11 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     variable([[-1.  1.]])
     """
     op = "F.layer_norm"
-    xd = _data(x)
+    xd = _data(x, op)
     if xd.ndim < 1:
         raise ValueError(f"{op}: x must have at least one axis" + _describe("x", xd))
     if xd.dtype.kind != "f":
         raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
                         + _describe("x", xd))
-    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma), beta=_data(beta))
+    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma, op, "gamma"), beta=_data(beta, op, "beta"))
     return LayerNorm(eps)(x, gamma, beta)

@@ -796,9 +796,10 @@ def test_constants_never_receive_gradients():
             elif e is not None:
                 assert e is x
     assert y.grad is not None and y.grad.generation == -1  # the seed is a constant
-    c = mibun.as_variable(np.ones(2))  # as_variable wraps as a constant too
+    c = mibun.core.as_operand(np.ones(2))  # how ops wrap raw operands: a constant
     F.sum(c * x).backward()
     assert c.grad is None
+    # (mibun.as_variable keeps DeZero's meaning, a leaf: test_as_variable_makes_a_leaf...)
 
 
 def test_seed_and_zero_fill_are_constants_under_create_graph():
@@ -909,3 +910,41 @@ def test_complex_data_is_refused_everywhere_with_one_type_error():
     for call in calls:
         with pytest.raises(TypeError, match=r"complex numbers, which mibun does not support"):
             call()
+
+
+# --- found in review after the merges ------------------------------------------------------
+def test_as_variable_makes_a_leaf_as_in_dezero():
+    x = mibun.as_variable(np.array(2.0))
+    (x * x).backward()
+    assert x.grad is not None and float(x.grad.data) == 4.0
+
+
+def test_unsigned_integer_leaf_gets_a_signed_gradient():
+    x = Variable(np.array([1, 2], np.uint8))
+    F.sum(-x).backward()
+    assert x.grad.data.tolist() == [-1, -1]
+
+
+def test_grad_of_an_output_by_itself_is_a_copy_of_the_cotangent():
+    y = Variable(np.ones(2))
+    g = np.array([3.0, 4.0])
+    r = mibun.grad(y, y, grad_outputs=g)
+    assert r.data is not g and r.data.tolist() == [3.0, 4.0] and r.generation == 0
+
+
+def test_an_error_from_forward_keeps_its_class():
+    class Inv(Function):
+        def forward(self, x):
+            return np.linalg.inv(x)
+
+    class MyError(ValueError):
+        pass
+
+    class Raises(Function):
+        def forward(self, x):
+            raise MyError("bad input")
+
+    with pytest.raises(np.linalg.LinAlgError, match="Inv: Singular matrix"):
+        Inv()(np.zeros((2, 2)))
+    with pytest.raises(MyError, match="Raises: bad input"):
+        Raises()(np.zeros(2))

@@ -203,22 +203,37 @@ def as_array(x, xp=np):
 
 
 def as_variable(obj) -> Variable:
-    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars) as a constant.
+    """Return ``obj`` if it is a Variable, else wrap it (arrays and scalars) as DeZero
+    does: a new leaf Variable, which backprop gives a ``grad``.
 
-    A wrapped array is a constant of the graph, like a raw array handed to an op: no
-    gradient flows into it (``Variable(data)`` makes a leaf that receives one).
+    Ops wrap raw operands with :func:`as_operand` instead (a constant).
     """
     if isinstance(obj, Variable):
         return obj
+    return Variable(_as_real_array(obj, "mibun.as_variable"))
+
+
+def as_operand(obj) -> Variable:
+    """``obj`` if it is a Variable, else a *constant* wrapping it (arrays and scalars).
+
+    A constant is what a raw array handed to an op is: no gradient flows into it, so a
+    loss's raw target, the seed or a zero fill never gets a ``grad`` (``Variable(data)``
+    and :func:`as_variable` make a leaf that does).
+    """
+    if isinstance(obj, Variable):
+        return obj
+    return _constant(_as_real_array(obj, "mibun.as_operand"))
+
+
+def _as_real_array(obj, who):
     try:
         data = as_array(obj, backend.get_array_module(obj))
         if data.dtype.kind in _REAL_KINDS:
-            return _constant(data)
+            return data
         err = None
     except (TypeError, ValueError) as e:  # a ragged list, ...
         err = e
-    raise errors.bad_operand(errors.op_name("mibun.as_variable"), errors.arg_name(obj),
-                             obj) from err
+    raise errors.bad_operand(errors.op_name(who), errors.arg_name(obj, depth=3), obj) from err
 
 
 def _constant(data, op=None, arg="x") -> Variable:
@@ -473,7 +488,9 @@ def _seed(start: Variable) -> Variable:
     # ones in the output's dtype, as DeZero: integer data gives an integer seed. The seed is
     # a constant: no gradient flows into it, so under create_graph=True no graph points back
     # at it (that made a reference cycle per backward).
-    dtype = data.dtype if data.dtype.kind in "fciu" else np.float64
+    # (signed for unsigned data: the gradient of -x is -1; float64 for bool)
+    kind = data.dtype.kind
+    dtype = data.dtype if kind in "fci" else np.int64 if kind == "u" else np.float64
     return _constant(xp.ones(data.shape, dtype=dtype))
 
 
@@ -501,8 +518,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
             wanted.setdefault((id(t._node[0]), t._node[1]) if t._node else id(t), []).append(k)
         found = [None] * len(targets)
         for k, t in enumerate(targets):
-            if t is start:
-                found[k] = seed
+            if t is start:  # its own gradient: the seed, in memory of its own
+                found[k] = _new_variable(seed.data.copy())
         floor = min(t.generation for t in targets) if targets else 0
     node = start._node
     if node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
@@ -642,7 +659,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
                             "Wrap data as Variable(x) before computing with it")
         if v.data is None:
             raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")
-    seed = _seed(outputs) if grad_outputs is None else as_variable(grad_outputs)
+    seed = _seed(outputs) if grad_outputs is None else as_operand(grad_outputs)
     found = _run_backward(outputs, False, create_graph, targets=xs, seed=seed)
     gs = []
     for x, g in zip(xs, found):

@@ -42,7 +42,8 @@ def op_name(default):
         import mibun.functions as F
         for name, obj in vars(F).items():
             if inspect.isfunction(obj) and obj.__module__.startswith("mibun.functions"):
-                _public_ops[obj.__code__] = "F." + name
+                # by the function's own name: an alias (batch_nrom) must not rename it
+                _public_ops.setdefault(obj.__code__, "F." + obj.__name__)
     name = default
     frame = sys._getframe(1)
     while frame is not None:
@@ -102,6 +103,9 @@ def op_error(e, args, default="mibun"):
     if getattr(e, "_mibun_op", False) or str(e).startswith("F."):
         return e  # already says which op and arguments
     lines = "\n".join(describe(n, x) for n, x in args.items())
-    kind = next(c for c in (ValueError, TypeError, IndexError) if isinstance(e, c))
-    return _tagged(kind(f"{op_name(default)}: {e}\n{lines}"))
+    try:  # the same class, so `except LinAlgError` (or a user's own error class) still works
+        err = type(e)(f"{op_name(default)}: {e}\n{lines}")
+    except Exception:  # noqa: BLE001  (a class whose constructor takes other arguments)
+        return e
+    return _tagged(err)
 

@@ -65,6 +65,10 @@ class _State:
     # Not thread-local, as the hook it goes with: forward mode is for one thread at a time.
     levels = ()  # open forward levels, increasing (an inner transform has a higher one)
     live = ()  # the levels propagated now: all open ones, or those below a running rule
+    # level -> weak references to what got a recorded tangent at it. A recorded tangent's
+    # graph can read its own primal (Exp's rule reads the output), so y -> y._tangents ->
+    # graph -> y is a cycle: closing the level drops those tangents, and refcounting frees.
+    touched = {}
 
 
 class _Reverse(threading.local):
@@ -128,8 +132,12 @@ def _forward(f, inputs, outputs, recorded):
             if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
                 ty = _as_tangent(ty, y)
         y._tangents = {live[0]: ty}
-        if recorded and f.retain_outputs:  # a dropped output is rebuilt with its tangent
-            f._output_tangents = [y._tangents]
+        if recorded:
+            seen = _state.touched[live[0]]
+            seen.append(weakref.ref(y))
+            if f.retain_outputs:  # a dropped output is rebuilt with its tangent
+                f._output_tangents = [y._tangents]
+                seen.append(weakref.ref(f))
         return
     if len(inputs) == 1:
         try:
@@ -188,11 +196,15 @@ def _forward(f, inputs, outputs, recorded):
                     y._tangents[k] = ty
                 except AttributeError:
                     y._tangents = {k: ty}
+                if recorded:
+                    _state.touched[k].append(weakref.ref(y))
     finally:
         if recorded:
             f.inputs = kept
             if f.retain_outputs:  # a dropped output is rebuilt with its tangents
                 f._output_tangents = [_tangents_of(y) for y in outputs]
+                for k in live:
+                    _state.touched[k].append(weakref.ref(f))
 
 
 def _as_tangent(ty, y):
@@ -225,7 +237,7 @@ def _jvp_by_double_vjp(f, txs):
         for gx, tx in zip(gxs, txs):
             if gx is None or tx is None:
                 continue
-            term = fsum(core.as_variable(gx) * tx)
+            term = fsum(core.as_operand(gx) * tx)
             total = term if total is None else total + term
         if total is None or total.creator is None:
             return None
@@ -253,12 +265,26 @@ class _Level:
         _state.levels = _state.levels + (k,)
         _state.live = _state.live + (k,)
         core._forward_hook = _forward
+        _state.touched[k] = []
+        self.k = k
         return k
 
     def __exit__(self, *exc):
         _state.levels, _state.live = self.saved
         if not _state.levels:
             core._forward_hook = None
+        for ref in _state.touched.pop(self.k):  # see _State.touched
+            obj = ref()
+            if obj is None:
+                continue
+            if isinstance(obj, Function):
+                for ts in obj.__dict__.get("_output_tangents") or ():
+                    if ts:
+                        ts.pop(self.k, None)
+            else:
+                ts = _tangents_of(obj)
+                if ts:
+                    ts.pop(self.k, None)
 
 
 class _Identity(Function):
@@ -288,10 +314,10 @@ def _wrap(x, name):
 def _flat(out, name):
     """``f``'s output as a list of Variables and whether it was a tuple/list."""
     if isinstance(out, (tuple, list)):
-        outs = [core.as_variable(o) for o in out]
+        outs = [core.as_operand(o) for o in out]
         return outs, True
     if isinstance(out, (Variable, *backend.array_types)) or np.isscalar(out):
-        return [core.as_variable(out)], False
+        return [core.as_operand(out)], False
     raise TypeError(f"mibun.func.{name}: f must return a Variable or a tuple of Variables, "
                     f"got {type(out).__name__}")
 
@@ -355,7 +381,7 @@ def vjp(f, *primals, has_aux=False):
         if len(cts) != len(outs):
             raise ValueError(f"mibun.func.vjp: vjp_fn got {len(cts)} cotangent(s) for "
                              f"{len(outs)} output(s)")
-        cts = [core.as_variable(c) for c in cts]
+        cts = [core.as_operand(c) for c in cts]
         for o, c in zip(outs, cts):
             if c.shape != o.shape:
                 raise ValueError(f"mibun.func.vjp: cotangent shape {c.shape} differs from "
@@ -523,7 +549,7 @@ def jvp(f, primals, tangents, has_aux=False):
         with using_config("enable_backprop", _recording()):
             xs = [_wrap(p, "primals") for p in primals]
             for i, (x, t) in enumerate(zip(xs, tangents)):
-                t = core.as_variable(t)
+                t = core.as_operand(t)
                 if t.shape != x.shape:
                     raise ValueError(f"mibun.func.jvp: tangent {i} has shape {t.shape}, its "
                                      f"primal {x.shape}")
@@ -577,7 +603,7 @@ def linearize(f, *primals):
             gs = vjp_fn(tuple(us) if is_tuple else us[0])
             total = None
             for g, t in zip(gs, tangents):
-                term = fsum(g * core.as_variable(t))
+                term = fsum(g * core.as_operand(t))
                 total = term if total is None else total + term
             if total is None or total.creator is None:
                 res = [_zeros(o) for o in outs]
@@ -599,7 +625,7 @@ def jacfwd(f, argnums=0, has_aux=False):
     """
     def wrapper(*args):
         nums, single = _argnums(argnums, len(args), "jacfwd")
-        args = [core.as_variable(a) if i in nums else a for i, a in enumerate(args)]
+        args = [core.as_operand(a) if i in nums else a for i, a in enumerate(args)]
 
         def g(*diff):
             full = list(args)

@@ -13,7 +13,7 @@ import numpy as np
 
 from mibun import backend, errors
 from mibun.config import enable_grad, no_grad
-from mibun.core import Variable, as_variable, grad
+from mibun.core import Variable, as_operand, grad
 
 
 # =============================================================================
@@ -39,13 +39,17 @@ def as_data(x, op="mibun", arg="x"):
     """The ndarray behind a Variable or an array-like (for argument checks); a TypeError
     naming ``op`` and ``arg`` for what is not one (a ragged list, a dict, ...)."""
     if isinstance(x, Variable):
-        return x.data
-    if isinstance(x, backend.array_types):
-        return x
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise errors.bad_operand(op, arg, x) from e
+        a = x.data
+    elif isinstance(x, backend.array_types):
+        a = x
+    else:
+        try:
+            a = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise errors.bad_operand(op, arg, x) from e
+    if a is None or a.dtype.kind not in errors.REAL_KINDS:  # complex, object, str...
+        raise errors.bad_operand(op, arg, x)
+    return a
 
 
 def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
@@ -220,7 +224,7 @@ def numerical_grad(f, x, *args, eps=1e-4, **kwargs):
 
 def _sum_outputs(ys):
     ys = ys if isinstance(ys, (tuple, list)) else (ys,)
-    return sum(float(backend.as_numpy(as_variable(y).data).sum()) for y in ys)
+    return sum(float(backend.as_numpy(as_operand(y).data).sum()) for y in ys)
 
 
 def _is_checked(a, first):
@@ -289,7 +293,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
 
     base = [args[i] for i in checked]
     with no_grad():
-        ys0 = [as_variable(y) for y in call(base, lambda a: Variable(a))]
+        ys0 = [as_operand(y) for y in call(base, lambda a: Variable(a))]
     ws = []
     for y in ys0:
         xp = backend.get_array_module(y.data)
@@ -299,7 +303,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
     def loss_value(arrays):
         with no_grad():
             ys = call(arrays, lambda a: Variable(a))
-        return sum(float(backend.as_numpy(w * as_variable(y).data).sum())
+        return sum(float(backend.as_numpy(w * as_operand(y).data).sum())
                    for w, y in zip(ws, ys) if w is not None)
 
     def loss_var(xs):
@@ -309,7 +313,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
         for w, y in zip(ws, ys):
             if w is None:
                 continue
-            term = fsum(as_variable(y) * w)
+            term = fsum(as_operand(y) * w)
             total = term if total is None else total + term
         return total
 
@@ -375,7 +379,7 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
 
 def _xp_like(x, a):
     """``a`` (a NumPy array) on ``x``'s backend."""
-    return backend.get_array_module(as_variable(x).data).asarray(a)
+    return backend.get_array_module(as_operand(x).data).asarray(a)
 
 
 def _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol):
@@ -383,7 +387,7 @@ def _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol):
     from mibun import func
     xs = tuple(Variable(a.copy()) for a in base)
     tangents = tuple(_xp_like(a, v) for a, v in zip(base, vs))
-    _, touts = func.jvp(lambda *a: tuple(as_variable(y) for y in call(list(a), lambda v: v)),
+    _, touts = func.jvp(lambda *a: tuple(as_operand(y) for y in call(list(a), lambda v: v)),
                         xs, tangents)
     with no_grad():
         yp = call([a + eps * t for a, t in zip(base, tangents)], lambda a: Variable(a))
@@ -393,7 +397,7 @@ def _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol):
     for k, (w, t, p, m) in enumerate(zip(ws, touts, yp, ym)):
         if w is None:
             continue
-        num = (backend.as_numpy(as_variable(p).data) - backend.as_numpy(as_variable(m).data))
+        num = (backend.as_numpy(as_operand(p).data) - backend.as_numpy(as_operand(m).data))
         num = num / (2 * eps)
         ana = backend.as_numpy(t.data)
         if ana.shape != num.shape or not np.allclose(num, ana, rtol=rtol, atol=atol):

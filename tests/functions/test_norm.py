@@ -195,3 +195,15 @@ def test_norm_on_cupy():
         F.sum(F.layer_norm(y, Variable(g.data[:1].repeat(2)), Variable(b.data[:1].repeat(2))
                            ) ** 2).backward()
         assert cupy.asnumpy(xv.grad.data).shape == x.shape
+
+
+def test_eps_is_checked_by_both_norms_and_errors_name_the_real_op():
+    x, g = np.ones((2, 3)), np.ones(3)
+    for call in (lambda e: F.batch_norm(x, g, g, g.copy(), g.copy(), eps=e),
+                 lambda e: F.layer_norm(x, g, g, eps=e)):
+        with pytest.raises(ValueError, match=r"F\.(batch|layer)_norm: eps must be"):
+            call(-1e-5)
+        with pytest.raises(TypeError, match=r"F\.(batch|layer)_norm: eps must be a real"):
+            call(1j)
+    with pytest.raises(TypeError, match=r"^F\.batch_norm: mean holds"):  # not F.batch_nrom
+        F.batch_norm(x, g, g, np.array(["a", "b", "c"]), g)

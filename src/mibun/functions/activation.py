@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, as_variable
+from mibun.core import Function, as_operand
 from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in math)
 from mibun.functions.reduction import sum
 
@@ -115,7 +115,7 @@ def leaky_relu(x, slope=0.2):
     if type(slope) is not float and not isinstance(slope, numbers.Real):
         raise TypeError(f"F.leaky_relu: slope must be a real number, got "
                         f"{type(slope).__name__} {slope!r:.60}")
-    x = as_variable(x)
+    x = as_operand(x)
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)  # differentiable: an integer Variable still gets its grad
     return LeakyReLU(slope)(x)
@@ -208,7 +208,7 @@ def gelu(x):
     >>> gelu(np.array([0.0, 1.0]))
     variable([0.         0.84134475])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     if x.dtype.kind not in "fc":  # integers would truncate every intermediate
         x = x.astype(np.float64)
     return GELU()(x)
@@ -253,7 +253,7 @@ def softmax(x, axis=1):
     >>> softmax(np.array([[0.0, 0.0]]))
     variable([[0.5 0.5]])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.softmax", x)
     return Softmax(axis)(x)
 
@@ -299,7 +299,7 @@ def log_softmax(x, axis=1):
     >>> log_softmax(np.array([[0.0, 0.0]]))
     variable([[-0.69314718 -0.69314718]])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.log_softmax", x)
     return LogSoftmax(axis)(x)
 
@@ -308,7 +308,7 @@ def softmax_simple(x, axis=1):
     """``exp(x) / sum(exp(x))`` composed from ops (DeZero's, kept as a test oracle; it
     overflows for large logits, use :func:`softmax`). Arguments and result as
     :func:`softmax`."""
-    x = as_variable(x)
+    x = as_operand(x)
     y = exp(x)
     return y / sum(y, axis=axis, keepdims=True)
 
@@ -317,5 +317,5 @@ def sigmoid_simple(x):
     """``1 / (1 + exp(-x))`` composed from ops (DeZero's, kept as a test oracle; it
     overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`). Any shape;
     same shape and dtype out."""
-    x = as_variable(x)
+    x = as_operand(x)
     return 1 / (1 + exp(-x))

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 
 __all__ = [
     "BroadcastTo",
@@ -38,7 +38,7 @@ _describe = utils.describe
 
 
 def _zeros_like(x):
-    return as_variable(backend.get_array_module(x.data).zeros_like(x.data))  # a constant
+    return as_operand(backend.get_array_module(x.data).zeros_like(x.data))  # a constant
 
 
 class Reshape(Function):
@@ -69,7 +69,7 @@ def reshape(x, *shape):
     """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    x = as_variable(x)
+    x = as_operand(x)
     if x.shape == shape:
         return x
     try:
@@ -112,7 +112,7 @@ def transpose(x, axes=None):
     >>> transpose(np.zeros((2, 3, 4)), (1, 2, 0)).shape
     (3, 4, 2)
     """
-    x = as_variable(x)
+    x = as_operand(x)
     if axes is not None:
         axes = utils.as_ints(axes, "F.transpose", "axes", x)
         n = x.ndim
@@ -154,7 +154,7 @@ def broadcast_to(x, shape):
     >>> broadcast_to(np.arange(3.0), (2, 3)).shape
     (2, 3)
     """
-    x = as_variable(x)
+    x = as_operand(x)
     shape = utils.as_ints(shape, "F.broadcast_to", "shape", x)
     if x.shape == shape:
         return x
@@ -197,7 +197,7 @@ def sum_to(x, shape):
     >>> sum_to(np.ones((2, 3)), (1, 3))
     variable([[2. 2. 2.]])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     shape = utils.as_ints(shape, "F.sum_to", "shape", x)
     if x.shape == shape:
         return x
@@ -221,7 +221,7 @@ def expand_dims(x, axis):
     >>> expand_dims(np.zeros((2, 3)), 1).shape
     (2, 1, 3)
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.as_ints(axis, "F.expand_dims", "axis", x) if not isinstance(
         axis, (int, np.integer)) else axis
     single = not isinstance(axis, (tuple, list))
@@ -245,7 +245,7 @@ def squeeze(x, axis=None):
     >>> squeeze(np.zeros((2, 1, 3, 1)), axis=1).shape
     (2, 3, 1)
     """
-    x = as_variable(x)
+    x = as_operand(x)
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
@@ -269,7 +269,7 @@ def flatten(x):
     >>> flatten(np.zeros((2, 3, 4))).shape
     (2, 12)
     """
-    x = as_variable(x)
+    x = as_operand(x)
     if x.ndim == 0:
         raise ValueError("F.flatten: x needs at least one axis (the batch axis)\n"
                          + _describe("x", x))
@@ -353,7 +353,7 @@ def get_item(x, slices):
     >>> get_item(x, (1, slice(None, None, -1)))
     variable([5. 4. 3.])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     slices = _plain_index(slices)
     if isinstance(slices, list):
         slices = np.asarray(slices)
@@ -369,7 +369,7 @@ def embed_id(x, W):
     Returns:
         Variable: ``S + (D,)``; the gradient is scatter-added into ``W`` (repeated ids sum).
     """
-    W = as_variable(W)
+    W = as_operand(W)
     ids = x.data if isinstance(x, Variable) else x
     xp = backend.get_array_module(W.data)
     ids = xp.asarray(ids)
@@ -444,7 +444,7 @@ def concat(xs, axis=0):
     >>> concat([np.zeros((2, 3)), np.ones((1, 3))]).shape
     (3, 3)
     """
-    xs = [as_variable(x) for x in _sequence(xs, "F.concat")]
+    xs = [as_operand(x) for x in _sequence(xs, "F.concat")]
     if not xs:
         raise ValueError("F.concat: need at least one array")
     ndim = xs[0].ndim
@@ -478,7 +478,7 @@ def split(x, indices_or_sections, axis=0):
     >>> [p.shape for p in split(np.zeros((4, 2)), 2)]
     [(2, 2), (2, 2)]
     """
-    x = as_variable(x)
+    x = as_operand(x)
     if x.ndim == 0:
         raise ValueError("F.split: x needs at least one axis to split\n" + _describe("x", x))
     axis = utils.normalize_axis(axis, x.ndim, "F.split", x)
@@ -516,7 +516,7 @@ def stack(xs, axis=0):
     >>> stack([np.zeros(3), np.ones(3)], axis=1).shape
     (3, 2)
     """
-    xs = [as_variable(x) for x in _sequence(xs, "F.stack")]
+    xs = [as_operand(x) for x in _sequence(xs, "F.stack")]
     if not xs:
         raise ValueError("F.stack: need at least one array")
     shapes = {tuple(x.shape) for x in xs}

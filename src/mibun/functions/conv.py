@@ -22,7 +22,7 @@ import numpy as np
 
 from mibun import backend, utils
 from mibun.config import Config
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 
 __all__ = [
     "AveragePooling",
@@ -456,7 +456,7 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
     OH = get_conv_outsize(H, KH, stride[0], pad[0])
     OW = get_conv_outsize(Wx, KW, stride[1], pad[1])
     col = im2col(x, (KH, KW), stride, pad, to_matrix=True)  # (N*OH*OW, C*KH*KW)
-    Wm = as_variable(W).reshape(OC, -1).transpose()
+    Wm = as_operand(W).reshape(OC, -1).transpose()
     t = linear(col, Wm, b)
     return t.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)
 
@@ -835,7 +835,7 @@ def pooling_simple(x, kernel_size, stride=1, pad=0):
     from mibun.functions.reduction import max as fmax
     kernel_size, stride, pad = _pool_args("F.pooling_simple", x, kernel_size, stride,
                                           pad, True)
-    x = as_variable(x)
+    x = as_operand(x)
     N, C, H, W = x.shape
     ph, pw = pad
     xp = backend.get_array_module(x.data)

@@ -5,7 +5,7 @@ import numpy as np  # noqa: F401  (doctests)
 
 from mibun import backend, utils
 from mibun.config import Config
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 from mibun.functions.array import reshape, sum_to, transpose
 
 __all__ = [
@@ -77,7 +77,7 @@ def matmul(x, W):
     Returns:
         Variable: ``(..., N, M)``.
     """
-    x, W = as_variable(x), as_variable(W)
+    x, W = as_operand(x), as_operand(W)
     if x.ndim == 0 or W.ndim == 0:
         raise ValueError("F.matmul: operands must have at least one dimension\n"
                          f"  x: shape={x.shape} dtype={x.dtype}\n"
@@ -182,8 +182,8 @@ def linear(x, W, b=None):
     >>> linear(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)).shape
     (2, 4)
     """
-    x_, W_ = as_variable(x), as_variable(W)
-    b_ = None if b is None else as_variable(b)
+    x_, W_ = as_operand(x), as_operand(W)
+    b_ = None if b is None else as_operand(b)
     _check_linear(x_, W_, b_)
     if b is None:
         return Linear()(x, W)

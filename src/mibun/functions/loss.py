@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from mibun import backend, errors, utils
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item
 from mibun.functions.math import clip, log, sigmoid
@@ -38,12 +38,12 @@ _data = utils.as_data
 def _pair(x0, x1):
     """Two operands as Variables; a raw-array operand takes the other's float dtype, so a
     float64 target array does not turn a float32 model output into float64."""
-    # (as_variable first: asarray(None, dtype=float) would be a silent nan)
+    # (as_operand first: asarray(None, dtype=float) would be a silent nan)
     if not isinstance(x1, Variable) and isinstance(x0, Variable) and x0.dtype.kind == "f":
-        x1 = as_variable(x1).data.astype(x0.dtype, copy=False)
+        x1 = as_operand(x1).data.astype(x0.dtype, copy=False)
     elif not isinstance(x0, Variable) and isinstance(x1, Variable) and x1.dtype.kind == "f":
-        x0 = as_variable(x0).data.astype(x1.dtype, copy=False)
-    return as_variable(x0), as_variable(x1)
+        x0 = as_operand(x0).data.astype(x1.dtype, copy=False)
+    return as_operand(x0), as_operand(x1)
 
 
 # --- mean squared error -----------------------------------------------------------------------
@@ -218,7 +218,7 @@ def softmax_cross_entropy(x, t):
     >>> round(float(softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3])).data), 6)
     1.386294
     """
-    x = as_variable(x)
+    x = as_operand(x)
     t = _check_labels(x, t, "F.softmax_cross_entropy")
     return SoftmaxCrossEntropy(t)(x, t)
 
@@ -229,7 +229,7 @@ def softmax_cross_entropy_simple(x, t):
     Same arguments and result as :func:`softmax_cross_entropy`, but the clip makes the loss
     at most ``-log(1e-15)`` per row and its gradient 0 there.
     """
-    x = as_variable(x)
+    x = as_operand(x)
     t = _check_labels(x, t, "F.softmax_cross_entropy_simple")
     N = x.shape[0]
     p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
@@ -243,7 +243,7 @@ def _float_targets(x, t, name):
     """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
     if not isinstance(t, Variable) or t.dtype.kind not in "fc":
         xp = backend.get_array_module(x.data)
-        t = as_variable(xp.asarray(as_variable(t).data, dtype=x.dtype))  # a constant
+        t = as_operand(xp.asarray(as_operand(t).data, dtype=x.dtype))  # a constant
     if t.shape != x.shape:
         if t.size != x.size:
             raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)
@@ -299,7 +299,7 @@ def sigmoid_cross_entropy(x, t):
     >>> round(float(sigmoid_cross_entropy(np.zeros((2, 1)), np.array([0, 1])).data), 6)
     0.693147
     """
-    x = as_variable(x)
+    x = as_operand(x)
     t = _float_targets(x, t, "F.sigmoid_cross_entropy")
     return SigmoidCrossEntropy()(x, t)
 
@@ -351,7 +351,7 @@ def binary_cross_entropy_simple(p, t):
     / N`` (a test oracle: its gradient is nan at p = 0 or 1, where the clamp's zero slope
     meets log's infinite one). Same arguments and result as :func:`binary_cross_entropy`.
     """
-    p = as_variable(p)
+    p = as_operand(p)
     t = _float_targets(p, t, "F.binary_cross_entropy_simple")
     N = max(len(p) if p.ndim else 1, 1)
     with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
@@ -380,7 +380,7 @@ def binary_cross_entropy(p, t):
     >>> round(float(binary_cross_entropy(np.array([0.5, 0.5]), np.array([0, 1])).data), 6)
     0.693147
     """
-    p = as_variable(p)
+    p = as_operand(p)
     t = _float_targets(p, t, "F.binary_cross_entropy")
     return BinaryCrossEntropy(max(len(p) if p.ndim else 1, 1))(p, t)
 

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from mibun import backend, errors
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 
 __all__ = [
     "abs",
@@ -331,10 +331,10 @@ class ConstantPow(Function):
 def add(x0, x1):
     """``x0 + x1`` with broadcasting; either side may be a scalar or an ndarray."""
     if _is_scalar(x1):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         return AddConstant(_scalar(x0, x1))(x0)
     if _is_scalar(x0):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         return AddConstant(_scalar(x1, x0))(x1)
     return Add()(x0, x1)
 
@@ -342,10 +342,10 @@ def add(x0, x1):
 def sub(x0, x1):
     """``x0 - x1`` with broadcasting."""
     if _is_scalar(x1):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         return SubConstant(_scalar(x0, x1))(x0)
     if _is_scalar(x0):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         return SubFromConstant(_scalar(x1, x0))(x1)
     return Sub()(x0, x1)
 
@@ -361,10 +361,10 @@ def mul(x0, x1):
     if (t is float or t is int) and type(x0) is Variable:  # the common case, kept short
         return MulConstant(x1)(x0)
     if _is_scalar(x1):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         return MulConstant(_scalar(x0, x1))(x0)
     if _is_scalar(x0):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         return MulConstant(_scalar(x1, x0))(x1)
     return Mul()(x0, x1)
 
@@ -373,10 +373,10 @@ def div(x0, x1):
     """``x0 / x1`` (true division) with broadcasting. Division by zero follows NumPy
     (inf/nan, with NumPy's warning); the gradient there is inf/nan too."""
     if _is_scalar(x1):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         return DivByConstant(_scalar(x0, x1))(x0)
     if _is_scalar(x0):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         return DivConstantBy(_scalar(x1, x0))(x1)
     return Div()(x0, x1)
 
@@ -395,13 +395,13 @@ def pow(x, c):
     """``x ** c``: ``c`` a constant scalar, or a Variable/array (then both get gradients;
     the exponent's gradient ``y log(x)`` needs ``x > 0``)."""
     if _is_scalar(c):
-        x = as_variable(x)
+        x = as_operand(x)
         c = _real(c)[()] if isinstance(c, np.ndarray) else _real(c)
         if isinstance(c, np.generic) and x.data.dtype.kind in "fc":
             c = x.data.dtype.type(c)
         return Pow(c)(x)
     if _is_scalar(x):
-        c = as_variable(c)
+        c = as_operand(c)
         return ConstantPow(_scalar(c, x))(c)
     return PowVariable()(x, c)
 
@@ -648,7 +648,7 @@ class Clip(Function):
 def clip(x, x_min, x_max):
     """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
     closed interval, 0 outside."""
-    x = as_variable(x)
+    x = as_operand(x)
     for name, c in (("x_min", x_min), ("x_max", x_max)):
         if c is not None and not isinstance(_real(c), (numbers.Real, np.generic,
                                                        *backend.array_types)):
@@ -689,15 +689,15 @@ class Where(Function):
 def where(condition, x0, x1):
     """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
     (bool array or Variable), never differentiated."""
-    # (as_variable refuses None, which asarray(None, dtype=bool) would read as False)
-    condition = as_variable(condition).data
+    # (as_operand refuses None, which asarray(None, dtype=bool) would read as False)
+    condition = as_operand(condition).data
     xp = backend.get_array_module(condition)
     condition = xp.asarray(condition, dtype=bool)
     if _is_scalar(x0) and not _is_scalar(x1):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         x0 = _const_array(x1, x0)
     elif _is_scalar(x1) and not _is_scalar(x0):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         x1 = _const_array(x0, x1)
     return Where(condition)(x0, x1)
 
@@ -733,9 +733,9 @@ def _nan_wins(condition, x0):
 
 def _pair(x0, x1):
     if _is_scalar(x1):
-        x0 = as_variable(x0)
+        x0 = as_operand(x0)
         x1 = _const_array(x0, x1)
     elif _is_scalar(x0):
-        x1 = as_variable(x1)
+        x1 = as_operand(x1)
         x0 = _const_array(x1, x0)
-    return as_variable(x0), as_variable(x1)
+    return as_operand(x0), as_operand(x1)

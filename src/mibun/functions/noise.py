@@ -7,7 +7,7 @@ import numpy as np
 
 from mibun import backend, errors
 from mibun.config import Config
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 
 __all__ = ["Dropout", "dropout"]
 
@@ -64,7 +64,7 @@ def dropout(x, dropout_ratio=0.5, *, rng=None):
         raise ValueError(f"F.dropout: dropout_ratio must be a number in [0, 1), "
                          f"got {dropout_ratio!r}")
     if not Config.train:
-        return as_variable(x)
+        return as_operand(x)
     data = x.data if isinstance(x, Variable) else x
     if not isinstance(data, backend.array_types) or data.dtype.kind != "f":
         got = getattr(data, "dtype", type(data).__name__)

@@ -15,7 +15,7 @@ import numpy as np  # noqa: F401  (the doctests use np)
 
 from mibun import backend, utils
 from mibun.config import Config
-from mibun.core import Function, Variable, as_variable
+from mibun.core import Function, Variable, as_operand
 
 __all__ = ["BatchNorm", "LayerNorm", "batch_norm", "batch_nrom", "layer_norm"]
 
@@ -212,8 +212,8 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     array([0.2, 0.4])
     """
     op = "F.batch_norm"
-    if not eps >= 0:  # negative or NaN: sqrt(var + eps) is NaN for small variances
-        raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
+    # negative or NaN: sqrt(var + eps) is NaN for small variances
+    eps = utils.check_real(op, "eps", eps, low=0.0)
     xd = _data(x, op)
     if xd.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C) or (N, C, ...), got {xd.ndim}-D"
@@ -235,7 +235,7 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     inv_std = 1 / xp.sqrt(xp.asarray(var, dtype=xd.dtype) + eps)
     mu = xp.asarray(mean, dtype=xd.dtype).reshape(shape)
     scale = reshape(gamma, shape) * inv_std.reshape(shape).astype(xd.dtype)
-    return (as_variable(x) - mu) * scale + reshape(beta, shape)
+    return (as_operand(x) - mu) * scale + reshape(beta, shape)
 
 
 batch_nrom = batch_norm  # DeZero's misspelt name
@@ -258,6 +258,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     variable([[-1.  1.]])
     """
     op = "F.layer_norm"
+    eps = utils.check_real(op, "eps", eps, low=0.0)
     xd = _data(x, op)
     if xd.ndim < 1:
         raise ValueError(f"{op}: x must have at least one axis" + _describe("x", xd))

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, as_variable
+from mibun.core import Function, as_operand
 from mibun.functions.array import broadcast_to, reshape
 from mibun.functions.math import exp, sqrt
 
@@ -58,7 +58,7 @@ def sum(x, axis=None, keepdims=False):
     >>> sum(np.ones((2, 3)), axis=1)
     variable([3. 3.])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.sum", x)
     return Sum(axis, keepdims)(x)
 
@@ -84,7 +84,7 @@ def mean(x, axis=None, keepdims=False):
     >>> mean(np.array([[1.0, 2.0], [3.0, 5.0]]), axis=0)
     variable([2.  3.5])
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.mean", x)
     n = _count(x.shape, axis)
     if not n:
@@ -135,7 +135,7 @@ class Min(Max):
 
 
 def _extreme(cls, name, x, axis, keepdims):
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, name, x)
     if x.size == 0:
         raise ValueError(f"{name}: zero-size input has no extreme value\n"
@@ -221,7 +221,7 @@ def logsumexp(x, axis=None, keepdims=False):
     >>> round(float(logsumexp(np.array([1000.0, 1000.0])).data), 6)
     1000.693147
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.logsumexp", x)
     return LogSumExp(axis, keepdims)(x)
 
@@ -241,7 +241,7 @@ def var(x, axis=None, keepdims=False, ddof=0):
     >>> float(var(np.array([1.0, 2.0, 3.0, 4.0])).data)
     1.25
     """
-    x = as_variable(x)
+    x = as_operand(x)
     axis = utils.normalize_axis(axis, x.ndim, "F.var", x)
     count = _count(x.shape, axis)
     n = count - ddof
@@ -259,6 +259,6 @@ def std(x, axis=None, keepdims=False, ddof=0):
     >>> float(std(np.array([1.0, 3.0])).data)
     1.0
     """
-    x = as_variable(x)
+    x = as_operand(x)
     utils.normalize_axis(axis, x.ndim, "F.std", x)
     return sqrt(var(x, axis, keepdims, ddof))

@@ -537,7 +537,7 @@ def test_batchnorm_refuses_a_1d_input_and_eps_below_zero():
     with pytest.raises(ValueError, match=r"L.BatchNorm: the input must be \(N, C\)"):
         L.BatchNorm()(np.ones(3, np.float32))
     x = np.ones((4, 2))
-    with pytest.raises(ValueError, match="F.batch_norm: eps must be >= 0"):
+    with pytest.raises(ValueError, match="F.batch_norm: eps must be a finite number >= 0"):
         F.batch_norm(x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2), eps=-1e-3)
 
 

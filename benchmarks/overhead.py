@@ -15,24 +15,25 @@ N_OPS = 1000
 REPEAT = 30
 
 
+def chain(x, tanh, n=N_OPS):
+    """The chain for any framework: ``tanh`` is F.tanh or torch.tanh."""
+    y = x
+    for _ in range(n // 2):
+        y = tanh(y)
+        y = y * 1.01
+    return y
+
+
 def chain_mibun():
     x = mibun.Variable(np.array(0.5))
-    y = x
-    for _ in range(N_OPS // 2):
-        y = F.tanh(y)
-        y = y * 1.01
-    y.backward()
+    chain(x, F.tanh).backward()
     return x.grad
 
 
 def chain_torch():
     import torch
     x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-    y = x
-    for _ in range(N_OPS // 2):
-        y = torch.tanh(y)
-        y = y * 1.01
-    y.backward()
+    chain(x, torch.tanh).backward()
     return x.grad
 
 

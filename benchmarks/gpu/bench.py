@@ -11,6 +11,7 @@ Prints one line per case: mibun ms, torch ms, ratio (best of the timed calls; me
 """
 import argparse
 import os
+import sys
 import time
 
 import cupy
@@ -20,6 +21,10 @@ import torch
 import mibun
 import mibun.functions as F
 from mibun import models, optimizers
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the CPU benchmarks
+from elementwise import chain as elem_chain
+from overhead import N_OPS, chain
 
 DEV = torch.device(os.environ.get("BENCH_TORCH_DEVICE", "cuda"))  # cpu: dry run
 
@@ -43,52 +48,31 @@ def timed(fn, repeat, warmup=3):
 
 
 # --- chain -------------------------------------------------------------------------------
-N_OPS = 1000
-
-
 def chain_mibun():
     x = mibun.Variable(cupy.asarray(0.5, dtype=np.float32))
-    y = x
-    for _ in range(N_OPS // 2):
-        y = F.tanh(y)
-        y = y * 1.01
-    y.backward()
+    chain(x, F.tanh).backward()
     return x.grad
 
 
 def chain_torch():
     x = torch.tensor(0.5, dtype=torch.float32, device=DEV, requires_grad=True)
-    y = x
-    for _ in range(N_OPS // 2):
-        y = torch.tanh(y)
-        y = y * 1.01
-    y.backward()
+    chain(x, torch.tanh).backward()
     return x.grad
 
 
-# --- mlp ---------------------------------------------------------------------------------
-def make_mlp(batch=1000):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 784)).astype(np.float32)
-    t = rng.integers(0, 10, batch)
-    np.random.seed(0)
-    model = models.MLP((1000, 1000, 10), activation=F.relu)
+def _steps(model, opt, x, t, tm, topt):
+    """One training step of the mibun model on the GPU, and of its torch twin."""
     model(x[:1])
     model.to_gpu()
-    opt = optimizers.SGD(0.01).setup(model)
+    opt.setup(model)
     xg, tg = cupy.asarray(x), cupy.asarray(t)
+    tx, tt = torch.tensor(x, device=DEV), torch.tensor(t, device=DEV)
 
     def step_mibun():
         loss = F.softmax_cross_entropy(model(xg), tg)
         model.cleargrads()
         loss.backward()
         opt.update()
-
-    tm = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(),
-                             torch.nn.Linear(1000, 1000), torch.nn.ReLU(),
-                             torch.nn.Linear(1000, 10)).to(DEV)
-    topt = torch.optim.SGD(tm.parameters(), lr=0.01)
-    tx, tt = torch.tensor(x, device=DEV), torch.tensor(t, device=DEV)
 
     def step_torch():
         loss = torch.nn.functional.cross_entropy(tm(tx), tt)
@@ -99,20 +83,20 @@ def make_mlp(batch=1000):
     return step_mibun, step_torch
 
 
+# --- mlp ---------------------------------------------------------------------------------
+def make_mlp(batch=1000):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    t = rng.integers(0, 10, batch)
+    np.random.seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(),
+                             torch.nn.Linear(1000, 1000), torch.nn.ReLU(),
+                             torch.nn.Linear(1000, 10)).to(DEV)
+    return _steps(models.MLP((1000, 1000, 10), activation=F.relu), optimizers.SGD(0.01), x, t,
+                  tm, torch.optim.SGD(tm.parameters(), lr=0.01))
+
+
 # --- elem --------------------------------------------------------------------------------
-def elem_chain(x, m):
-    a = m.sin(x)
-    b = a * 1.5
-    c = m.tanh(b)
-    d = c + 0.5
-    e = m.exp(d)
-    f = e * d
-    g = m.sigmoid(f)
-    h = g - 0.25
-    i = m.cos(h)
-    return i / 2.0
-
-
 def make_elem(n=10**7):
     x0 = cupy.random.default_rng(0).standard_normal(n, dtype=np.float32)
     tx0 = torch.as_tensor(x0, device=DEV)
@@ -136,32 +120,12 @@ def make_cnn(batch=32):
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
     t = rng.integers(0, 10, batch)
     np.random.seed(0)
-    model = models.SmallCNN(10)
-    model(x[:1])
-    model.to_gpu()
-    opt = optimizers.Adam().setup(model)
-    xg, tg = cupy.asarray(x), cupy.asarray(t)
-
-    def step_mibun():
-        loss = F.softmax_cross_entropy(model(xg), tg)
-        model.cleargrads()
-        loss.backward()
-        opt.update()
-
     tn = torch.nn
     tm = tn.Sequential(tn.Conv2d(1, 32, 3, 1, 1), tn.ReLU(), tn.MaxPool2d(2),
                        tn.Conv2d(32, 64, 3, 1, 1), tn.ReLU(), tn.MaxPool2d(2), tn.Flatten(),
                        tn.Linear(64 * 7 * 7, 128), tn.ReLU(), tn.Linear(128, 10)).to(DEV)
-    topt = torch.optim.Adam(tm.parameters())
-    tx, tt = torch.tensor(x, device=DEV), torch.tensor(t, device=DEV)
-
-    def step_torch():
-        loss = torch.nn.functional.cross_entropy(tm(tx), tt)
-        topt.zero_grad(set_to_none=True)
-        loss.backward()
-        topt.step()
-
-    return step_mibun, step_torch
+    return _steps(models.SmallCNN(10), optimizers.Adam(), x, t, tm,
+                  torch.optim.Adam(tm.parameters()))
 
 
 def main():

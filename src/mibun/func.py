@@ -311,6 +311,14 @@ def _wrap(x, name):
                     f"got {type(x).__name__}")
 
 
+def _wrap_args(args, nums):
+    """``args`` with those at ``nums`` wrapped for differentiation (see ``_wrap``)."""
+    xs = list(args)
+    for a in nums:
+        xs[a] = _wrap(args[a], f"argument {a}")
+    return xs
+
+
 def _flat(out, name):
     """``f``'s output as a list of Variables and whether it was a tuple/list."""
     if isinstance(out, (tuple, list)):
@@ -424,9 +432,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
     def wrapper(*args, **kwargs):
         nums, single = _argnums(argnums, len(args), "grad")
         with _reverse:
-            xs = list(args)
-            for a in nums:
-                xs[a] = _wrap(args[a], f"argument {a}")
+            xs = _wrap_args(args, nums)
             with using_config("enable_backprop", True):
                 out = f(*xs, **kwargs)
             value, aux = _split_aux(out, has_aux, "grad")
@@ -475,9 +481,7 @@ def jacrev(f, argnums=0, has_aux=False):
     def wrapper(*args):
         nums, single = _argnums(argnums, len(args), "jacrev")
         with _reverse:
-            xs = list(args)
-            for a in nums:
-                xs[a] = _wrap(args[a], f"argument {a}")
+            xs = _wrap_args(args, nums)
             with using_config("enable_backprop", True):
                 out = f(*xs)
             out, aux = _split_aux(out, has_aux, "jacrev")

@@ -459,10 +459,15 @@ def teardown_module():
 
 
 @pytest.mark.parametrize("call", [
-    lambda r: F.accuracy(r, np.array([0, 1])), lambda r: F.average_pooling(r, 2),
-    lambda r: F.pooling(r, 2), lambda r: F.im2col(r, 2), lambda r: F.conv2d(r, np.ones((1, 1, 1, 1))),
-    lambda r: F.batch_norm(r, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2)), lambda r: F.layer_norm(r, np.ones(2), np.zeros(2)),
-    lambda r: F.softmax_cross_entropy(np.ones((2, 2)), r)], ids=lambda c: "")
+    lambda r: F.accuracy(r, np.array([0, 1])),
+    lambda r: F.average_pooling(r, 2),
+    lambda r: F.pooling(r, 2),
+    lambda r: F.im2col(r, 2),
+    lambda r: F.conv2d(r, np.ones((1, 1, 1, 1))),
+    lambda r: F.batch_norm(r, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2)),
+    lambda r: F.layer_norm(r, np.ones(2), np.zeros(2)),
+    lambda r: F.softmax_cross_entropy(np.ones((2, 2)), r),
+], ids=lambda c: "")
 def test_a_ragged_list_is_an_op_named_type_error(call):
     # found by the sweep after the DeZero names changed its draws: NumPy's raw ValueError
     with pytest.raises(TypeError, match=r"^F\.\w+: \w+ must be a Variable, an ndarray"):

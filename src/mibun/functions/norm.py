@@ -265,5 +265,6 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     if xd.dtype.kind != "f":
         raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
                         + _describe("x", xd))
-    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma, op, "gamma"), beta=_data(beta, op, "beta"))
+    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma, op, "gamma"),
+                  beta=_data(beta, op, "beta"))
     return LayerNorm(eps)(x, gamma, beta)

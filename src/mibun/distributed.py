@@ -531,6 +531,9 @@ class _AgreedInterrupt(train._Interrupt):
     signal sets ``local``, and the ranks agree on ``requested`` once per step, so they
     all stop after the same step."""
 
+    flag = "local"
+    stream = "stdout"  # only rank 0 has one (the others' stdout goes to /dev/null)
+
     def __init__(self):
         super().__init__()
         self.local = False
@@ -545,13 +548,6 @@ class _AgreedInterrupt(train._Interrupt):
         if self.installed:
             signal.signal(signal.SIGTERM, self.old_term)
         return super().__exit__(*exc)
-
-    def handle(self, signum, frame):
-        if self.local:
-            raise KeyboardInterrupt
-        self.local = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint "
-              "(press Ctrl-C again to quit without saving)", file=sys.stdout, flush=True)
 
 
 def _rows(x, lo, hi):

@@ -363,6 +363,9 @@ def _quote(path):
 class _Interrupt:
     """SIGINT handler: the first Ctrl-C asks to stop after the current step, a second aborts."""
 
+    flag = "requested"  # the attribute a signal sets (distributed runs agree on it per step)
+    stream = "stderr"  # where the notice goes
+
     def __init__(self):
         self.requested = False
         self.old = None
@@ -380,11 +383,12 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self.old)
 
     def handle(self, signum, frame):
-        if self.requested:
+        if getattr(self, self.flag):
             raise KeyboardInterrupt
-        self.requested = True
+        setattr(self, self.flag, True)
         print("\nCtrl-C: stopping after this step and saving a checkpoint "
-              "(press Ctrl-C again to quit without saving)", file=sys.stderr, flush=True)
+              "(press Ctrl-C again to quit without saving)", file=getattr(sys, self.stream),
+              flush=True)
 
 
 def setup_device(device):

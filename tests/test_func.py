@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from oracle import _fill
 from torch import func as tfunc
 
 import mibun
@@ -196,26 +197,12 @@ def _case_inputs(case):
 
 
 def _mibun_fn(case, xs, idx):
-    fn = case[1]
-
-    def f(*a):
-        full = list(xs)
-        for i, v in zip(idx, a):
-            full[i] = v
-        return fn(*full)
-    return f
+    return lambda *a: case[1](*_fill(xs, idx, a))
 
 
 def _torch_fn(case, xs, idx):
-    fn = case[2]
     consts = [torch.tensor(x) if isinstance(x, np.ndarray) else x for x in xs]
-
-    def f(*a):
-        full = list(consts)
-        for i, v in zip(idx, a):
-            full[i] = v
-        return fn(*full)
-    return f
+    return lambda *a: case[2](*_fill(consts, idx, a))
 
 
 def _np(t):

@@ -4,15 +4,15 @@ float64 value, forward + backward, mibun vs PyTorch CPU in one process.
 Run:  python benchmarks/overhead.py   (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE first)
 """
 import gc
-import time
 
 import numpy as np
+from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
 
 import mibun
 import mibun.functions as F
 
 N_OPS = 1000
-REPEAT = 30
+REPEAT = 60
 
 
 def chain(x, tanh, n=N_OPS):
@@ -37,29 +37,27 @@ def chain_torch():
     return x.grad
 
 
-def best_time(fn):
-    fn()
-    times = []
-    for _ in range(REPEAT):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
-
-
 def main():
-    gc.collect()
-    m_best, m_med = best_time(chain_mibun)
-    print(f"mibun  : {m_best / N_OPS * 1e6:6.2f} us/op (median {m_med / N_OPS * 1e6:.2f})")
+    fns = {"mibun": chain_mibun}
     try:
         import torch
         torch.set_num_threads(1)
         assert abs(float(chain_torch()) - float(chain_mibun().data)) < 1e-12
-        t_best, t_med = best_time(chain_torch)
-        print(f"pytorch: {t_best / N_OPS * 1e6:6.2f} us/op (median {t_med / N_OPS * 1e6:.2f})")
-        print(f"ratio mibun/pytorch: {m_best / t_best:.2f}x (median {m_med / t_med:.2f}x)")
+        fns["pytorch"] = chain_torch
     except ImportError:
+        torch = None
+    gc.collect()
+    # alternating blocks (benchmarks/_timing.py): this machine's speed drifts by 2x over
+    # seconds, which separate runs of each framework read as a ratio
+    times = timeit(fns, REPEAT)
+    (m_best, m_med) = times["mibun"]
+    print(f"mibun  : {m_best / N_OPS * 1e3:6.2f} us/op (median {m_med / N_OPS * 1e3:.2f})")
+    if torch is None:
         print("pytorch not installed: no ratio")
+        return
+    t_best, t_med = times["pytorch"]
+    print(f"pytorch: {t_best / N_OPS * 1e3:6.2f} us/op (median {t_med / N_OPS * 1e3:.2f})")
+    print(f"ratio mibun/pytorch: {m_best / t_best:.2f}x (median {m_med / t_med:.2f}x)")
 
 
 if __name__ == "__main__":

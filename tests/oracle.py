@@ -10,7 +10,9 @@
      ``create_graph=True``) against ``torch.autograd``; the JVP along a random direction
      (``mibun.func.jvp``) against torch's, and the forward-over-reverse HVP
      (``jvp`` of the gradient) against the reverse-over-reverse one;
-  4. float32 inputs give float32 outputs, gradients and tangents.
+  4. float32 inputs give float32 outputs, gradients and tangents;
+  5. the backward run on plain arrays (no graph recorded) and on Variables
+     (``create_graph=True``) give the same gradients: one formula, two modes.
 (``gradient_check`` in step 2 also checks every JVP against finite differences and by
 duality with the VJP, to ``order``.)
 
@@ -149,6 +151,24 @@ def check_op(fn, torch_fn, *specs, order=2, low=-1.0, high=1.0, seed=0, rtol=1e-
                 if g is not None:
                     assert backend.get_array_module(g.data) is xp, "a gradient left the device"
                     assert g.dtype == np.float32, f"float32 input {i} got a {g.dtype} grad"
+
+    # 5. one backward formula, two modes: run on plain arrays (no graph recorded) and on
+    # Variables (create_graph=True), it gives the same gradients, shapes and dtypes
+    for dtype in (np.float64, np.float32) if float32 else (np.float64,):
+        vsb = [Variable(to_dev(a.astype(dtype))) if i in idx else to_dev(a)
+               for i, a in enumerate(xs)]
+        ysb = _as_tuple(fn(*vsb))
+        Lb = _loss(ysb, [to_dev(rng.standard_normal(y.shape).astype(dtype)) for y in ysb])
+        if isinstance(Lb, Variable) and Lb.creator is not None:
+            dvs = [vsb[i] for i in idx]
+            for k, (a, b) in enumerate(zip(mibun.grad(Lb, dvs),
+                                           mibun.grad(Lb, dvs, create_graph=True))):
+                assert a.dtype == b.dtype and a.shape == b.shape, (k, a.dtype, b.dtype)
+                np.testing.assert_allclose(
+                    backend.as_numpy(a.data), backend.as_numpy(b.data),
+                    rtol=1e-12 if dtype == np.float64 else 1e-5, atol=0,
+                    err_msg=f"input {idx[k]}: the backward on arrays differs from the "
+                            "backward on Variables")
     return ys
 
 

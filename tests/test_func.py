@@ -58,6 +58,8 @@ def _fold(col, shape, k, s, p):
 # (name, mibun function, torch function, inputs: shapes or arrays, range for the shapes)
 CASES = [
     ("abs", F.abs, torch.abs, [_away((3, 4), 0)]),
+    ("astype", lambda x: F.astype(F.astype(x, np.float32), np.float64),
+     lambda x: x.float().double(), [(3, 4)]),
     ("add", F.add, torch.add, [(3, 1), (1, 4)]),
     ("sub", F.sub, torch.sub, [(3, 4), (4,)]),
     ("mul", F.mul, torch.mul, [(2, 1, 3), (4, 1)]),

@@ -25,14 +25,14 @@ from mibun.core import (
     Variable,
     as_array,
     as_variable,
-    grad,
-    numerical_diff,
     setup_variable,
 )
 from mibun.dataloaders import *  # noqa: F403  (DataLoader, SeqDataLoader)
 from mibun.datasets import Dataset
 from mibun.layers import *  # noqa: F403  (Layer and the layer classes)
 from mibun.models import *  # noqa: F403  (Model)
+from mibun.autograd import grad
+from mibun.utils import numerical_diff
 
 #: DeZero's switch between its two cores (steps 23-32 read it). mibun has one engine;
 #: ``mibun.core_simple`` gives its names under the first-stage module name.

@@ -29,8 +29,8 @@ def get_array_module(x) -> Any:
     """Return ``cupy`` for CuPy arrays (or Variables holding them), else ``numpy``."""
     if cupy is None:
         return np
-    if not isinstance(x, np.ndarray):
-        x = getattr(x, "data", x)
+    if not isinstance(x, (np.ndarray, cupy.ndarray)):  # a Variable (a CuPy array's .data
+        x = getattr(x, "data", x)                      # is its memory pointer)
     return cupy.get_array_module(x)
 
 

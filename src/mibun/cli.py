@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from mibun import train
+from mibun import core, train
 
 __all__ = ["ExpressionError", "evaluate", "main", "parse_expression"]
 
@@ -353,26 +353,25 @@ class _Tracer:
         inputs = getattr(f, "inputs", None) or ()
         first = True
         for i, e in enumerate(f._edges):
-            if e is None:
+            src = core.edge_source(e)
+            if src is None:  # a constant: a user op keeps its Variable, a built-in its data
                 x = inputs[i] if i < len(inputs) else None
                 xname = "const"
-            elif type(e) is tuple:
-                x = e[0].outputs[e[1]]()
-                xname = self.name(x)
             else:
-                x = e
+                c, j = src
+                x = j if c is None else c.outputs[j]()
                 xname = self.name(x)
             gx = gxs[i] if i < len(gxs) else None
             row = {
                 "step": str(self.step) if first else "",
                 "function": _func_name(f) if first else "",
                 "output": self.name(y) if first else "",
-                "grad in": _short(gy.data) if first else "",
+                "grad in": _short(core.data_of(gy)) if first else "",
                 "input": xname,
-                "value": _short(x.data) if x is not None and x.data.size == 1 else "",
+                "value": _short(d) if (d := core.data_of(x)) is not None and np.size(d) == 1
+                else "",
                 "local": _local(f, i, gy, gx, len(f._edges)),
-                "grad out": "—" if gx is None or e is None else _short(
-                    gx.data if hasattr(gx, "data") else gx),
+                "grad out": "—" if gx is None or e is None else _short(core.data_of(gx)),
             }
             self.rows.append(row)
             first = False
@@ -404,16 +403,16 @@ def _local(f, i, gy, gx, n_inputs):
     """d output / d input ``i`` of ``f``: gx / gy, or backward of a unit gradient if gy is 0."""
     if gx is None:
         return "—"
-    g = float(np.asarray(gy.data).reshape(-1)[0])
-    gxv = float(np.asarray(gx.data if hasattr(gx, "data") else gx).reshape(-1)[0])
+    g = float(np.asarray(core.data_of(gy)).reshape(-1)[0])
+    gxv = float(np.asarray(core.data_of(gx)).reshape(-1)[0])
     if g != 0.0:
         return _short(gxv / g)
     import mibun
     with mibun.no_grad():
-        ones = mibun.Variable(np.ones_like(gy.data))
+        ones = mibun.Variable(np.ones_like(core.data_of(gy)))
         gxs = f.backward(ones)
     gxs = gxs if isinstance(gxs, tuple) else (gxs,)
-    return _short(np.asarray(gxs[i].data if hasattr(gxs[i], "data") else gxs[i]).item())
+    return _short(np.asarray(core.data_of(gxs[i])).item())
 
 
 # The work `mibun grad` may do, in graph nodes (Functions) built in all: each order of
@@ -431,7 +430,7 @@ def _graph_size(v) -> int:
     stack, seen = [f], {id(f)}
     while stack:
         for e in stack.pop()._edges:  # (creator, index) pairs lead to inputs made by ops
-            if type(e) is tuple and id(e[0]) not in seen:
+            if e is not None and e[0] is not None and id(e[0]) not in seen:
                 seen.add(id(e[0]))
                 stack.append(e[0])
     return len(seen)

@@ -14,7 +14,9 @@ class _Config(threading.local):
     # Class attributes are each thread's defaults.
     enable_backprop = True  # record the graph (off inside no_grad and plain backward)
     train = True  # training behaviour for dropout / batch_norm (off in test_mode)
-    debug = False  # extra checks in the engine
+    # On while the engine runs a backward on arrays (no graph recorded): a mibun op called
+    # with arrays only then returns an array (see mibun.core). Only the engine sets it.
+    array_backward = False
 
 
 Config = _Config()
@@ -33,7 +35,7 @@ class using_config:
     def __init__(self, name: str, value):
         if not hasattr(_Config, name):
             raise AttributeError(f"using_config: unknown setting {name!r}; "
-                                 "known: enable_backprop, train, debug")
+                                 "known: enable_backprop, train, array_backward")
         self.name = name
         self.value = value
         # The values to restore, a stack per thread: one instance can be entered

@@ -109,3 +109,14 @@ def op_error(e, args, default="mibun"):
         return e
     return _tagged(err)
 
+
+def bad_gradient(f, i, gx, shape=None, dtype=None):
+    """TypeError for a backward that returned no gradient-like value for input ``i``, or
+    ValueError (with ``shape``) for a gradient of the wrong shape."""
+    op = type(f).__name__ + ".backward"
+    if shape is None:
+        return TypeError(f"{op} returned a {type(gx).__name__} as the gradient of input "
+                         f"{i}; return a Variable, an ndarray or None")
+    return ValueError(f"{op}: the gradient of input {i} has the wrong shape\n"
+                      f"{describe('gradient', gx)}\n  input: shape={tuple(shape)} "
+                      f"dtype={dtype}")

@@ -8,7 +8,7 @@ changes.
 
 Reverse mode (``vjp``, ``grad``, ``jacrev``) records the graph of ``f`` (also under
 ``no_grad()``) and runs the engine of :mod:`mibun.core` toward the inputs only
-(``core.grad``). Its results are plain values, as ``mibun.grad`` without ``create_graph``,
+(``mibun.grad``). Its results are plain values, as ``mibun.grad`` without ``create_graph``,
 unless an enclosing transform differentiates them: nest transforms (``grad(grad(f))``) for
 higher derivatives.
 
@@ -18,7 +18,8 @@ Forward mode (``jvp``, ``jacfwd``) is true forward mode: every Variable may carr
 
     class Tanh(Function):
         def jvp(self, tx):                 # tangent Variables in, tangents out
-            return TanhGrad()(self.retained_output(), tx)
+            y = self.retained_output()
+            return tx * (1 - y * y)
 
 A rule reads ``self.inputs`` / ``self.retained_output()`` as a backward does (all inputs
 are available to it), receives ``None`` for an input without a tangent, and is written in
@@ -51,9 +52,10 @@ import weakref
 
 import numpy as np
 
-from mibun import backend, core
+from mibun import autograd, backend, core
 from mibun.config import Config, using_config
 from mibun.core import Function, Variable
+from mibun.functions.array import astype as _astype
 
 __all__ = ["grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "linearize", "vjp"]
 
@@ -135,9 +137,9 @@ def _forward(f, inputs, outputs, recorded):
         if recorded:
             seen = _state.touched[live[0]]
             seen.append(weakref.ref(y))
-            if f.retain_outputs:  # a dropped output is rebuilt with its tangent
-                f._output_tangents = [y._tangents]
-                seen.append(weakref.ref(f))
+            # a dropped output (retained, or another op's input) is rebuilt with its tangent
+            f._output_tangents = [y._tangents]
+            seen.append(weakref.ref(f))
         return
     if len(inputs) == 1:
         try:
@@ -201,10 +203,10 @@ def _forward(f, inputs, outputs, recorded):
     finally:
         if recorded:
             f.inputs = kept
-            if f.retain_outputs:  # a dropped output is rebuilt with its tangents
-                f._output_tangents = [_tangents_of(y) for y in outputs]
-                for k in live:
-                    _state.touched[k].append(weakref.ref(f))
+            # a dropped output (retained, or another op's input) is rebuilt with its tangents
+            f._output_tangents = [_tangents_of(y) for y in outputs]
+            for k in live:
+                _state.touched[k].append(weakref.ref(f))
 
 
 def _as_tangent(ty, y):
@@ -217,7 +219,7 @@ def _as_tangent(ty, y):
         from mibun.functions.array import broadcast_to
         ty = broadcast_to(ty, y.data.shape)
     if ty.data.dtype != y.data.dtype and y.data.dtype.kind in "fc":
-        ty = core._cast(ty, y.data.dtype)
+        ty = _astype(ty, y.data.dtype)
     return ty
 
 
@@ -226,7 +228,8 @@ def _jvp_by_double_vjp(f, txs):
     (backward is linear in ``u``), by one reverse pass through backward's own graph."""
     from mibun.functions.reduction import sum as fsum
     if not hasattr(f, "_edges"):  # no graph was recorded: needs_grad reads the edges
-        f._edges = [None if x.generation < 0 else x for x in f.inputs]
+        f._edges = [None if x.generation < 0 else x._node or (None, weakref.ref(x))
+                    for x in f.inputs]
     ys = [r() for r in f.outputs]
     us = [Variable(backend.get_array_module(y.data).zeros_like(y.data)) for y in ys]
     with using_config("enable_backprop", True):
@@ -241,7 +244,7 @@ def _jvp_by_double_vjp(f, txs):
             total = term if total is None else total + term
         if total is None or total.creator is None:
             return None
-        return core.grad(total, us, create_graph=_need_graph(0))
+        return autograd.grad(total, us, create_graph=_need_graph(0))
 
 
 def _need_graph(own):
@@ -403,14 +406,14 @@ def _pullback(outs, cts, xs, own):
     """The gradients of ``sum_i <outs_i, cts_i>`` w.r.t. ``xs``."""
     create = _need_graph(own)
     if len(outs) == 1:
-        return core.grad(outs[0], list(xs), grad_outputs=cts[0], create_graph=create)
+        return autograd.grad(outs[0], list(xs), grad_outputs=cts[0], create_graph=create)
     from mibun.functions.reduction import sum as fsum
     with using_config("enable_backprop", True):
         total = None
         for o, c in zip(outs, cts):
             term = fsum(o * c)
             total = term if total is None else total + term
-    return core.grad(total, list(xs), create_graph=create)
+    return autograd.grad(total, list(xs), create_graph=create)
 
 
 def grad_and_value(f, argnums=0, has_aux=False):
@@ -495,7 +498,7 @@ def jacrev(f, argnums=0, has_aux=False):
                 for i in range(o.size):
                     e = xp.zeros(o.shape, dtype=_float(o.dtype))
                     e.flat[i] = 1
-                    rows.append(core.grad(o, targets, grad_outputs=Variable(e),
+                    rows.append(autograd.grad(o, targets, grad_outputs=Variable(e),
                                           create_graph=graph))
                 per_arg = tuple(_assemble([r[j] for r in rows], o.shape, t.shape, graph, 0)
                                 for j, t in enumerate(targets))
@@ -558,7 +561,7 @@ def jvp(f, primals, tangents, has_aux=False):
                     raise ValueError(f"mibun.func.jvp: tangent {i} has shape {t.shape}, its "
                                      f"primal {x.shape}")
                 if t.dtype != x.dtype and x.dtype.kind in "fc":
-                    t = core._cast(t, x.dtype)
+                    t = _astype(t, x.dtype)
                 ts = _tangents_of(x)
                 x._tangents = {k: t} if ts is None else {**ts, k: t}
             out = f(*xs)
@@ -612,7 +615,7 @@ def linearize(f, *primals):
             if total is None or total.creator is None:
                 res = [_zeros(o) for o in outs]
             else:
-                res = list(core.grad(total, us, create_graph=_need_graph(1)))
+                res = list(autograd.grad(total, us, create_graph=_need_graph(1)))
         return tuple(res) if is_tuple else res[0]
 
     return out, jvp_fn

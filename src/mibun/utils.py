@@ -11,9 +11,10 @@ import operator
 
 import numpy as np
 
-from mibun import backend, errors
+from mibun import backend, core, errors
 from mibun.config import enable_grad, no_grad
-from mibun.core import Variable, as_operand, grad
+from mibun.autograd import grad
+from mibun.core import Variable, as_operand
 
 
 # =============================================================================
@@ -544,3 +545,18 @@ def plot_dot_graph(output, verbose=True, to_file="graph.png", **kwargs):
     """DeZero's name for ``mibun.visualize.plot_dot_graph`` (draw the graph to a file)."""
     from mibun import visualize
     return visualize.plot_dot_graph(output, verbose, to_file, **kwargs)
+
+
+def numerical_diff(f, x, eps: float = 1e-4):
+    """Central difference ``(f(x + eps) - f(x - eps)) / (2 eps)`` (the seed's check).
+
+    Args:
+        f: a Function or any callable taking and returning a Variable.
+        x (Variable): the point; integer data is promoted by ``x ± eps``.
+    Returns:
+        ndarray: the derivative of ``f`` at ``x`` (elementwise for array ``x``).
+    """
+    x = core.as_variable(x)
+    y0 = core.as_variable(f(Variable(x.data - eps)))
+    y1 = core.as_variable(f(Variable(x.data + eps)))
+    return (y1.data - y0.data) / (2 * eps)

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from mibun import backend
+from mibun import backend, core
 from mibun.core import Variable
 
 __all__ = ["GraphvizNotFoundError", "draw_graph", "get_dot_graph", "plot_dot_graph",
@@ -114,18 +114,22 @@ def _walk(outputs) -> _Graph:
             g.edges.append((fid, g.var(key, y, shape, dtype, "out")))
         inputs = getattr(f, "inputs", None) or ()
         for i, e in enumerate(f._edges):
-            if e is None:  # a raw array the op wrapped as a constant
+            src = core.edge_source(e)
+            if src is None:  # a constant: a user op keeps its Variable, a built-in its data
                 x = inputs[i] if i < len(inputs) else None
-                shape = None if x is None else x.data.shape
-                dtype = None if x is None else x.data.dtype
-                vid = g.var(("const", id(f), i), x, shape, dtype, "const")
-            elif type(e) is tuple:  # an intermediate: output j of function c
-                c, j = e
+                d = core.data_of(x)
+                vid = g.var(("const", id(f), i), x if isinstance(x, Variable) else None,
+                            getattr(d, "shape", None), getattr(d, "dtype", None), "const")
+            elif src[0] is not None:  # an intermediate: output j of function c
+                c, j = src
                 shape, dtype = c._meta[j]
                 vid = g.var(("out", id(c), j), c.outputs[j](), shape, dtype, "out")
                 push(c)
-            else:  # a leaf Variable
-                vid = g.var(("leaf", id(e)), e, e.data.shape, e.data.dtype, "leaf")
+            else:  # a leaf Variable (held weakly: None once the user dropped it)
+                x = src[1]
+                d = None if x is None else x.data
+                vid = g.var(("leaf", id(e[1]) if x is None else id(x)), x,
+                            getattr(d, "shape", None), getattr(d, "dtype", None), "leaf")
             g.edges.append((vid, fid))
     return g
 

@@ -82,8 +82,7 @@ def install():
     V.sum = vsum
 
     def astype(self, dtype):
-        from mibun.core import _cast
-        return _cast(self, np.dtype(dtype))
+        return array.astype(self, dtype)
 
     V.astype = astype
 

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, as_operand
+from mibun.core import Function, as_operand, data_of
 from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in math)
 from mibun.functions.reduction import sum
 
@@ -42,7 +42,7 @@ class ReLU(Function):
         return xp.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, gy):
-        return MaskGrad(self.retained_output().data > 0)(gy)
+        return MaskGrad(data_of(self.retained_output()) > 0)(gy)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
@@ -94,7 +94,7 @@ class LeakyReLU(Function):
         return xp.where(x > 0, x, x * x.dtype.type(self.slope))
 
     def backward(self, gy):
-        return MaskGrad(self.inputs[0].data > 0, self.slope)(gy)
+        return MaskGrad(data_of(self.inputs[0]) > 0, self.slope)(gy)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 

@@ -10,15 +10,17 @@ import itertools
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, Variable, as_operand
+from mibun.core import Function, Variable, as_operand, data_of
 
 __all__ = [
     "BroadcastTo",
+    "Cast",
     "GetItem",
     "GetItemGrad",
     "Reshape",
     "SumTo",
     "Transpose",
+    "astype",
     "broadcast_to",
     "concat",
     "embed_id",
@@ -38,7 +40,7 @@ _describe = utils.describe
 
 
 def _zeros_like(x):
-    return as_operand(backend.get_array_module(x.data).zeros_like(x.data))  # a constant
+    return as_operand(backend.get_array_module(x).zeros_like(data_of(x)))  # a constant
 
 
 class Reshape(Function):
@@ -370,8 +372,8 @@ def embed_id(x, W):
         Variable: ``S + (D,)``; the gradient is scatter-added into ``W`` (repeated ids sum).
     """
     W = as_operand(W)
-    ids = x.data if isinstance(x, Variable) else x
-    xp = backend.get_array_module(W.data)
+    ids = data_of(x) if isinstance(x, Variable) else x
+    xp = backend.get_array_module(W)
     ids = xp.asarray(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"F.embed_id: x must hold integer ids, got dtype={ids.dtype}\n"
@@ -528,3 +530,31 @@ def stack(xs, axis=0):
                          + _describe(f"xs[{xs.index(odd)}]", odd))
     axis = utils.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
     return concat([expand_dims(x, axis) for x in xs], axis)
+
+
+class Cast(Function):
+    retain_inputs = ()
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype, copy=False)
+
+    def backward(self, gy):
+        if self.x_dtype.kind not in "fc":
+            return gy  # an integer input: its gradient is not truncated
+        return astype(gy, self.x_dtype)
+
+    def jvp(self, tx):
+        return astype(tx, self.dtype)
+
+
+def astype(x, dtype):
+    """``x`` converted to ``dtype`` (``x`` itself when it has it already); the gradient is
+    cast back to ``x``'s float dtype. ``Variable.astype`` calls this."""
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return Cast(dtype)(x)

@@ -22,7 +22,7 @@ import numpy as np
 
 from mibun import backend, utils
 from mibun.config import Config
-from mibun.core import Function, Variable, as_operand
+from mibun.core import Function, as_operand, data_of
 
 __all__ = [
     "AveragePooling",
@@ -237,10 +237,8 @@ def _total(terms):
 
 def _sum_bias(gy):
     """The bias gradient: ``gy`` summed over every axis but the channels."""
-    if not Config.enable_backprop:  # plain backward: reduce the batch axis first (faster)
-        return Variable(gy.data.sum(axis=0).sum(axis=(1, 2)))
     from mibun.functions.reduction import sum as fsum
-    return fsum(gy, axis=(0, 2, 3))
+    return fsum(fsum(gy, axis=0), axis=(1, 2))  # the batch axis first: faster than (0, 2, 3)
 
 
 # =============================================================================
@@ -325,6 +323,8 @@ class Deconv2d(Function):
 
 class Conv2DGradW(Function):
     """``gW`` of ``conv2d(x, W)`` for the output gradient ``gy``: bilinear in (x, gy)."""
+
+    retain_inputs = "all"
 
     def __init__(self, kernel_size, stride, pad):
         self.kernel_size = tuple(kernel_size)
@@ -655,7 +655,7 @@ class Pooling(Function):
     def jvp(self, tx):
         # the tangent of each window's winner (forward skips the winners without a graph)
         if getattr(self, "indexes", None) is None:
-            self._find_winners(self.inputs[0].data)
+            self._find_winners(data_of(self.inputs[0]))
         return Pooling2DWithIndexes(self)(tx)
 
 
@@ -838,7 +838,7 @@ def pooling_simple(x, kernel_size, stride=1, pad=0):
     x = as_operand(x)
     N, C, H, W = x.shape
     ph, pw = pad
-    xp = backend.get_array_module(x.data)
+    xp = backend.get_array_module(x)
     if ph:
         wall = xp.full((N, C, ph, W), _lowest(x.dtype), dtype=x.dtype)
         x = concat([wall, x, wall], axis=2)

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401  (doctests)
 
-from mibun import backend, utils
-from mibun.config import Config
-from mibun.core import Function, Variable, as_operand
+from mibun import backend
+from mibun.core import Function, as_operand
 from mibun.functions.array import reshape, sum_to, transpose
 
 __all__ = [
@@ -27,6 +26,8 @@ def _mT(x):
 
 
 class MatMul(Function):
+    retain_inputs = "all"
+
     def forward(self, x, W):
         xp = backend.get_array_module(x)
         return xp.matmul(x, W)
@@ -115,8 +116,6 @@ class Linear(Function):
 
     def backward(self, gy):
         x, W = self.inputs[0], self.inputs[1]
-        if not Config.enable_backprop:  # plain backward: the same products on the arrays
-            return self._backward_arrays(x.data, W.data, gy.data)
         gx = matmul(gy, W.T) if self.needs_grad(0) else None  # skipped for a data batch
         gW = None
         if self.needs_grad(1):
@@ -136,17 +135,6 @@ class Linear(Function):
         for t in ts[1:]:
             total = total + t
         return total
-
-    def _backward_arrays(self, x, W, gy):
-        xp = backend.get_array_module(gy)
-        gx = Variable(xp.matmul(gy, W.T)) if self.needs_grad(0) else None
-        gW = None
-        if self.needs_grad(1):
-            gW = Variable(xp.matmul(x.reshape(-1, x.shape[-1]).T, gy.reshape(-1, gy.shape[-1])))
-        if len(self.inputs) == 2:
-            return gx, gW
-        gb = Variable(utils.sum_to(gy, self.b_shape)) if self.needs_grad(2) else None
-        return gx, gW, gb
 
 
 def _check_linear(x, W, b):

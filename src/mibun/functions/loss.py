@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from mibun import backend, errors, utils
-from mibun.core import Function, Variable, as_operand
+from mibun.core import Function, Variable, as_operand, data_of
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item
 from mibun.functions.math import clip, log, sigmoid
@@ -40,9 +40,9 @@ def _pair(x0, x1):
     float64 target array does not turn a float32 model output into float64."""
     # (as_operand first: asarray(None, dtype=float) would be a silent nan)
     if not isinstance(x1, Variable) and isinstance(x0, Variable) and x0.dtype.kind == "f":
-        x1 = as_operand(x1).data.astype(x0.dtype, copy=False)
+        x1 = data_of(as_operand(x1)).astype(x0.dtype, copy=False)
     elif not isinstance(x0, Variable) and isinstance(x1, Variable) and x1.dtype.kind == "f":
-        x0 = as_operand(x0).data.astype(x1.dtype, copy=False)
+        x0 = data_of(as_operand(x0)).astype(x1.dtype, copy=False)
     return as_operand(x0), as_operand(x1)
 
 
@@ -152,12 +152,14 @@ class SoftmaxCrossEntropy(Function):
     def jvp(self, tx, tt):
         # <dL/dx, tx> with dL/dx = (softmax(x) - onehot(t)) / N (the labels have no tangent)
         x = self.inputs[0]
-        one = backend.get_array_module(x.data).ones((), dtype=x.dtype)
+        one = backend.get_array_module(x).ones((), dtype=x.dtype)
         return sum(SoftmaxCrossEntropyGrad(self.t, self.log_z)(x, one) * tx)
 
 
 class SoftmaxCrossEntropyGrad(Function):
     """``(softmax(x) - onehot(t)) * gy / N`` in one pass over ``x``."""
+
+    retain_inputs = "all"
 
     def __init__(self, t, log_z):
         self.t = t
@@ -177,7 +179,7 @@ class SoftmaxCrossEntropyGrad(Function):
         # The map (x, gy) -> (p - onehot) gy / N: differentiate through p = softmax(x).
         x, gy = self.inputs
         N = max(x.shape[0], 1)
-        xp = backend.get_array_module(x.data)
+        xp = backend.get_array_module(x)
         onehot = xp.zeros(x.shape, dtype=x.dtype)
         onehot[xp.arange(x.shape[0]), self.t] = 1
         with np.errstate(under="ignore"):
@@ -233,7 +235,7 @@ def softmax_cross_entropy_simple(x, t):
     t = _check_labels(x, t, "F.softmax_cross_entropy_simple")
     N = x.shape[0]
     p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
-    xp = backend.get_array_module(x.data)
+    xp = backend.get_array_module(x)
     log_p = get_item(log(p), (xp.arange(N), t))
     return -sum(log_p) * (1.0 / N)
 
@@ -242,8 +244,8 @@ def softmax_cross_entropy_simple(x, t):
 def _float_targets(x, t, name):
     """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
     if not isinstance(t, Variable) or t.dtype.kind not in "fc":
-        xp = backend.get_array_module(x.data)
-        t = as_operand(xp.asarray(as_operand(t).data, dtype=x.dtype))  # a constant
+        xp = backend.get_array_module(x)
+        t = as_operand(xp.asarray(data_of(as_operand(t)), dtype=x.dtype))  # a constant
     if t.shape != x.shape:
         if t.size != x.size:
             raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)
@@ -312,6 +314,8 @@ class BinaryCrossEntropy(Function):
     """PyTorch's clamped BCE: logs clamped at -100 for the value; for the gradient
     ``(p - t) / max(p (1 - p), 1e-12)``, finite at p = 0 and 1 (the derivative of the
     clamped value would be 0 * inf = nan there)."""
+
+    retain_inputs = "all"
 
     def __init__(self, n):
         self.n = n

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from mibun import backend, errors
-from mibun.core import Function, Variable, as_operand
+from mibun.core import Function, Variable, as_operand, data_of
 
 __all__ = [
     "abs",
@@ -60,24 +60,37 @@ def _real(c):
     return c
 
 
-def _scalar(x: Variable, c):
-    """``c`` as a constant that keeps ``x``'s floating dtype (a Python number stays weak)."""
+def _scalar(x, c):
+    """``c`` as an operand beside ``x``: a Python number stays as it is (weak under NumPy 2's
+    NEP 50 and under 1.26's value-based casting); a NumPy scalar takes ``x``'s float dtype."""
     if type(c) is float or type(c) is int:
-        return c  # weak under NumPy 2 (NEP 50) and under 1.26's value-based casting
+        return c
     _real(c)
-    kind = x.data.dtype.kind
-    if kind in "fc":
-        return x.data.dtype.type(c)
-    if isinstance(c, np.ndarray):
-        return c[()]
-    return c
+    dtype = getattr(data_of(x), "dtype", None)
+    if dtype is not None and dtype.kind in "fc":
+        return dtype.type(c)
+    return c[()] if isinstance(c, np.ndarray) else c
+
+
+def _operands(x0, x1):
+    """The two operands of a binary op, a scalar one put beside the other (:func:`_scalar`)."""
+    if _is_scalar(x1):
+        if not _is_scalar(x0):
+            x1 = _scalar(x0, x1)
+    elif _is_scalar(x0):
+        x0 = _scalar(x1, x0)
+    return x0, x1
 
 
 def _const_array(x: Variable, c):
     """A scalar operand as a 0-d array on ``x``'s backend, in ``x``'s floating dtype."""
-    xp = backend.get_array_module(x.data)
-    dtype = x.data.dtype if x.data.dtype.kind in "fc" else None
+    xp = backend.get_array_module(x)
+    dtype = data_of(x).dtype if data_of(x).dtype.kind in "fc" else None
     return xp.asarray(_real(c), dtype=dtype)
+
+
+def _shape(x):
+    return () if type(x) is float or type(x) is int else x.shape
 
 
 def _plus(t0, t1):
@@ -95,162 +108,76 @@ def _sum_to(gx, shape):
 
 
 # --- binary arithmetic ----------------------------------------------------------------------
+# DeZero's six ops. A scalar operand is an input like any other: a constant (no edge, so no
+# gradient), passed to forward as a Python number (``weak_scalars``) or a 0-d array.
 class Add(Function):
     retain_inputs = ()
+    weak_scalars = True
 
     def forward(self, x0, x1):
-        self.shapes = (x0.shape, x1.shape)
+        self.shapes = (_shape(x0), _shape(x1))
         return x0 + x1
 
     def backward(self, gy):
-        s0, s1 = self.shapes
-        return _sum_to(gy, s0), _sum_to(gy, s1)
+        (s0, s1), e = self.shapes, self._edges
+        return (None if e[0] is None else _sum_to(gy, s0),
+                None if e[1] is None else _sum_to(gy, s1))
 
     def jvp(self, tx0, tx1):
         return _plus(tx0, tx1)
 
 
-class AddConstant(Function):
-    retain_inputs = ()
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return x + self.c
-
-    def backward(self, gy):
-        return gy
-
-    def jvp(self, tx):
-        return tx
-
-
 class Sub(Function):
     retain_inputs = ()
+    weak_scalars = True
 
     def forward(self, x0, x1):
-        self.shapes = (x0.shape, x1.shape)
+        self.shapes = (_shape(x0), _shape(x1))
         return x0 - x1
 
     def backward(self, gy):
-        s0, s1 = self.shapes
-        return _sum_to(gy, s0), _sum_to(-gy, s1)
+        (s0, s1), e = self.shapes, self._edges
+        return (None if e[0] is None else _sum_to(gy, s0),
+                None if e[1] is None else _sum_to(-gy, s1))
 
     def jvp(self, tx0, tx1):
         return _plus(tx0, None if tx1 is None else -tx1)
 
 
-class SubConstant(Function):
-    retain_inputs = ()
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return x - self.c
-
-    def backward(self, gy):
-        return gy
-
-    def jvp(self, tx):
-        return tx
-
-
-class SubFromConstant(Function):
-    """``c - x``."""
-
-    retain_inputs = ()
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return self.c - x
-
-    def backward(self, gy):
-        return -gy
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
 class Mul(Function):
+    retain_inputs = "all"
+    weak_scalars = True
+
     def forward(self, x0, x1):
         return x0 * x1
 
     def backward(self, gy):
-        x0, x1 = self.inputs
-        gx0 = _sum_to(gy * x1, x0.shape) if self.needs_grad(0) else None
-        gx1 = _sum_to(gy * x0, x1.shape) if self.needs_grad(1) else None
-        return gx0, gx1
+        (x0, x1), e = self.inputs, self._edges
+        return (None if e[0] is None else _sum_to(gy * x1, x0.shape),
+                None if e[1] is None else _sum_to(gy * x0, x1.shape))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs
         return _plus(None if tx0 is None else tx0 * x1, None if tx1 is None else x0 * tx1)
 
 
-class MulConstant(Function):
-    retain_inputs = ()
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return x * self.c
-
-    def backward(self, gy):
-        return MulConstant(self.c)(gy)
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
 class Div(Function):
+    retain_inputs = "all"
+    weak_scalars = True
+
     def forward(self, x0, x1):
         return x0 / x1
 
     def backward(self, gy):
-        x0, x1 = self.inputs
+        (x0, x1), e = self.inputs, self._edges
         gx0 = gy / x1
-        gx1 = -gx0 * x0 / x1 if self.needs_grad(1) else None
-        return _sum_to(gx0, x0.shape), None if gx1 is None else _sum_to(gx1, x1.shape)
+        return (None if e[0] is None else _sum_to(gx0, x0.shape),
+                None if e[1] is None else _sum_to(-gx0 * x0 / x1, x1.shape))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs
         return _plus(None if tx0 is None else tx0 / x1,
                      None if tx1 is None else -tx1 * x0 / (x1 * x1))
-
-
-class DivByConstant(Function):
-    retain_inputs = ()
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return x / self.c
-
-    def backward(self, gy):
-        return gy / self.c
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
-class DivConstantBy(Function):
-    """``c / x``."""
-
-    retain_inputs = (0,)
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return self.c / x
-
-    def backward(self, gy):
-        x = self.inputs[0]
-        return -gy * self.c / (x * x)
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Neg(Function):
@@ -266,7 +193,7 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """``x ** c`` for a constant exponent."""
+    """``x ** c`` for a constant exponent (DeZero's Pow)."""
 
     retain_inputs = (0,)
 
@@ -287,19 +214,20 @@ class Pow(Function):
 
 
 class PowVariable(Function):
-    """``x0 ** x1`` with both differentiable: d/dx1 = y log(x0) (needs x0 > 0)."""
+    """``x0 ** x1`` with a differentiable exponent: d/dx1 = y log(x0) (needs x0 > 0)."""
 
+    retain_inputs = "all"
     retain_outputs = (0,)
+    weak_scalars = True
 
     def forward(self, x0, x1):
         return x0 ** x1
 
     def backward(self, gy):
-        x0, x1 = self.inputs
-        y = self.retained_output()
-        gx0 = _sum_to(gy * x1 * x0 ** (x1 - 1), x0.shape)
-        gx1 = _sum_to(gy * y * log(x0), x1.shape) if self.needs_grad(1) else None
-        return gx0, gx1
+        (x0, x1), e = self.inputs, self._edges
+        return (None if e[0] is None else _sum_to(gy * x1 * x0 ** (x1 - 1), x0.shape),
+                None if e[1] is None else
+                _sum_to(gy * self.retained_output() * log(x0), x1.shape))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs
@@ -308,46 +236,14 @@ class PowVariable(Function):
         return _plus(t0, t1)
 
 
-class ConstantPow(Function):
-    """``c ** x`` for a constant base: d/dx = y log(c)."""
-
-    retain_inputs = ()
-    retain_outputs = (0,)
-
-    def __init__(self, c):
-        self.c = c
-
-    def forward(self, x):
-        return self.c ** x
-
-    def backward(self, gy):
-        y = self.retained_output()
-        xp = backend.get_array_module(y.data)
-        return gy * y * xp.log(self.c).astype(y.dtype)
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
 def add(x0, x1):
     """``x0 + x1`` with broadcasting; either side may be a scalar or an ndarray."""
-    if _is_scalar(x1):
-        x0 = as_operand(x0)
-        return AddConstant(_scalar(x0, x1))(x0)
-    if _is_scalar(x0):
-        x1 = as_operand(x1)
-        return AddConstant(_scalar(x1, x0))(x1)
-    return Add()(x0, x1)
+    return Add()(*_operands(x0, x1))
 
 
 def sub(x0, x1):
     """``x0 - x1`` with broadcasting."""
-    if _is_scalar(x1):
-        x0 = as_operand(x0)
-        return SubConstant(_scalar(x0, x1))(x0)
-    if _is_scalar(x0):
-        x1 = as_operand(x1)
-        return SubFromConstant(_scalar(x1, x0))(x1)
-    return Sub()(x0, x1)
+    return Sub()(*_operands(x0, x1))
 
 
 def rsub(x0, x1):
@@ -359,26 +255,14 @@ def mul(x0, x1):
     """``x0 * x1`` with broadcasting."""
     t = type(x1)
     if (t is float or t is int) and type(x0) is Variable:  # the common case, kept short
-        return MulConstant(x1)(x0)
-    if _is_scalar(x1):
-        x0 = as_operand(x0)
-        return MulConstant(_scalar(x0, x1))(x0)
-    if _is_scalar(x0):
-        x1 = as_operand(x1)
-        return MulConstant(_scalar(x1, x0))(x1)
-    return Mul()(x0, x1)
+        return Mul()(x0, x1)
+    return Mul()(*_operands(x0, x1))
 
 
 def div(x0, x1):
     """``x0 / x1`` (true division) with broadcasting. Division by zero follows NumPy
     (inf/nan, with NumPy's warning); the gradient there is inf/nan too."""
-    if _is_scalar(x1):
-        x0 = as_operand(x0)
-        return DivByConstant(_scalar(x0, x1))(x0)
-    if _is_scalar(x0):
-        x1 = as_operand(x1)
-        return DivConstantBy(_scalar(x1, x0))(x1)
-    return Div()(x0, x1)
+    return Div()(*_operands(x0, x1))
 
 
 def rdiv(x0, x1):
@@ -397,13 +281,10 @@ def pow(x, c):
     if _is_scalar(c):
         x = as_operand(x)
         c = _real(c)[()] if isinstance(c, np.ndarray) else _real(c)
-        if isinstance(c, np.generic) and x.data.dtype.kind in "fc":
-            c = x.data.dtype.type(c)
+        if isinstance(c, np.generic) and data_of(x).dtype.kind in "fc":
+            c = data_of(x).dtype.type(c)
         return Pow(c)(x)
-    if _is_scalar(x):
-        c = as_operand(c)
-        return ConstantPow(_scalar(c, x))(c)
-    return PowVariable()(x, c)
+    return PowVariable()(*_operands(x, c))
 
 
 def rpow(x, c):
@@ -414,7 +295,6 @@ def rpow(x, c):
 def square(x):
     """``x ** 2``."""
     return Pow(2)(x)
-
 
 # --- unary elementwise ----------------------------------------------------------------------
 class Exp(Function):
@@ -494,25 +374,10 @@ class Tanh(Function):
         return xp.tanh(x)
 
     def backward(self, gy):
-        return TanhGrad()(self.retained_output(), gy)
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
-class TanhGrad(Function):
-    """``gy * (1 - y²)`` fused into one node: tanh's backward is on the hot path."""
-
-    def forward(self, y, gy):
+        y = self.retained_output()
         return gy * (1 - y * y)
 
-    def backward(self, ggx):
-        y, gy = self.inputs
-        return ggx * gy * -2 * y, ggx * (1 - y * y)
-
-    def jvp(self, ty, tgy):
-        y, gy = self.inputs
-        return _plus(None if tgy is None else TanhGrad()(y, tgy),
-                     None if ty is None else ty * gy * -2 * y)
+    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
 
 class Sqrt(Function):
@@ -538,9 +403,8 @@ class Abs(Function):
 
     def backward(self, gy):
         # Convention at the kink: d|x|/dx = sign(0) = 0, as in PyTorch.
-        x = self.inputs[0]
-        xp = backend.get_array_module(x.data)
-        return gy * xp.sign(x.data)
+        x = data_of(self.inputs[0])
+        return gy * backend.get_array_module(x).sign(x)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
 
@@ -636,7 +500,7 @@ class Clip(Function):
 
     def backward(self, gy):
         # Gradient passes where x_min <= x <= x_max (PyTorch's convention at the bounds).
-        x = self.inputs[0].data
+        x = data_of(self.inputs[0])
         mask = x >= self.x_min if self.x_min is not None else True
         if self.x_max is not None:
             mask = mask & (x <= self.x_max)
@@ -654,9 +518,9 @@ def clip(x, x_min, x_max):
                                                        *backend.array_types)):
             raise TypeError(f"F.clip: {name} must be a real number, an array or None, got "
                             f"{type(c).__name__} {c!r:.60}\n" + errors.describe("x", x))
-    if x.data.dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
-        x_min = None if x_min is None else x.data.dtype.type(x_min)
-        x_max = None if x_max is None else x.data.dtype.type(x_max)
+    if data_of(x).dtype.kind in "fc":  # NumPy-scalar bounds must not promote float32
+        x_min = None if x_min is None else data_of(x).dtype.type(x_min)
+        x_max = None if x_max is None else data_of(x).dtype.type(x_max)
     return Clip(x_min, x_max)(x)
 
 
@@ -672,8 +536,7 @@ class Where(Function):
         return xp.where(self.condition, x0, x1)
 
     def backward(self, gy):
-        xp = backend.get_array_module(gy.data)
-        zero = xp.zeros((), dtype=gy.dtype)
+        zero = backend.get_array_module(data_of(gy)).zeros((), dtype=gy.dtype)
         s0, s1 = self.shapes
         gx0 = where(self.condition, gy, zero)
         gx1 = where(self.condition, zero, gy)
@@ -690,7 +553,7 @@ def where(condition, x0, x1):
     """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
     (bool array or Variable), never differentiated."""
     # (as_operand refuses None, which asarray(None, dtype=bool) would read as False)
-    condition = as_operand(condition).data
+    condition = data_of(as_operand(condition))
     xp = backend.get_array_module(condition)
     condition = xp.asarray(condition, dtype=bool)
     if _is_scalar(x0) and not _is_scalar(x1):
@@ -707,20 +570,20 @@ def maximum(x0, x1):
     PyTorch splits it in half)."""
     x0, x1 = _pair(x0, x1)
     try:
-        condition = x0.data >= x1.data
+        condition = data_of(x0) >= data_of(x1)
     except (TypeError, ValueError) as e:  # shapes that do not broadcast
         raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
-    return where(_nan_wins(condition, x0.data), x0, x1)
+    return where(_nan_wins(condition, data_of(x0)), x0, x1)
 
 
 def minimum(x0, x1):
     """Elementwise minimum. At ties the gradient goes to ``x0``."""
     x0, x1 = _pair(x0, x1)
     try:
-        condition = x0.data <= x1.data
+        condition = data_of(x0) <= data_of(x1)
     except (TypeError, ValueError) as e:
         raise errors.op_error(e, {"x0": x0, "x1": x1}) from e
-    return where(_nan_wins(condition, x0.data), x0, x1)
+    return where(_nan_wins(condition, data_of(x0)), x0, x1)
 
 
 def _nan_wins(condition, x0):

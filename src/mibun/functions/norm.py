@@ -1,13 +1,10 @@
 """Normalisation: batch_norm (training and inference statistics) and layer_norm.
 
 Both compute ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` in one fused forward.
-The backward has two paths:
-
-* a plain backward (the usual ``loss.backward()``) uses fused array formulas;
-* with ``create_graph=True`` it is written in mibun ops on ``x``, ``gamma`` and ``gy``,
-  with the mean and variance recomputed *from x in the graph*, so the second derivative
-  includes how the batch statistics move with ``x``. (DeZero's backward reused the
-  forward's ``1 / std`` as a constant, which gets the second derivative wrong.)
+The backward is written in mibun ops on ``x``, ``gamma`` and ``gy``, with the mean and
+variance recomputed *from x*, so under ``create_graph=True`` the second derivative includes
+how the batch statistics move with ``x``. (DeZero's backward reused the forward's
+``1 / std`` as a constant, which gets the second derivative wrong.)
 """
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ import numpy as np  # noqa: F401  (the doctests use np)
 
 from mibun import backend, utils
 from mibun.config import Config
-from mibun.core import Function, Variable, as_operand
+from mibun.core import Function, as_operand
 
 __all__ = ["BatchNorm", "LayerNorm", "batch_norm", "batch_nrom", "layer_norm"]
 
@@ -49,47 +46,6 @@ class _Normalize(Function):
         xc += beta.reshape(self.pshape)
         return xc, mu, var
 
-    def backward(self, gy):
-        if Config.enable_backprop:  # create_graph: differentiable all the way down
-            return self._backward_graph(gy)
-        # gx = inv_std * (g' - mean(g') - xhat * mean(g' * xhat)), g' = gy * gamma, written
-        # with xc = x - mu so that every array pass is needed (this path is the hot one).
-        x, gamma = self.inputs[0].data, self.inputs[1].data
-        g = gy.data
-        axes, inv_std = self.axes, self.inv_std
-        xc = x - self.mu
-        gx = ggamma = gbeta = None
-        if axes == self.p_axes:  # batch_norm: gamma is constant over the normalised axes
-            s_g = g.sum(axis=axes, keepdims=True)
-            s_gxc = (g * xc).sum(axis=axes, keepdims=True)
-            if self.needs_grad(1):
-                ggamma = Variable((s_gxc * inv_std).reshape(gamma.shape))
-            if self.needs_grad(2):
-                gbeta = Variable(s_g.reshape(gamma.shape))
-            if self.needs_grad(0):
-                a = gamma.reshape(self.pshape) * inv_std
-                m = x.size // s_g.size
-                gx = g * a
-                xc *= a * inv_std * inv_std * s_gxc * (-1.0 / m)
-                gx += xc
-                gx -= a * s_g * (1.0 / m)
-                gx = Variable(gx)
-            return gx, ggamma, gbeta
-        # layer_norm: gamma varies along the normalised axis
-        if self.needs_grad(1):
-            ggamma = Variable(_sum(g * xc * inv_std, self.p_axes))
-        if self.needs_grad(2):
-            gbeta = Variable(_sum(g, self.p_axes))
-        if self.needs_grad(0):
-            gp = g * gamma.reshape(self.pshape)
-            mean_gpxc = (gp * xc).mean(axis=axes, keepdims=True)
-            gp -= gp.mean(axis=axes, keepdims=True)
-            gp *= inv_std
-            xc *= inv_std * inv_std * inv_std * mean_gpxc
-            gp -= xc
-            gx = Variable(gp)
-        return gx, ggamma, gbeta
-
     def jvp(self, tx, tgamma, tbeta):
         # d xhat = inv_std (t - mean(t) - xhat mean(xhat t)), with the statistics recomputed
         # from x in the graph (as _backward_graph), so the tangent is differentiable again
@@ -114,7 +70,7 @@ class _Normalize(Function):
             total = total + t
         return total
 
-    def _backward_graph(self, gy):
+    def backward(self, gy):
         from mibun.functions.array import reshape
         from mibun.functions.reduction import mean
         from mibun.functions.reduction import sum as fsum

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from mibun import backend, utils
-from mibun.core import Function, as_operand
+from mibun.core import Function, as_operand, data_of
 from mibun.functions.array import broadcast_to, reshape
 from mibun.functions.math import exp, sqrt
 
@@ -110,8 +110,8 @@ class Max(Function):
         return x.max(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        y = self.retained_output().data
+        x = data_of(self.inputs[0])
+        y = data_of(self.retained_output())
         shape = utils.max_backward_shape(x, self.axis)
         # Ties split the gradient evenly between the extreme entries (as torch.amax), so the
         # gradient still sums to gy; it is constant in x, so the second derivative is 0.
@@ -122,8 +122,8 @@ class Max(Function):
 
     def jvp(self, tx):
         # the tangent of the extreme entries, averaged over ties (the rows of backward's J)
-        x = self.inputs[0].data
-        y = self.retained_output().data
+        x = data_of(self.inputs[0])
+        y = data_of(self.retained_output())
         mask = x == y.reshape(utils.max_backward_shape(x, self.axis))
         weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
         return Sum(self.axis, self.keepdims)(tx * weight.astype(x.dtype, copy=False))
@@ -195,7 +195,7 @@ class LogSumExp(Function):
         # d/dx logsumexp = softmax(x) = exp(x - y)
         x = self.inputs[0]
         y = self.retained_output()
-        shape = utils.max_backward_shape(x.data, self.axis)
+        shape = utils.max_backward_shape(data_of(x), self.axis)
         gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
         with np.errstate(under="ignore"):  # exp(x - y) may underflow to 0: correct
             return gy * exp(x - reshape(y, shape))
@@ -203,7 +203,7 @@ class LogSumExp(Function):
     def jvp(self, tx):
         x = self.inputs[0]
         y = self.retained_output()
-        shape = utils.max_backward_shape(x.data, self.axis)
+        shape = utils.max_backward_shape(data_of(x), self.axis)
         with np.errstate(under="ignore"):
             return Sum(self.axis, self.keepdims)(tx * exp(x - reshape(y, shape)))
 

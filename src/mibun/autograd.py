@@ -1,9 +1,13 @@
-"""``mibun.grad``: gradients returned as values, without touching any ``.grad``
-(``torch.autograd.grad``). The engine is :mod:`mibun.core`'s; this asks it to collect the
-gradients of some targets instead of accumulating into leaves."""
+"""What a gradient is, and ``mibun.grad``.
+
+The backward engine (:mod:`mibun.core`) applies these rules to every gradient: the seed
+(ones in the output's dtype), the type and dtype a gradient must have in each backward
+mode, memory of its own for a first gradient, zeros for an output no gradient reached.
+``mibun.grad`` asks the engine for the gradients of some targets, returned as values
+without touching any ``.grad`` (``torch.autograd.grad``)."""
 from __future__ import annotations
 
-import numpy as np  # noqa: F401  (the doctest)
+import numpy as np
 
 from mibun import backend, core, errors
 from mibun.core import Variable
@@ -38,8 +42,68 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
                             "Wrap data as Variable(x) before computing with it")
         if v.data is None:
             raise ValueError(f"mibun.grad: one of the {name} has no data (data is None)")
-    seed = core._seed(outputs) if grad_outputs is None else core.as_operand(grad_outputs)
-    found = core._run_backward(outputs, False, create_graph, targets=xs, seed=seed)
+    gy = seed(outputs) if grad_outputs is None else core.as_operand(grad_outputs)
+    wanted = {}  # a target is known by its edge: (creator id, output index), or its own id
+    for k, x in enumerate(xs):
+        wanted.setdefault((id(x._node[0]), x._node[1]) if x._node else id(x), []).append(k)
+    found = [Variable(gy.data.copy()) if x is outputs else None for x in xs]
+    found = core._run_backward(outputs, False, create_graph, seed=gy, wanted=wanted,
+                               found=found, floor=min(x.generation for x in xs) if xs else 0)
     gs = [Variable(backend.get_array_module(x.data).zeros_like(x.data)) if g is None else g
           for x, g in zip(xs, found)]
     return gs[0] if single else tuple(gs)
+
+
+def seed(start: Variable) -> Variable:
+    """The default output gradient: ones in the output's dtype (as DeZero: integer for an
+    integer output; signed for unsigned data, float64 for bool), a constant."""
+    d = start.data
+    dtype = d.dtype if d.dtype.kind in "fci" else np.int64 if d.dtype.kind == "u" else np.float64
+    return core._new_variable(backend.get_array_module(d).ones(d.shape, dtype=dtype), -1)
+
+
+# The gradient types the fast check in _run_backward accepts (0-d NumPy results are scalars).
+ARRAY_GRADS = frozenset((np.float64, np.float32) + core._array_types)
+VARIABLE_GRADS = frozenset((Variable,))
+
+
+def as_grad(f, i, gx, shape, dtype, arrays):
+    """``gx`` as the mode's gradient (an array, or a Variable when a graph is recorded) in
+    the input's float dtype, or an error naming the op if it is not a gradient of that
+    shape. (An integer input, a Variable the user made as in DeZero, keeps the dtype its
+    ops gave: never truncated.)"""
+    if isinstance(gx, (list, tuple)) or not hasattr(gx, "shape") and not np.isscalar(gx):
+        raise errors.bad_gradient(f, i, gx)
+    d = core._real_array(core.data_of(gx), lambda: (type(f).__name__ + ".backward",
+                                          f"the gradient of input {i}"))
+    if d.shape != shape:
+        raise errors.bad_gradient(f, i, d, shape, dtype)
+    if arrays:
+        return d.astype(dtype) if d.dtype != dtype and dtype.kind in "fc" else d
+    gx = gx if isinstance(gx, Variable) else core._new_variable(d, -1)
+    if d.dtype != dtype and dtype.kind in "fc":
+        from mibun.functions.array import astype
+        gx = astype(gx, dtype)
+    return gx
+
+
+def accumulate(grad, gx, given, arrays):
+    """``grad + gx`` as a new Variable. A first gradient gets memory of its own, so an
+    in-place update (``p.grad.data *= ...``) changes nothing else: Add hands the same gy to
+    both inputs, reshape returns views."""
+    if grad is not None:
+        return grad + gx if not arrays else core._new_variable(np.asarray(grad.data + gx))
+    d = gx if arrays else gx.data
+    if id(d) in given or not isinstance(d, core._array_types) or not (
+            d.flags.owndata and getattr(d.flags, "writeable", True)):  # CuPy: no read-only
+        d = d.copy() if isinstance(d, core._array_types) else np.asarray(d)
+        gx = d if arrays else gx * 1
+    given.add(id(d))
+    return core._new_variable(d) if arrays else gx
+
+
+def fill_zeros(f, gys, arrays):
+    # f was pushed because one of its outputs got a gradient: that one tells the backend.
+    xp = backend.get_array_module(core.data_of(next(gy for gy in gys if gy is not None)))
+    return [gy if gy is not None else xp.zeros(*f._meta[i]) if arrays else
+            core._new_variable(xp.zeros(*f._meta[i]), -1) for i, gy in enumerate(gys)]

@@ -7,12 +7,11 @@ DeZero's core (a Variable boxes an ndarray; calling a Function records the graph
   graph, no recursion limit.
 * A function records an *edge* per input: ``(creator, index)`` for an intermediate
   Variable, ``(None, weakref to the leaf)`` for a leaf, ``None`` for a constant (a raw
-  array operand, the seed), which gets no gradient. :func:`edge_source` decodes one.
-* It keeps only what backward reads. A user's Function keeps its input Variables, as in
-  DeZero. A built-in op names the inputs and outputs its backward reads
-  (``retain_inputs`` / ``retain_outputs``) and keeps only their *data*. Outputs are held
-  weakly and no leaf strongly, so a dropped graph is freed by refcounting alone, even the
-  graph a ``create_graph=True`` gradient records.
+  array operand, the seed): no gradient. :func:`edge_source` decodes one.
+* It keeps only what backward reads: a user's Function its input Variables (as DeZero), a
+  built-in op the *data* of the inputs and outputs it names (``retain_inputs`` /
+  ``retain_outputs``). Outputs are held weakly and no leaf strongly, so a dropped graph is
+  freed by refcounting alone, even the graph of a ``create_graph=True`` gradient.
 
 **Two backward modes, one formula.** Each op's backward is written once, with operators
 and mibun ops. Under ``backward(create_graph=True)`` it runs on Variables: a built-in op's
@@ -42,15 +41,15 @@ _REAL_KINDS = errors.REAL_KINDS  # bool, int, float: complex and object data are
 
 class Variable:
     """An ndarray in the graph: ``data``, its gradient ``grad`` (a Variable), ``creator``.
+    (``shape``, ``ndim``, ``size``, ``dtype``, ``len()``, ``repr()`` and the operators come
+    from :mod:`mibun.functions`.)
 
     Args:
         data (ndarray or None): a NumPy or CuPy array (a NumPy scalar becomes a 0-d array);
             ``None`` for a parameter initialised later.
         name (str): optional, shown in ``repr`` and graph drawings.
 
-    >>> x = Variable(np.array(2.0))
-    >>> (x ** 2).backward()
-    >>> x.grad
+    >>> x = Variable(np.array(2.0)); (x ** 2).backward(); x.grad
     variable(4.0)
     """
 
@@ -73,14 +72,9 @@ class Variable:
         self._node = None  # (creator Function, output index), or None for a leaf
         self.generation = 0
 
-    @property
-    def creator(self):
-        """The Function that produced this Variable, or None for a leaf."""
-        return None if self._node is None else self._node[0]
-
-    @creator.setter
-    def creator(self, func):
-        self.set_creator(func)
+    creator = property(lambda self: None if self._node is None else self._node[0],
+                       lambda self, f: self.set_creator(f),
+                       doc="The Function that produced this Variable, or None for a leaf.")
 
     def set_creator(self, func, index: int = 0) -> None:
         self._node = None if func is None else (func, index)
@@ -114,30 +108,6 @@ class Variable:
         """
         _run_backward(self, retain_grad, create_graph, observer)
 
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
-    dtype = property(lambda self: self.data.dtype)
-
-    def __len__(self):
-        return len(self.data)
-
-    def __repr__(self):
-        text = "None" if self.data is None else str(self.data).replace("\n", "\n" + " " * 9)
-        return f"variable({text})"
-
-    def __bool__(self):
-        raise TypeError("The truth value of a Variable is ambiguous (it would cut the "
-                        "graph); compare v.data instead.")
-
-    def __hash__(self):
-        return id(self)
-
-    def __array__(self, dtype=None, copy=None):
-        # np.asarray(v) gives the data; ufuncs go through __array_ufunc__ (mibun.functions)
-        data = backend.as_numpy(self.data)
-        return data if dtype is None else data.astype(dtype, copy=False)
-
     def to_cpu(self) -> None:
         self.data = None if self.data is None else backend.as_numpy(self.data)
 
@@ -153,8 +123,7 @@ _object_new = object.__new__
 
 
 def _new_variable(data, generation=0):
-    """``Variable(data)`` for data known to be an ndarray, without the checks; generation
-    -1 marks a *constant*: calling a Function records no edge to it, so it gets no grad."""
+    """``Variable(data)`` for an ndarray, unchecked; generation -1 marks a *constant*."""
     v = _object_new(Variable)
     v.data = data
     v.name = v.grad = v._node = None
@@ -162,14 +131,12 @@ def _new_variable(data, generation=0):
     return v
 
 
-def as_array(x, xp=np):
-    """Turn a scalar into a 0-d ndarray; arrays pass through unchanged (DeZero's helper)."""
-    return backend.as_array(x, xp)
+as_array = backend.as_array  # DeZero's helper: a scalar as a 0-d array, arrays unchanged
 
 
 def as_variable(obj) -> Variable:
-    """``obj`` if it is a Variable, else a new leaf wrapping it (as in DeZero: backprop gives
-    it a ``grad``). Ops wrap raw operands with :func:`as_operand` instead."""
+    """``obj`` if it is a Variable, else a new leaf wrapping it (DeZero's: backprop gives it
+    a ``grad``); ops wrap raw operands with :func:`as_operand` instead."""
     if isinstance(obj, Variable):
         return obj
     return Variable(_real_array(obj, lambda: (errors.op_name("mibun.as_variable"),
@@ -187,8 +154,8 @@ def as_operand(obj) -> Variable:
 
 
 def data_of(x):
-    """The array of a Variable, or ``x`` itself: how a backward formula reads data (a mask,
-    an index) the same way in both backward modes."""
+    """The array of a Variable, or ``x`` itself: how a formula reads data (a mask, an index)
+    in both backward modes."""
     return x.data if isinstance(x, Variable) else x
 
 
@@ -209,10 +176,9 @@ class Function:
     """A differentiable operation: ``forward`` on arrays, ``backward`` on gradients.
 
     Subclasses define ``forward(self, *xs)`` (ndarrays in, an ndarray or a tuple out) and
-    ``backward(self, *gys)`` (a gradient per input out, ``None`` for one needing none),
-    which reads ``self.inputs`` and ``self.outputs`` (weak references). A user's Function
-    gets Variables, as in DeZero. A built-in op sets these, and its backward runs on
-    arrays when no graph is recorded (see the module docstring):
+    ``backward(self, *gys)`` (a gradient per input, ``None`` for one needing none), which
+    reads ``self.inputs`` and ``self.outputs`` (weak references): Variables for a user's
+    Function, as in DeZero. A built-in op sets these (see the module docstring):
 
     * ``retain_inputs``: indices (or ``"all"``) of the inputs whose data backward reads
       in ``self.inputs`` (the others are ``None`` there);
@@ -239,7 +205,7 @@ class Function:
                         edges.append(None)
                     else:
                         edges.append(x._node or (None, weakref.ref(x)))
-                        if g > gen:
+                        if g > gen:  # noqa: PLR1730  (max() is a call: slower here)
                             gen = g
                 continue
             if self.weak_scalars and (type(x) is float or type(x) is int):
@@ -247,9 +213,8 @@ class Function:
             elif Config.array_backward:  # a formula in a backward on arrays: arrays out
                 return self._forward([data_of(x) for x in inputs])
             else:  # a raw array: a constant
-                xs.append(_real_array(x, lambda: (errors.op_name(type(self).__name__),
-                                                  errors.input_names(self, len(inputs))[
-                                                      len(xs)])))
+                xs.append(_real_array(x, lambda: (errors.op_name(type(self).__name__), errors
+                                                  .input_names(self, len(inputs))[len(xs)])))
             plain = False
             edges.append(None)
         ys = self._forward(xs)
@@ -266,7 +231,7 @@ class Function:
             elif len(keep) == len(xs) or keep == "all":
                 self.inputs = xs
             elif not keep:
-                self.inputs = _NONES[len(xs)] if len(xs) < 4 else (None,) * len(xs)
+                self.inputs = (None,) * len(xs)
             else:
                 self.inputs = [x if i in keep else None for i, x in enumerate(xs)]
             gen += 1
@@ -281,14 +246,13 @@ class Function:
             v.data = y
             v.name = v.grad = None
             outputs.append(v)
-            if record:
-                v._node = (self, i)
-                v.generation = gen
-                refs.append(weakref.ref(v))
-                meta.append((y.shape, y.dtype))
-            else:
-                v._node = None
-                v.generation = 0
+            if not record:
+                v._node, v.generation = None, 0
+                continue
+            v._node = (self, i)
+            v.generation = gen
+            refs.append(weakref.ref(v))
+            meta.append((y.shape, y.dtype))
         if record and self.retain_outputs:
             self._ys = [v.data for v in outputs]
         if _forward_hook is not None:
@@ -298,7 +262,7 @@ class Function:
     def _forward(self, xs):
         try:
             return self.forward(*xs)
-        except (TypeError, ValueError, IndexError) as e:  # free until it fires
+        except (TypeError, ValueError, IndexError) as e:  # NumPy's error, naming the op
             names = errors.input_names(self, len(xs))
             raise errors.op_error(e, dict(zip(names, xs)), type(self).__name__) from e
 
@@ -306,12 +270,11 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def backward(self, *gys):
-        raise NotImplementedError(
-            f"{type(self).__name__}.backward is not defined: this op cannot be differentiated")
+        raise NotImplementedError(f"{type(self).__name__}.backward is not defined: this op "
+                                  "cannot be differentiated")
 
     # The seed's names for a one-input, one-output function (the output None once freed).
-    input = property(lambda self: self.inputs[0],
-                     lambda self, x: setattr(self, "inputs", [x]))
+    input = property(lambda self: self.inputs[0], lambda self, x: setattr(self, "inputs", [x]))
     output = property(lambda self: self.outputs[0](),
                       lambda self, y: setattr(self, "outputs", [weakref.ref(y)]))
 
@@ -321,17 +284,15 @@ class Function:
         return self._ys[i] if Config.array_backward else _output_variable(self, i)
 
     def needs_grad(self, i: int) -> bool:
-        """False when input ``i`` is a constant (a raw array): backward may skip its gradient."""
+        """False for a constant input (a raw array): backward may skip its gradient."""
         return self._edges[i] is not None
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
 
 
-# Set by mibun.func while a forward-mode level is open: ``hook(function, input_variables,
-# output_variables, recorded)`` after each forward gives the outputs their tangents.
+# mibun.func's hook(function, inputs, outputs, recorded) while forward mode is on: tangents
 _forward_hook = None
-_NONES = [(None,) * n for n in range(4)]  # the inputs of an op that keeps none
 
 
 def edge_source(e):
@@ -341,7 +302,7 @@ def edge_source(e):
 
 
 def functions_below(v):
-    """Every Function the graph of ``v`` reaches, each once (in no particular order)."""
+    """Every Function the graph of ``v`` reaches, once each (in no particular order)."""
     stack, seen = [v.creator] if v._node else [], set()
     while stack:
         f = stack.pop()
@@ -353,8 +314,8 @@ def functions_below(v):
 
 
 def _output_variable(f, i, data=None):
-    """Output ``i`` of ``f``: the live Variable, or one rebuilt from ``data`` (by default the
-    kept output) with the tangents forward mode kept."""
+    """Output ``i`` of ``f``: the live Variable, or one rebuilt from ``data`` (or the kept
+    output), with the tangents forward mode kept."""
     y = f.outputs[i]()
     if y is None:
         y = _new_variable(f._ys[i] if data is None else data, f.generation + 1)
@@ -369,47 +330,29 @@ def _input_variables(f):
     """A built-in op's inputs as Variables in the graph (a dropped leaf: its data)."""
     vs = list(f.inputs)
     for i, e in enumerate(f._edges):
-        if e is not None and vs[i] is not None:
-            c, j = e
-            leaf = None if c is not None else j()
-            vs[i] = _output_variable(c, j, vs[i]) if c is not None else (
-                vs[i] if leaf is None else leaf)
+        src = edge_source(e)
+        if src is not None and vs[i] is not None:
+            c, j = src
+            vs[i] = _output_variable(c, j, vs[i]) if c is not None else vs[i] if j is None else j
     return vs
 
 
-# =============================================================================
-# Backprop
-# =============================================================================
-def _seed(start: Variable) -> Variable:
-    """The default output gradient: ones in the output's dtype (as DeZero: integer for an
-    integer output; signed for unsigned data, float64 for bool), a constant."""
-    d = start.data
-    dtype = d.dtype if d.dtype.kind in "fci" else np.int64 if d.dtype.kind == "u" else np.float64
-    return _new_variable(backend.get_array_module(d).ones(d.shape, dtype=dtype), -1)
-
-
+# --- backprop -----------------------------------------------------------------------------
 def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
-                  observer=None, targets=None, seed=None):
-    """Backprop from ``start`` into the leaves' ``grad``; with ``targets`` (Variables), into
-    a returned list instead (None where no gradient arrived), touching no ``.grad`` and
-    visiting no function below every target."""
+                  observer=None, seed=None, wanted=None, found=None, floor=0):
+    """Backprop from ``start`` into the leaves' ``grad``; with ``wanted`` ({edge key: target
+    numbers}, see ``mibun.grad``) into the list ``found`` instead, touching no ``.grad``
+    and visiting no function below generation ``floor``."""
     if start.data is None:
         raise ValueError("Variable.backward: this Variable has no data (data is None); "
                          "backward starts from a computed output, e.g. loss.backward()")
-    found, wanted, floor = None, None, 0
-    if targets is None:
+    if wanted is None:
         if start.grad is None:
-            start.grad = _seed(start)
+            start.grad = autograd.seed(start)
         elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
             start.grad = _new_variable(_real_array(start.grad, lambda: (
                 "Variable.backward", "grad")), -1)
         seed = start.grad
-    else:  # a target is known by its edge: (creator id, output index), or its own id
-        wanted = {}
-        for k, t in enumerate(targets):
-            wanted.setdefault((id(t._node[0]), t._node[1]) if t._node else id(t), []).append(k)
-        found = [_new_variable(seed.data.copy()) if t is start else None for t in targets]
-        floor = min(t.generation for t in targets) if targets else 0
     if start._node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
         return found
     arrays = not create_graph
@@ -422,7 +365,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     pending[id(f)][i] = seed
     heap, count = [(-f.generation, 0, f)], 1
     given = {id(data_of(seed))}  # arrays already given out as some Variable's grad
-    ok = _array_grads if arrays else _variable_grads
+    ok = autograd.ARRAY_GRADS if arrays else autograd.VARIABLE_GRADS
     with using_config("enable_backprop", create_graph), using_config("array_backward", arrays):
         while heap:
             f = heapq.heappop(heap)[2]
@@ -430,12 +373,12 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                 break
             gys = pending.pop(id(f))
             if len(gys) > 1 and any(gy is None for gy in gys):  # an output that did not
-                gys = _fill_zeros(f, gys, arrays)                # reach `start`: zeros
+                gys = autograd.fill_zeros(f, gys, arrays)  # reach `start`: zeros
             if retain_grad:
                 for ref, gy in zip(f.outputs, gys):
                     y = ref()
                     if y is not None and y is not start:
-                        y.grad = _add(y.grad, gy, given, arrays)
+                        y.grad = autograd.accumulate(y.grad, gy, given, arrays)
             gxs = _call_backward(f, gys, arrays)
             if observer is not None:
                 observer(f, gys, gxs)
@@ -443,22 +386,21 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                 gx = gxs[i]
                 if e is None or gx is None:
                     continue
-                c, j = e
-                if c is None:  # a leaf, held weakly: none once the user dropped it
-                    leaf = j()
-                    if leaf is None:
-                        continue
-                    shape, dtype = leaf.data.shape, leaf.data.dtype
+                c, j = edge_source(e)  # (creator, output index) or (None, leaf)
+                if c is None:
+                    if j is None:
+                        continue  # a leaf the user dropped: nobody can read its grad
+                    shape, dtype = j.data.shape, j.data.dtype
                 else:
                     shape, dtype = c._meta[j]
                 if dtype.kind == "b":
                     continue  # a mask: never differentiated
                 d = gx if arrays else data_of(gx)
                 if type(gx) not in ok or d.shape != shape or d.dtype != dtype:
-                    gx = _as_grad(f, i, gx, shape, dtype, arrays)
+                    gx = autograd.as_grad(f, i, gx, shape, dtype, arrays)
                 if wanted is not None:
-                    for k in wanted.get(id(leaf) if c is None else (id(c), j), ()):
-                        found[k] = _add(found[k], gx, given, arrays)
+                    for k in wanted.get(id(j) if c is None else (id(c), j), ()):
+                        found[k] = autograd.accumulate(found[k], gx, given, arrays)
                 if c is not None:  # output j of function c: sum it into c's pending slot
                     slot = pending.get(id(c))
                     if slot is None:
@@ -467,25 +409,21 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                         count += 1
                     slot[j] = gx if slot[j] is None else slot[j] + gx
                 elif wanted is None:
-                    leaf.grad = _add(leaf.grad, gx, given, arrays)
+                    j.grad = autograd.accumulate(j.grad, gx, given, arrays)
     return found
 
 
 def _call_backward(f, gys, arrays):
     """``f.backward(*gys)`` in the current mode, as a tuple with one gradient per input."""
-    if f.retain_inputs is None:  # a user's Function: Variables in both modes
-        if arrays:
-            Config.array_backward = False
-            try:
-                gxs = f.backward(*[_new_variable(np.asarray(gy) if isinstance(
-                    gy, np.generic) else gy, -1) for gy in gys])
-            finally:
-                Config.array_backward = True
-        else:
-            gxs = f.backward(*gys)
-    elif arrays:
+    if f.retain_inputs is None and arrays:  # a user's Function gets Variables in both modes
+        Config.array_backward = False
+        try:
+            gxs = f.backward(*[_new_variable(np.asarray(gy), -1) for gy in gys])
+        finally:
+            Config.array_backward = True
+    elif f.retain_inputs is None or arrays:
         gxs = f.backward(*gys)
-    else:
+    else:  # create_graph: a built-in op reads its inputs as Variables in the graph
         kept, f.inputs = f.inputs, _input_variables(f)
         try:
             gxs = f.backward(*gys)
@@ -493,73 +431,10 @@ def _call_backward(f, gys, arrays):
             f.inputs = kept
     gxs = gxs if type(gxs) is tuple else tuple(gxs) if isinstance(gxs, list) else (gxs,)
     if len(gxs) != len(f._edges):
-        raise RuntimeError(f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) "
-                           f"for {len(f._edges)} input(s); return one per input (None for "
-                           "no gradient)")
+        raise RuntimeError(f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
+                           f"{len(f._edges)} input(s); return one per input (None for none)")
     return gxs
 
 
-# The gradient types the fast check in _run_backward accepts (0-d NumPy results are scalars).
-_array_grads = frozenset((np.float64, np.float32) + _array_types)
-_variable_grads = frozenset((Variable,))
-
-
-def _as_grad(f, i, gx, shape, dtype, arrays):
-    """``gx`` as the mode's gradient (an array, or a Variable when a graph is recorded) in
-    the input's float dtype, or an error naming the op if it is not a gradient of that
-    shape. (An integer input, a Variable the user made as in DeZero, keeps the dtype its
-    ops gave: never truncated.)"""
-    if isinstance(gx, (list, tuple)) or not hasattr(gx, "shape") and not np.isscalar(gx):
-        raise errors.bad_gradient(f, i, gx)
-    d = _real_array(data_of(gx), lambda: (type(f).__name__ + ".backward",
-                                          f"the gradient of input {i}"))
-    if d.shape != shape:
-        raise errors.bad_gradient(f, i, d, shape, dtype)
-    if arrays:
-        return d.astype(dtype) if d.dtype != dtype and dtype.kind in "fc" else d
-    gx = gx if isinstance(gx, Variable) else _new_variable(d, -1)
-    if d.dtype != dtype and dtype.kind in "fc":
-        from mibun.functions.array import astype
-        gx = astype(gx, dtype)
-    return gx
-
-
-def _add(grad, gx, given, arrays):
-    """``grad + gx`` as a new Variable. A first gradient gets memory of its own, so an
-    in-place update (``p.grad.data *= ...``) changes nothing else: Add hands the same gy to
-    both inputs, reshape returns views."""
-    if grad is not None:
-        return grad + gx if not arrays else _new_variable(np.asarray(grad.data + gx))
-    d = gx if arrays else gx.data
-    if id(d) in given or not isinstance(d, _array_types) or not (
-            d.flags.owndata and getattr(d.flags, "writeable", True)):  # CuPy: no read-only
-        d = d.copy() if isinstance(d, _array_types) else np.asarray(d)
-        gx = d if arrays else gx * 1
-    given.add(id(d))
-    return _new_variable(d) if arrays else gx
-
-
-def _fill_zeros(f, gys, arrays):
-    # f was pushed because one of its outputs got a gradient: that one tells the backend.
-    xp = backend.get_array_module(data_of(next(gy for gy in gys if gy is not None)))
-    return [gy if gy is not None else xp.zeros(*f._meta[i]) if arrays else
-            _new_variable(xp.zeros(*f._meta[i]), -1) for i, gy in enumerate(gys)]
-
-
-# DeZero's core.py also defines the arithmetic ops; mibun keeps them in functions/math.py,
-# looked up on first use (functions imports this module).
-_MATH_NAMES = frozenset(("Add", "Sub", "Mul", "Div", "Neg", "Pow", "add", "sub", "rsub", "mul",
-                         "div", "rdiv", "neg", "pow"))
-
-
-def __getattr__(name):
-    if name in _MATH_NAMES:
-        from mibun.functions import math
-        return getattr(math, name)
-    raise AttributeError(f"module 'mibun.core' has no attribute {name!r}")
-
-
-def setup_variable() -> None:
-    """DeZero's name: install the operators on Variable (``import mibun`` already does)."""
-    from mibun.functions import _operators
-    _operators.install()
+# (DeZero's core also has Add, ..., pow and setup_variable: mibun.functions sets them here.)
+from mibun import autograd  # the gradient rules; imported last: it imports this module

@@ -443,7 +443,7 @@ def grad_and_value(f, argnums=0, has_aux=False):
                 got = getattr(value, "shape", type(value).__name__)
                 raise ValueError("mibun.func.grad: f must return a one-element Variable "
                                  f"(use vjp or jacrev otherwise), got {got}")
-            gs = _pullback([value], [core._seed(value)], [xs[a] for a in nums], 1)
+            gs = _pullback([value], [autograd.seed(value)], [xs[a] for a in nums], 1)
         g = gs[0] if single else tuple(gs)
         return (g, (value, aux)) if has_aux else (g, value)
 

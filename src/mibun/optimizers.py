@@ -48,7 +48,21 @@ def _named_params(target):
     return [(f"p{i}", p) for i, p in enumerate(target.params())]
 
 
-_CHUNK = 1 << 15  # elements per chunk of a chunked update (128 KB of float32: fits L2)
+_CHUNK = 1 << 15  # elements per block of an update (128 KB of float32: fits L2)
+
+
+def _blocks(*arrays):
+    """The arrays (a parameter, its gradient, its state, work arrays: one shape) as lists of
+    matching flat blocks of ``_CHUNK`` elements. Every built-in update runs block by block:
+    its ~10 passes then read a block from the CPU cache instead of memory
+    (benchmarks/optim_data.py: Adam on 1.8 M float32 parameters 10.9 -> 7.7 ms). One block
+    for a small, non-contiguous or GPU array; the same arithmetic either way, bit for bit."""
+    n = arrays[0].size
+    if n <= _CHUNK or not isinstance(arrays[0], np.ndarray) or not all(
+            a.flags.c_contiguous for a in arrays):
+        return [arrays]
+    flat = [a.reshape(-1) for a in arrays]
+    return [[f[i:i + _CHUNK] for f in flat] for i in range(0, n, _CHUNK)]
 
 
 def _fmt(a):
@@ -312,21 +326,10 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def update_one(self, param):
-        p, g = param.data, param.grad.data
-        xp = backend.get_array_module(p)
-        if xp is np and p.size > _CHUNK and p.flags.c_contiguous and g.flags.c_contiguous:
-            # Chunk by chunk, so that the temporary lr * g stays in the CPU cache: one pass
-            # over p and g from memory instead of two (a third faster on big layers).
-            pf, gf = p.reshape(-1), g.reshape(-1)
-            (buf,) = self.scratch(pf[:_CHUNK])
-            for i in range(0, pf.size, _CHUNK):
-                tmp = buf[:min(_CHUNK, pf.size - i)]
-                np.multiply(gf[i:i + _CHUNK], self.lr, out=tmp)
-                pf[i:i + _CHUNK] -= tmp
-            return
-        (tmp,) = self.scratch(p)
-        xp.multiply(g, self.lr, out=tmp)
-        p -= tmp
+        xp = backend.get_array_module(param.data)
+        for p, g, tmp in _blocks(param.data, param.grad.data, *self.scratch(param.data)):
+            xp.multiply(g, self.lr, out=tmp)
+            p -= tmp
 
 
 class MomentumSGD(Optimizer):
@@ -345,13 +348,13 @@ class MomentumSGD(Optimizer):
         self.momentum = momentum
 
     def update_one(self, param):
-        v = self.state_for(param)["v"]
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
-        v *= self.momentum
-        v += param.grad.data
-        xp.multiply(v, self.lr, out=tmp)
-        param.data -= tmp
+        xp = backend.get_array_module(param.data)
+        for p, g, v, tmp in _blocks(param.data, param.grad.data, self.state_for(param)["v"],
+                                    *self.scratch(param.data)):
+            v *= self.momentum
+            v += g
+            xp.multiply(v, self.lr, out=tmp)
+            p -= tmp
 
 
 class Nesterov(Optimizer):
@@ -366,16 +369,15 @@ class Nesterov(Optimizer):
         self.momentum = momentum
 
     def update_one(self, param):
-        g = param.grad.data
-        v = self.state_for(param)["v"]
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
-        v *= self.momentum
-        v += g
-        xp.multiply(v, self.momentum, out=tmp)
-        tmp += g
-        tmp *= self.lr
-        param.data -= tmp
+        xp = backend.get_array_module(param.data)
+        for p, g, v, tmp in _blocks(param.data, param.grad.data, self.state_for(param)["v"],
+                                    *self.scratch(param.data)):
+            v *= self.momentum
+            v += g
+            xp.multiply(v, self.momentum, out=tmp)
+            tmp += g
+            tmp *= self.lr
+            p -= tmp
 
 
 class AdaGrad(Optimizer):
@@ -389,17 +391,16 @@ class AdaGrad(Optimizer):
         self.eps = eps
 
     def update_one(self, param):
-        g = param.grad.data
-        h = self.state_for(param)["h"]
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
-        xp.multiply(g, g, out=tmp)
-        h += tmp
-        xp.sqrt(h, out=tmp)
-        tmp += self.eps
-        xp.divide(g, tmp, out=tmp)
-        tmp *= self.lr
-        param.data -= tmp
+        xp = backend.get_array_module(param.data)
+        for p, g, h, tmp in _blocks(param.data, param.grad.data, self.state_for(param)["h"],
+                                    *self.scratch(param.data)):
+            xp.multiply(g, g, out=tmp)
+            h += tmp
+            xp.sqrt(h, out=tmp)
+            tmp += self.eps
+            xp.divide(g, tmp, out=tmp)
+            tmp *= self.lr
+            p -= tmp
 
 
 class AdaDelta(Optimizer):
@@ -419,28 +420,27 @@ class AdaDelta(Optimizer):
         self.eps = eps
 
     def update_one(self, param):
-        g = param.grad.data
         s = self.state_for(param)
-        msg, msdx = s["msg"], s["msdx"]
-        std, dx = self.scratch(param.data, 2)
-        xp = backend.get_array_module(std)
+        xp = backend.get_array_module(param.data)
         rho, eps = self.rho, self.eps
-        msg *= rho
-        xp.multiply(g, g, out=std)
-        std *= 1 - rho
-        msg += std
-        xp.add(msg, eps, out=std)
-        xp.sqrt(std, out=std)
-        xp.add(msdx, eps, out=dx)
-        xp.sqrt(dx, out=dx)
-        dx /= std
-        dx *= g
-        msdx *= rho
-        xp.multiply(dx, dx, out=std)
-        std *= 1 - rho
-        msdx += std
-        dx *= self.lr
-        param.data -= dx
+        for p, g, msg, msdx, std, dx in _blocks(param.data, param.grad.data, s["msg"],
+                                                s["msdx"], *self.scratch(param.data, 2)):
+            msg *= rho
+            xp.multiply(g, g, out=std)
+            std *= 1 - rho
+            msg += std
+            xp.add(msg, eps, out=std)
+            xp.sqrt(std, out=std)
+            xp.add(msdx, eps, out=dx)
+            xp.sqrt(dx, out=dx)
+            dx /= std
+            dx *= g
+            msdx *= rho
+            xp.multiply(dx, dx, out=std)
+            std *= 1 - rho
+            msdx += std
+            dx *= self.lr
+            p -= dx
 
 
 class RMSprop(Optimizer):
@@ -464,26 +464,25 @@ class RMSprop(Optimizer):
             self.slots = ("s", "b")
 
     def update_one(self, param):
-        g = param.grad.data
         st = self.state_for(param)
-        s = st["s"]
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
-        s *= self.alpha
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - self.alpha
-        s += tmp
-        xp.sqrt(s, out=tmp)
-        tmp += self.eps
-        xp.divide(g, tmp, out=tmp)
-        if self.momentum:
-            b = st["b"]
-            b *= self.momentum
-            b += tmp
-            xp.multiply(b, self.lr, out=tmp)
-        else:
-            tmp *= self.lr
-        param.data -= tmp
+        xp = backend.get_array_module(param.data)
+        b_state = (st["b"],) if self.momentum else ()
+        for p, g, s, tmp, *b in _blocks(param.data, param.grad.data, st["s"],
+                                        *self.scratch(param.data), *b_state):
+            s *= self.alpha
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - self.alpha
+            s += tmp
+            xp.sqrt(s, out=tmp)
+            tmp += self.eps
+            xp.divide(g, tmp, out=tmp)
+            if b:
+                b[0] *= self.momentum
+                b[0] += tmp
+                xp.multiply(b[0], self.lr, out=tmp)
+            else:
+                tmp *= self.lr
+            p -= tmp
 
 
 class Adam(Optimizer):
@@ -521,30 +520,30 @@ class Adam(Optimizer):
         self.lr = value
 
     def update_one(self, param):
-        g = param.grad.data
         s = self.state_for(param)
         s["step"] += 1
         k = s["step"]
-        m, v = s["m"], s["v"]
-        (tmp,) = self.scratch(param.data)
-        xp = backend.get_array_module(tmp)
+        xp = backend.get_array_module(param.data)
         b1, b2 = self.beta1, self.beta2
-        xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
-        tmp *= 1 - b1
-        m += tmp
-        v *= b2
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
-        xp.sqrt(v, out=tmp)  # the denominator
-        tmp /= math.sqrt(1 - b2 ** k)
-        tmp += self.eps
-        xp.divide(m, tmp, out=tmp)
-        tmp *= self.lr / (1 - b1 ** k)
-        self._decay(param)  # AdamW's p *= 1 - lr wd (the step above does not depend on p)
-        param.data -= tmp
+        c2, step = math.sqrt(1 - b2 ** k), self.lr / (1 - b1 ** k)
+        for p, g, m, v, tmp in _blocks(param.data, param.grad.data, s["m"], s["v"],
+                                       *self.scratch(param.data)):
+            xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
+            tmp *= 1 - b1
+            m += tmp
+            v *= b2
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            xp.sqrt(v, out=tmp)  # the denominator
+            tmp /= c2
+            tmp += self.eps
+            xp.divide(m, tmp, out=tmp)
+            tmp *= step
+            self._decay(p)  # AdamW's p *= 1 - lr wd (the step above does not depend on p)
+            p -= tmp
 
-    def _decay(self, param):
+    def _decay(self, p):
         pass
 
 
@@ -563,8 +562,8 @@ class AdamW(Adam):
         super().__init__(alpha, beta1, beta2, eps, lr=lr)
         self.weight_decay = weight_decay
 
-    def _decay(self, param):
-        param.data *= 1 - self.lr * self.weight_decay
+    def _decay(self, p):
+        p *= 1 - self.lr * self.weight_decay
 
 
 # =============================================================================

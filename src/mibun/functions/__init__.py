@@ -3,7 +3,9 @@
 One module per family (math, array, reduction, linalg, activation, loss, conv, norm,
 noise); every public name is re-exported here flat, as in DeZero.
 """
+from mibun import core
 from mibun.functions import _operators
+from mibun.functions import math as _math
 from mibun.functions.activation import *
 from mibun.functions.array import *
 from mibun.functions.conv import *
@@ -17,3 +19,15 @@ from mibun.functions.reduction import *
 _operators.install()
 # DeZero's F also exposes these op classes by name (F.Sin, F.Exp, ...).
 from mibun.functions.math import Clip, Cos, Exp, Log, Sigmoid, Sin, Tanh  # noqa: F401
+
+
+def _setup_variable() -> None:
+    """DeZero's name: install the operators on Variable (``import mibun`` already does)."""
+    _operators.install()
+
+
+# DeZero's core module defines the arithmetic ops and setup_variable: the same names there.
+core.setup_variable = _setup_variable
+for _name in ("Add", "Sub", "Mul", "Div", "Neg", "Pow", "add", "sub", "rsub", "mul", "div",
+              "rdiv", "neg", "pow"):
+    setattr(core, _name, getattr(_math, _name))

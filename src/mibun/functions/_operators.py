@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mibun import backend
 from mibun.core import Variable
 from mibun.functions import array, linalg, math, reduction
 
@@ -34,6 +35,27 @@ def _function_table():
 
 def install():
     V = Variable
+    # DeZero's array-like Variable: shape, ndim, size, dtype, len() and repr() of the data
+    V.shape = property(lambda self: self.data.shape)
+    V.ndim = property(lambda self: self.data.ndim)
+    V.size = property(lambda self: self.data.size)
+    V.dtype = property(lambda self: self.data.dtype)
+    V.__len__ = lambda self: len(self.data)
+
+    def vrepr(self):
+        text = "None" if self.data is None else str(self.data).replace("\n", "\n" + " " * 9)
+        return f"variable({text})"
+
+    def vbool(self):
+        raise TypeError("The truth value of a Variable is ambiguous (it would cut the "
+                        "graph); compare v.data instead.")
+
+    def varray(self, dtype=None, copy=None):
+        # np.asarray(v) gives the data; ufuncs go through __array_ufunc__ below
+        data = backend.as_numpy(self.data)
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    V.__repr__, V.__bool__, V.__array__ = vrepr, vbool, varray
     V.__add__ = math.add
     V.__radd__ = math.add
     V.__sub__ = math.sub

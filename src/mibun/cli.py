@@ -424,16 +424,7 @@ _WORK_BUDGET = 60_000
 
 def _graph_size(v) -> int:
     """The number of Functions in the graph that computed ``v``."""
-    f = v.creator
-    if f is None:
-        return 0
-    stack, seen = [f], {id(f)}
-    while stack:
-        for e in stack.pop()._edges:  # (creator, index) pairs lead to inputs made by ops
-            if e is not None and e[0] is not None and id(e[0]) not in seen:
-                seen.add(id(e[0]))
-                stack.append(e[0])
-    return len(seen)
+    return sum(1 for _ in core.functions_below(v))
 
 
 def _order_work(sizes, n_vars) -> int:

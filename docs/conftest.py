@@ -26,7 +26,13 @@ class MarkdownPage(pytest.File):
 
 class PageItem(pytest.Item):
     def runtest(self):
-        doccheck.check_page(self.path.read_text(encoding="utf-8"), str(self.path))
+        skipped = []
+        ran = doccheck.check_page(self.path.read_text(encoding="utf-8"), str(self.path),
+                                  skipped)
+        if skipped:  # the page's other blocks ran and passed; say what did not run
+            self.add_report_section("call", "skipped blocks", "\n".join(skipped))
+            if not ran:
+                pytest.skip("; ".join(skipped))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, doccheck.DocCheckError):

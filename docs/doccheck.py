@@ -9,22 +9,28 @@ directory, the way a reader types them. A fenced block must be one of:
 * ``python``: code that must run without an exception (a class or function to reuse).
 * ``console``: ``$ command`` lines, each followed by its expected output (stdout and stderr
   together, ``...`` matching anything). Each line runs in ``bash``, where ``python`` is the
-  interpreter running the tests and ``mibun`` is ``python -m mibun``.
+  interpreter running the tests, ``mibun`` is ``python -m mibun`` and ``mpiexec`` the one
+  beside that interpreter (small programs first on PATH, so ``mpiexec`` can start them).
 
 Any other fence, or one without a language, is an error: a block that nothing checks could
 drift from the code.
 
-A block that needs what a machine may lack says so on the line just above its fence, in an
-HTML comment the site does not show: ``<!-- doccheck: needs gpu -->`` (CuPy and a GPU) or
-``<!-- doccheck: needs mpi -->`` (mpi4py and ``mpiexec``; in a console block ``mpiexec`` is
-the one beside this interpreter). Where the need is not met the block is skipped, so the
-blocks that use its results must say so too. ``MIBUN_REQUIRE_MPI=1`` (CI) makes a missing
-MPI an error instead of a skip.
+Directives go in HTML comments (the site does not show them) on the lines just above a fence:
+
+* ``<!-- doccheck: needs gpu -->`` (CuPy and a GPU) or ``<!-- doccheck: needs mpi -->``
+  (mpi4py and ``mpiexec``; in a console block ``mpiexec`` is the one beside this
+  interpreter): where the need is not met the block is skipped, so the blocks that use its
+  results must say so too. ``MIBUN_REQUIRE_MPI=1`` (CI) makes a missing MPI an error.
+* ``<!-- doccheck: file train.py -->``: the block is a file the page goes on to use (a
+  script for a console block); it is written to that name in the page's directory instead
+  of being run.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import doctest
+import functools
 import os
 import re
 import shutil
@@ -37,8 +43,8 @@ LANGUAGES = ("pycon", "python", "console")
 NEEDS = ("gpu", "mpi")
 OPTIONS = doctest.ELLIPSIS
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)")
-_NEEDS = re.compile(
-    r"^[ \t]*<!--[ \t]*doccheck:[ \t]*needs[ \t]+(?P<needs>[\w ,]+?)[ \t]*-->[ \t]*$")
+_DIRECTIVE = re.compile(
+    r"^[ \t]*<!--[ \t]*doccheck:[ \t]*(?P<key>\w+)[ \t]+(?P<value>[\w ,./-]+?)[ \t]*-->[ \t]*$")
 
 
 class DocCheckError(AssertionError):
@@ -51,6 +57,7 @@ class Block:
     code: str
     lineno: int  # 1-based line of the opening fence
     needs: tuple = ()  # from a ``<!-- doccheck: needs ... -->`` line above the fence
+    file: str | None = None  # from ``<!-- doccheck: file NAME -->``: written, not run
 
 
 def blocks(text: str) -> list[Block]:
@@ -74,9 +81,18 @@ def blocks(text: str) -> list[Block]:
             i += 1
         if i == len(lines):
             raise DocCheckError(f"line {start + 1}: the code block is never closed")
-        above = _NEEDS.match(lines[start - 1]) if start else None
-        needs = tuple(re.split(r"[ ,]+", above.group("needs"))) if above else ()
-        out.append(Block(m.group("lang"), "\n".join(body) + "\n", start + 1, needs))
+        block = Block(m.group("lang"), "\n".join(body) + "\n", start + 1)
+        j = start - 1
+        while j >= 0 and (d := _DIRECTIVE.match(lines[j])):
+            if d.group("key") == "needs":
+                block.needs += tuple(re.split(r"[ ,]+", d.group("value")))
+            elif d.group("key") == "file":
+                block.file = d.group("value")
+            else:
+                raise DocCheckError(f"line {j + 1}: unknown directive {d.group('key')!r} "
+                                    "(known: needs, file)")
+            j -= 1
+        out.append(block)
         i += 1
     return out
 
@@ -124,9 +140,20 @@ def commands(code: str) -> list[tuple[str, str]]:
     return [tuple(c) for c in out]
 
 
-_SHELL_PRELUDE = ('python() { "$DOCCHECK_PYTHON" "$@"; }; '
-                  'mibun() { "$DOCCHECK_PYTHON" -m mibun "$@"; }; '
-                  'mpiexec() { "$DOCCHECK_MPIEXEC" "$@"; }; ')
+@functools.cache
+def _commands_dir() -> str:
+    """A directory of ``python``, ``mibun`` and ``mpiexec`` commands, first on a console
+    block's PATH. They are programs, not shell functions, so ``mpiexec`` can start them."""
+    where = tempfile.mkdtemp(prefix="mibun-docs-bin-")
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    for name, target in [("python", '"$DOCCHECK_PYTHON"'),
+                         ("mibun", '"$DOCCHECK_PYTHON" -m mibun'),
+                         ("mpiexec", '"$DOCCHECK_MPIEXEC"')]:
+        exe = os.path.join(where, name)
+        with open(exe, "w", encoding="utf-8") as fh:
+            fh.write(f'#!/bin/sh\nexec {target} "$@"\n')
+        os.chmod(exe, 0o755)
+    return where
 
 
 def _mpiexec() -> str | None:
@@ -163,10 +190,11 @@ def unmet(need: str) -> str | None:
 
 def _run_console(block: Block, path: str) -> None:
     for cmd, want in commands(block.code):
-        # bash runs the line (pipes, redirections); `python` and `mibun` are this interpreter.
-        argv = ["bash", "-c", _SHELL_PRELUDE + cmd]
+        # bash runs the line (pipes, redirections); `python`, `mibun` are this interpreter.
+        argv = ["bash", "-c", cmd]
         env = dict(os.environ, MPLBACKEND="Agg", COLUMNS="80", PYTHONPATH=_pythonpath(),
-                   DOCCHECK_PYTHON=sys.executable, DOCCHECK_MPIEXEC=_mpiexec() or "mpiexec")
+                   PATH=_commands_dir() + os.pathsep + os.environ.get("PATH", ""),
+                   DOCCHECK_PYTHON=sys.executable, DOCCHECK_MPIEXEC=_mpiexec() or "false")
         if "mpi" in block.needs and os.geteuid() == 0:
             # Open MPI refuses root unless told (containers, CI); a reader is rarely root.
             env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -212,7 +240,10 @@ def check_page(text: str, path: str = "<page>", skipped: list | None = None) -> 
         for b in found:
             if b.lineno in why:
                 continue
-            if b.lang == "pycon":
+            if b.file is not None:
+                with open(b.file, "w", encoding="utf-8") as fh:
+                    fh.write(b.code)
+            elif b.lang == "pycon":
                 _run_pycon(b, namespace, path)
             elif b.lang == "python":
                 _run_python(b, namespace, path)

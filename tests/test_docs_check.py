@@ -117,3 +117,20 @@ def test_missing_mpi_is_an_error_when_ci_requires_it(monkeypatch):
     monkeypatch.setenv("MIBUN_REQUIRE_MPI", "1")
     with pytest.raises(doccheck.DocCheckError, match="MIBUN_REQUIRE_MPI"):
         doccheck.unmet("mpi")
+
+
+def test_a_file_block_is_written_for_the_commands_after_it_not_run():
+    page = ("<!-- doccheck: file hello.py -->\n" + fence("python", "print('hi from a file')\n")
+            + fence("console", "$ python hello.py\nhi from a file\n"))
+    assert doccheck.check_page(page) == 2
+    wrong = page.replace("$ python hello.py\nhi", "$ python hello.py\nbye")
+    with pytest.raises(doccheck.DocCheckError, match="printed\nhi from a file"):
+        doccheck.check_page(wrong)
+
+
+def test_directives_stack_and_an_unknown_one_is_an_error():
+    page = "<!-- doccheck: needs mpi -->\n<!-- doccheck: file a.py -->\n" + fence("python", "")
+    (b,) = doccheck.blocks(page)
+    assert (b.needs, b.file) == (("mpi",), "a.py")
+    with pytest.raises(doccheck.DocCheckError, match="unknown directive 'run'"):
+        doccheck.blocks("<!-- doccheck: run fast -->\n" + fence("python", "pass\n"))

@@ -31,6 +31,7 @@ import atexit
 import contextlib
 import doctest
 import functools
+import gc
 import os
 import re
 import shutil
@@ -236,7 +237,7 @@ def check_page(text: str, path: str = "<page>", skipped: list | None = None) -> 
                 skipped.append(f"{path}:{b.lineno}: {why[b.lineno]}")
     namespace = {"__name__": "__docs__"}
     with tempfile.TemporaryDirectory(prefix="mibun-docs-") as tmp, _chdir(tmp), \
-            _agg_backend():
+            _agg_backend(), _gc_restored():
         for b in found:
             if b.lineno in why:
                 continue
@@ -260,6 +261,18 @@ def _chdir(path):
         yield
     finally:
         os.chdir(old)
+
+
+@contextlib.contextmanager
+def _gc_restored():
+    """A page may turn the garbage collector off (to show what reference counting frees);
+    it is on again after the page, even when a block failed."""
+    enabled = gc.isenabled()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager

@@ -134,3 +134,11 @@ def test_directives_stack_and_an_unknown_one_is_an_error():
     assert (b.needs, b.file) == (("mpi",), "a.py")
     with pytest.raises(doccheck.DocCheckError, match="unknown directive 'run'"):
         doccheck.blocks("<!-- doccheck: run fast -->\n" + fence("python", "pass\n"))
+
+
+def test_a_page_that_turns_the_collector_off_cannot_leave_it_off():
+    import gc
+    page = fence("pycon", ">>> import gc\n>>> gc.disable()\n>>> 1\n2\n")
+    with pytest.raises(doccheck.DocCheckError):
+        doccheck.check_page(page)
+    assert gc.isenabled()

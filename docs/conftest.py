@@ -6,8 +6,9 @@ import pytest
 from docs import doccheck
 
 # Build tools, not pages: the figure script trains a model, the Griffe extension needs the
-# docs extra (griffe). tests/test_docs_check.py tests both.
-collect_ignore = ["make_figures.py", "griffe_doctest_fences.py"]
+# docs extra (griffe), the notebook script nbformat. tests/test_docs_check.py tests the first
+# two, tests/test_notebooks.py the third.
+collect_ignore = ["make_figures.py", "griffe_doctest_fences.py", "make_notebooks.py"]
 
 
 def pytest_collect_file(file_path: pathlib.Path, parent):

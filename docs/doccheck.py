@@ -59,6 +59,7 @@ class Block:
     lineno: int  # 1-based line of the opening fence
     needs: tuple = ()  # from a ``<!-- doccheck: needs ... -->`` line above the fence
     file: str | None = None  # from ``<!-- doccheck: file NAME -->``: written, not run
+    end: int = 0  # 1-based line of the closing fence
 
 
 def blocks(text: str) -> list[Block]:
@@ -82,7 +83,7 @@ def blocks(text: str) -> list[Block]:
             i += 1
         if i == len(lines):
             raise DocCheckError(f"line {start + 1}: the code block is never closed")
-        block = Block(m.group("lang"), "\n".join(body) + "\n", start + 1)
+        block = Block(m.group("lang"), "\n".join(body) + "\n", start + 1, end=i + 1)
         j = start - 1
         while j >= 0 and (d := _DIRECTIVE.match(lines[j])):
             if d.group("key") == "needs":

@@ -142,3 +142,11 @@ def test_a_page_that_turns_the_collector_off_cannot_leave_it_off():
     with pytest.raises(doccheck.DocCheckError):
         doccheck.check_page(page)
     assert gc.isenabled()
+
+
+def test_python_and_mibun_are_programs_that_other_programs_can_start():
+    # mpiexec starts programs, not shell functions: `env` stands in for it here
+    page = fence("console", "$ env python -c 'import sys; print(sys.executable)'\n"
+                 f"{sys.executable}\n$ env mibun grad 'x**2' --at x=3 | head -1\n"
+                 "f(x) = x ** 2\n")
+    assert doccheck.check_page(page) == 1

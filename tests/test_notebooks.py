@@ -87,6 +87,9 @@ def test_each_tutorial_notebook_runs_from_a_clean_kernel(name, tmp_path):
     assert errors == []
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert shown, "the notebook showed nothing"
+    for c in nb.cells:  # a graph(...) at the end of a cell is drawn inline
+        if c.cell_type == "code" and c.source.split("\n")[-1].startswith("graph("):
+            assert any("image/svg+xml" in o.get("data", {}) for o in c.outputs), c.outputs
 
 
 def test_train_shows_a_progress_widget_in_a_notebook(tmp_path):

@@ -6,8 +6,9 @@ import pytest
 from docs import doccheck
 
 # Build tools, not pages: the figure script trains a model, the Griffe extension needs the
-# docs extra (griffe). tests/test_docs_check.py tests both.
-collect_ignore = ["make_figures.py", "griffe_doctest_fences.py"]
+# docs extra (griffe), the notebook script nbformat. tests/test_docs_check.py tests the first
+# two, tests/test_notebooks.py the third.
+collect_ignore = ["make_figures.py", "griffe_doctest_fences.py", "make_notebooks.py"]
 
 
 def pytest_collect_file(file_path: pathlib.Path, parent):
@@ -26,7 +27,13 @@ class MarkdownPage(pytest.File):
 
 class PageItem(pytest.Item):
     def runtest(self):
-        doccheck.check_page(self.path.read_text(encoding="utf-8"), str(self.path))
+        skipped = []
+        ran = doccheck.check_page(self.path.read_text(encoding="utf-8"), str(self.path),
+                                  skipped)
+        if skipped:  # the page's other blocks ran and passed; say what did not run
+            self.add_report_section("call", "skipped blocks", "\n".join(skipped))
+            if not ran:
+                pytest.skip("; ".join(skipped))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, doccheck.DocCheckError):

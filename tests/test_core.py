@@ -874,6 +874,7 @@ def test_numpy_errors_are_re_raised_with_the_op_shapes_and_dtypes():
         msg = str(e.value)
         assert msg.startswith(op + ": operands could not be broadcast"), msg
         assert "shape=(2, 3) dtype=float32" in msg and "shape=(4, 2) dtype=float64" in msg
+        assert all(line == line.rstrip() for line in msg.split("\n")), repr(msg)
         assert type(e.value.__cause__) is ValueError  # NumPy's own error, kept as the cause
     for bad in (None, "abc", {"a": 1}, object()):
         for call, op in [(lambda b: x + b, "F.add"), (F.exp, "F.exp"),

@@ -81,3 +81,72 @@ def test_the_griffe_extension_fences_doctests_and_separates_sections():
     assert g.fence_doctests(text).split("\n") == [
         "Sum.", "", "Args:", "    x: input.", "", "Returns:", "    y.", "",
         "```pycon", ">>> f([1, 2])", "[1.0, 0.5]", "```", "", "End:"]
+
+
+GPU_BLOCK = "<!-- doccheck: needs gpu -->\n" + fence("pycon", ">>> 1 + 1\n3\n")
+
+
+def test_a_block_that_needs_what_is_missing_is_skipped_and_said(monkeypatch):
+    monkeypatch.setattr(doccheck, "unmet", lambda need: f"no {need} here")
+    page = fence("pycon", ">>> 2 * 3\n6\n") + "\n" + GPU_BLOCK
+    skipped = []
+    assert doccheck.check_page(page, "p.md", skipped) == 1
+    assert skipped == ["p.md:7: no gpu here"]
+    assert doccheck.blocks(page)[1].needs == ("gpu",)
+
+
+def test_a_block_whose_needs_are_met_runs_and_is_checked(monkeypatch):
+    monkeypatch.setattr(doccheck, "unmet", lambda need: None)
+    with pytest.raises(doccheck.DocCheckError, match="Expected:\n    3\nGot:\n    2"):
+        doccheck.check_page(GPU_BLOCK)
+
+
+def test_needs_are_checked_for_real():
+    from mibun import backend
+    has_gpu = doccheck.unmet("gpu") is None
+    assert has_gpu == (backend.cupy is not None
+                       and backend.cupy.cuda.runtime.getDeviceCount() > 0)
+    with pytest.raises(doccheck.DocCheckError, match="unknown need 'tpu'"):
+        doccheck.check_page("<!-- doccheck: needs tpu -->\n" + fence("python", "pass\n"))
+
+
+def test_missing_mpi_is_an_error_when_ci_requires_it(monkeypatch):
+    monkeypatch.setattr(doccheck, "_mpiexec", lambda: None)
+    monkeypatch.delenv("MIBUN_REQUIRE_MPI", raising=False)
+    assert "mpiexec" in doccheck.unmet("mpi")
+    monkeypatch.setenv("MIBUN_REQUIRE_MPI", "1")
+    with pytest.raises(doccheck.DocCheckError, match="MIBUN_REQUIRE_MPI"):
+        doccheck.unmet("mpi")
+
+
+def test_a_file_block_is_written_for_the_commands_after_it_not_run():
+    page = ("<!-- doccheck: file hello.py -->\n" + fence("python", "print('hi from a file')\n")
+            + fence("console", "$ python hello.py\nhi from a file\n"))
+    assert doccheck.check_page(page) == 2
+    wrong = page.replace("$ python hello.py\nhi", "$ python hello.py\nbye")
+    with pytest.raises(doccheck.DocCheckError, match="printed\nhi from a file"):
+        doccheck.check_page(wrong)
+
+
+def test_directives_stack_and_an_unknown_one_is_an_error():
+    page = "<!-- doccheck: needs mpi -->\n<!-- doccheck: file a.py -->\n" + fence("python", "")
+    (b,) = doccheck.blocks(page)
+    assert (b.needs, b.file) == (("mpi",), "a.py")
+    with pytest.raises(doccheck.DocCheckError, match="unknown directive 'run'"):
+        doccheck.blocks("<!-- doccheck: run fast -->\n" + fence("python", "pass\n"))
+
+
+def test_a_page_that_turns_the_collector_off_cannot_leave_it_off():
+    import gc
+    page = fence("pycon", ">>> import gc\n>>> gc.disable()\n>>> 1\n2\n")
+    with pytest.raises(doccheck.DocCheckError):
+        doccheck.check_page(page)
+    assert gc.isenabled()
+
+
+def test_python_and_mibun_are_programs_that_other_programs_can_start():
+    # mpiexec starts programs, not shell functions: `env` stands in for it here
+    page = fence("console", "$ env python -c 'import sys; print(sys.executable)'\n"
+                 f"{sys.executable}\n$ env mibun grad 'x**2' --at x=3 | head -1\n"
+                 "f(x) = x ** 2\n")
+    assert doccheck.check_page(page) == 1

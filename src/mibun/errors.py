@@ -104,7 +104,7 @@ def op_error(e, args, default="mibun"):
         return e  # already says which op and arguments
     lines = "\n".join(describe(n, x) for n, x in args.items())
     try:  # the same class, so `except LinAlgError` (or a user's own error class) still works
-        err = type(e)(f"{op_name(default)}: {e}\n{lines}")
+        err = type(e)(f"{op_name(default)}: {str(e).rstrip()}\n{lines}")  # NumPy ends some in " "
     except Exception:  # noqa: BLE001  (a class whose constructor takes other arguments)
         return e
     return _tagged(err)

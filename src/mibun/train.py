@@ -265,7 +265,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
         out_dir (str): the output directory.
         resume (str or None): the checkpoint to continue from (``cfg`` from its
             ``load_config``).
-        progress (bool): a tqdm progress bar per epoch on stderr.
+        progress (bool): a tqdm progress bar per epoch: on stderr, or as a widget in a
+            Jupyter notebook.
         comm (mibun.distributed.Communicator or None): train data-parallel over its ranks
             (``mibun.distributed.DataParallelTrainer``); rank 0 alone writes files.
     Returns:
@@ -776,7 +777,7 @@ def _make_progress(enabled):
     """A factory of per-epoch progress bars (tqdm on a terminal, nothing otherwise)."""
     if not enabled:
         return lambda total, epoch, epochs, done: None
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # the notebook widget in Jupyter (with ipywidgets), else text
 
     def make(total, epoch, epochs, done):
         return tqdm(total=total, initial=done, desc=f"epoch {epoch}/{epochs}", unit="batch",

@@ -1,7 +1,7 @@
 """Drawing the computational graph: DOT text, and SVG/PNG through Graphviz.
 
 ``get_dot_graph(y)`` walks the graph below ``y`` and returns Graphviz DOT text; it needs no
-external program. ``plot_dot_graph(y, to_file='graph.png')`` writes that text, or renders it
+external program. ``graph(y)`` returns a drawing that Jupyter shows inline (SVG or PNG). ``plot_dot_graph(y, to_file='graph.png')`` writes that text, or renders it
 with Graphviz's ``dot`` program for any other extension (svg, png, pdf ...). Without ``dot``
 (a laptop with only ``pip install mibun``) it draws the same nodes itself with matplotlib,
 layered by generation. The names and signatures are DeZero's (step 26); the drawing adds what
@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -35,8 +36,8 @@ import numpy as np
 from mibun import backend, core
 from mibun.core import Variable
 
-__all__ = ["GraphvizNotFoundError", "draw_graph", "get_dot_graph", "plot_dot_graph",
-           "render_dot"]
+__all__ = ["Graph", "GraphvizNotFoundError", "draw_graph", "get_dot_graph", "graph",
+           "plot_dot_graph", "render_dot"]
 
 #: Arrays with at most this many elements have their values and gradients printed.
 SMALL = 4
@@ -348,17 +349,93 @@ def plot_dot_graph(output, verbose: bool = True, to_file="graph.png", **kwargs):
         with open(to_file, "w", encoding="utf-8") as fh:
             fh.write(get_dot_graph(output, verbose, **kwargs))
     elif shutil.which("dot") is None:
-        _warn_no_dot(to_file)
+        _warn_no_dot("plot_dot_graph", repr(to_file))
         draw_graph(output, verbose, to_file, **kwargs)
     else:
         render_dot(get_dot_graph(output, verbose, **kwargs), to_file, ext)
     return _ipython_image(to_file) if ext == "png" else None
 
 
+class Graph:
+    """A drawing of a computational graph that Jupyter shows inline; see :func:`graph`."""
+
+    def __init__(self, output, verbose: bool = True, *, format: str = "svg", **kwargs):
+        if format not in ("svg", "png"):
+            raise ValueError(f"graph: format must be 'svg' or 'png', got {format!r}")
+        self._outputs = _as_outputs(output, "graph")
+        self._verbose, self._kwargs = verbose, kwargs
+        self.format = format
+        #: The DOT text of the graph when it was made (``get_dot_graph``).
+        self.source = get_dot_graph(self._outputs, verbose, **kwargs)
+        self._drawn = {}
+
+    def _draw(self, ext):
+        if ext not in self._drawn:
+            if shutil.which("dot") is None:
+                _warn_no_dot("graph", "this graph")  # not the temporary file's name
+            with tempfile.TemporaryDirectory(prefix="mibun-graph-") as tmp:
+                path = os.path.join(tmp, "graph." + ext)
+                plot_dot_graph(self._outputs, self._verbose, to_file=path, **self._kwargs)
+                with open(path, "rb") as fh:
+                    self._drawn[ext] = fh.read()
+        return self._drawn[ext]
+
+    def svg(self) -> str:
+        """The drawing as SVG text (Graphviz, or matplotlib without it)."""
+        return self._draw("svg").decode("utf-8")
+
+    def png(self) -> bytes:
+        """The drawing as PNG bytes (Graphviz, or matplotlib without it)."""
+        return self._draw("png")
+
+    def save(self, to_file) -> None:
+        """Write the drawing (``.svg``, ``.png``, ``.pdf`` ...; ``.dot`` for the DOT text)."""
+        plot_dot_graph(self._outputs, self._verbose, to_file=to_file, **self._kwargs)
+
+    # IPython calls both and shows what it gets: only the chosen format is drawn.
+    def _repr_svg_(self):
+        return self.svg() if self.format == "svg" else None
+
+    def _repr_png_(self):
+        return self.png() if self.format == "png" else None
+
+    def __repr__(self):
+        n = self.source.count("shape=box")
+        return f"<mibun.visualize.Graph: {n} function(s), format={self.format!r}>"
+
+
+def graph(output, verbose: bool = True, *, format: str = "svg", **kwargs) -> Graph:
+    """The graph below ``output``, as an object that Jupyter draws inline.
+
+    The last expression of a notebook cell, ``graph(y)``, shows the graph as an image:
+    drawn by Graphviz's ``dot`` when it is installed, else by matplotlib (the nodes and
+    labels of ``plot_dot_graph``). Outside a notebook, ``.svg()``, ``.png()`` and
+    ``.save(path)`` give the drawing; ``.source`` is the DOT text.
+
+    Args:
+        output (Variable or sequence of Variable): the end(s) of the graph.
+        verbose (bool): see ``get_dot_graph``; its other keywords (``values``, ``grads``,
+            ``compact``, ``rankdir``) are accepted too.
+        format (str): ``"svg"`` (sharp at any zoom) or ``"png"``: what the notebook shows.
+    Returns:
+        Graph: drawn when first shown (or asked for), then kept.
+
+    >>> import numpy as np, mibun.functions as F
+    >>> x = Variable(np.array(0.5), name="x")
+    >>> y = F.exp(x ** 2)
+    >>> g = graph(y)
+    >>> g
+    <mibun.visualize.Graph: 2 function(s), format='svg'>
+    >>> "<svg" in g.svg()
+    True
+    """
+    return Graph(output, verbose, format=format, **kwargs)
+
+
 _warned_no_dot = False
 
 
-def _warn_no_dot(to_file):
+def _warn_no_dot(who, what):
     global _warned_no_dot
     if _warned_no_dot:
         return
@@ -368,7 +445,7 @@ def _warn_no_dot(to_file):
     frame, level = sys._getframe(), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame, level = frame.f_back, level + 1
-    warnings.warn(f"plot_dot_graph: Graphviz's `dot` is not installed, so {to_file!r} "
+    warnings.warn(f"{who}: Graphviz's `dot` is not installed, so {what} "
                   "(and later graphs) are drawn with matplotlib; install graphviz "
                   "(apt-get / brew / conda install graphviz) for the classic layout",
                   stacklevel=level)

@@ -118,5 +118,5 @@ def bad_gradient(f, i, gx, shape=None, dtype=None):
         return TypeError(f"{op} returned a {type(gx).__name__} as the gradient of input "
                          f"{i}; return a Variable, an ndarray or None")
     return ValueError(f"{op}: the gradient of input {i} has the wrong shape\n"
-                      f"{describe('gradient', gx)}\n  input: shape={tuple(shape)} "
+                      f"{describe('gradient', gx)}\n  input:    shape={tuple(shape)} "
                       f"dtype={dtype}")

@@ -54,6 +54,17 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
     return gs[0] if single else tuple(gs)
 
 
+def start_grad(start: Variable) -> Variable:
+    """The gradient ``start.backward()`` starts from: ``start.grad`` as a constant Variable
+    (the seed's style sets ``y.grad = np.array(1.0)``), or the seed."""
+    if start.grad is None:
+        return seed(start)
+    if isinstance(start.grad, Variable):
+        return start.grad
+    return core._new_variable(core._real_array(start.grad, lambda: ("Variable.backward",
+                                                                    "grad")), -1)
+
+
 def seed(start: Variable) -> Variable:
     """The default output gradient: ones in the output's dtype (as DeZero: integer for an
     integer output; signed for unsigned data, float64 for bool), a constant."""

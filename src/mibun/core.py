@@ -3,26 +3,25 @@
 DeZero's core (a Variable boxes an ndarray; calling a Function records the graph;
 ``backward`` walks it back from the output), with these changes:
 
-* Backward pops functions from a heap keyed on generation, iteratively: O(n log n) on any
-  graph, no recursion limit.
-* A function records an *edge* per input: ``(creator, index)`` for an intermediate
-  Variable, ``(None, weakref to the leaf)`` for a leaf, ``None`` for a constant (a raw
-  array operand, the seed): no gradient. :func:`edge_source` decodes one.
+* Backward pops functions from a heap on generation: O(n log n), no recursion limit.
+* A function records an *edge* per input (:func:`edge_source` decodes one): ``(creator,
+  index)``, ``(None, weakref to the leaf)``, or ``None`` for a constant (a raw array, the
+  seed), which gets no gradient.
 * It keeps only what backward reads: a user's Function its input Variables (as DeZero), a
   built-in op the *data* of the inputs and outputs it names (``retain_inputs`` /
   ``retain_outputs``). Outputs are held weakly and no leaf strongly, so a dropped graph is
   freed by refcounting alone, even the graph of a ``create_graph=True`` gradient.
 
 **Two backward modes, one formula.** Each op's backward is written once, with operators
-and mibun ops. Under ``backward(create_graph=True)`` it runs on Variables: a built-in op's
-``self.inputs`` and ``retained_output()`` are rebuilt as Variables in the graph, so the
-gradients are recorded and can be differentiated again. Otherwise (the usual case) the
+and mibun ops. Under ``backward(create_graph=True)`` it runs on Variables (a built-in op's
+``self.inputs`` and ``retained_output()`` rebuilt as Variables in the graph), so the
+gradients are recorded and can be differentiated again. Otherwise, the usual case, the
 engine hands a built-in op plain arrays (gradients, ``self.inputs``, ``retained_output()``)
-with ``Config.array_backward`` on, and a mibun op called with arrays then just runs its
-forward: no Variable is made and nothing is recorded. A user's Function (which may read
-``gy.data``) still gets Variables. So a formula must mean the same on arrays and on
-Variables: no ``.data`` (a memoryview on an ndarray), :func:`data_of` instead. The op tests
-run every backward in both modes and compare.
+with ``Config.array_backward`` on, under which a mibun op called with arrays just runs its
+forward: no Variable is made, nothing is recorded. A user's Function (which may read
+``gy.data``) still gets Variables. A formula must mean the same on arrays and Variables: no
+``.data`` (a memoryview on an ndarray), :func:`data_of` instead; the op tests run every
+backward in both modes and compare.
 """
 from __future__ import annotations
 
@@ -101,10 +100,9 @@ class Variable:
 
         Args:
             retain_grad: also store the gradient of every intermediate Variable still alive.
-            create_graph: record the backward computation, so the gradients can be
-                differentiated again (higher-order derivatives).
-            observer: optional ``observer(f, gys, gxs)`` called after each function's
-                backward, in execution order (used by ``mibun grad --trace``).
+            create_graph: record the backward, so the gradients can be differentiated again.
+            observer: ``observer(f, gys, gxs)`` after each function's backward, in order
+                (``mibun grad --trace``).
         """
         _run_backward(self, retain_grad, create_graph, observer)
 
@@ -183,6 +181,8 @@ class Function:
     * ``retain_inputs``: indices (or ``"all"``) of the inputs whose data backward reads
       in ``self.inputs`` (the others are ``None`` there);
     * ``retain_outputs``: indices of the outputs it reads with ``retained_output(i)``;
+    * ``grad_reads``: per input, the inputs its gradient reads (Mul: ``((1,), (0,))``), to
+      keep only what the needed gradients read (``x * 2.0`` keeps nothing of ``x``);
     * ``weak_scalars``: a Python number operand reaches ``forward`` as it is, so NumPy's
       weak-scalar rule keeps ``float32 * 2.0`` float32 (arithmetic sets this).
     """
@@ -190,6 +190,7 @@ class Function:
     __slots__ = ("__weakref__", "_edges", "_meta", "_ys", "generation", "inputs", "outputs")
     retain_inputs: tuple | str | None = None
     retain_outputs: tuple = ()
+    grad_reads: tuple | None = None
     weak_scalars = False
 
     def __call__(self, *inputs):
@@ -226,6 +227,8 @@ class Function:
         if record:
             self._edges = edges
             self.generation = gen
+            if self.grad_reads is not None:  # keep only what the needed gradients read
+                keep = {j for e, js in zip(edges, self.grad_reads) if e is not None for j in js}
             if keep is None:
                 self.inputs = variables
             elif len(keep) == len(xs) or keep == "all":
@@ -291,8 +294,7 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-# mibun.func's hook(function, inputs, outputs, recorded) while forward mode is on: tangents
-_forward_hook = None
+_forward_hook = None  # mibun.func's hook(function, inputs, outputs, recorded): tangents
 
 
 def edge_source(e):
@@ -346,13 +348,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     if start.data is None:
         raise ValueError("Variable.backward: this Variable has no data (data is None); "
                          "backward starts from a computed output, e.g. loss.backward()")
-    if wanted is None:
-        if start.grad is None:
-            start.grad = autograd.seed(start)
-        elif not isinstance(start.grad, Variable):  # the seed sets y.grad = np.array(1.0)
-            start.grad = _new_variable(_real_array(start.grad, lambda: (
-                "Variable.backward", "grad")), -1)
-        seed = start.grad
+    if wanted is None:  # the output's grad, ones unless the user set one
+        seed = start.grad = autograd.start_grad(start)
     if start._node is None:  # a leaf: d(x)/d(x) is ones, which is now its grad
         return found
     arrays = not create_graph
@@ -379,6 +376,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     y = ref()
                     if y is not None and y is not start:
                         y.grad = autograd.accumulate(y.grad, gy, given, arrays)
+            if f._edges.count(None) == len(f._edges):
+                continue  # every input a constant: nothing to pass on
             gxs = _call_backward(f, gys, arrays)
             if observer is not None:
                 observer(f, gys, gxs)

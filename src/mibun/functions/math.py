@@ -146,15 +146,17 @@ class Sub(Function):
 
 class Mul(Function):
     retain_inputs = "all"
+    grad_reads = ((1,), (0,))
     weak_scalars = True
 
     def forward(self, x0, x1):
+        self.shapes = (_shape(x0), _shape(x1))
         return x0 * x1
 
     def backward(self, gy):
-        (x0, x1), e = self.inputs, self._edges
-        return (None if e[0] is None else _sum_to(gy * x1, x0.shape),
-                None if e[1] is None else _sum_to(gy * x0, x1.shape))
+        (x0, x1), (s0, s1), e = self.inputs, self.shapes, self._edges
+        return (None if e[0] is None else _sum_to(gy * x1, s0),
+                None if e[1] is None else _sum_to(gy * x0, s1))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs
@@ -163,16 +165,18 @@ class Mul(Function):
 
 class Div(Function):
     retain_inputs = "all"
+    grad_reads = ((1,), (0, 1))
     weak_scalars = True
 
     def forward(self, x0, x1):
+        self.shapes = (_shape(x0), _shape(x1))
         return x0 / x1
 
     def backward(self, gy):
-        (x0, x1), e = self.inputs, self._edges
+        (x0, x1), (s0, s1), e = self.inputs, self.shapes, self._edges
         gx0 = gy / x1
-        return (None if e[0] is None else _sum_to(gx0, x0.shape),
-                None if e[1] is None else _sum_to(-gx0 * x0 / x1, x1.shape))
+        return (None if e[0] is None else _sum_to(gx0, s0),
+                None if e[1] is None else _sum_to(-gx0 * x0 / x1, s1))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs
@@ -218,16 +222,17 @@ class PowVariable(Function):
 
     retain_inputs = "all"
     retain_outputs = (0,)
+    grad_reads = ((0, 1), (0,))
     weak_scalars = True
 
     def forward(self, x0, x1):
+        self.shapes = (_shape(x0), _shape(x1))
         return x0 ** x1
 
     def backward(self, gy):
-        (x0, x1), e = self.inputs, self._edges
-        return (None if e[0] is None else _sum_to(gy * x1 * x0 ** (x1 - 1), x0.shape),
-                None if e[1] is None else
-                _sum_to(gy * self.retained_output() * log(x0), x1.shape))
+        (x0, x1), (s0, s1), e = self.inputs, self.shapes, self._edges
+        return (None if e[0] is None else _sum_to(gy * x1 * x0 ** (x1 - 1), s0),
+                None if e[1] is None else _sum_to(gy * self.retained_output() * log(x0), s1))
 
     def jvp(self, tx0, tx1):
         x0, x1 = self.inputs

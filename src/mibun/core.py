@@ -65,9 +65,7 @@ class Variable:
                             "first, e.g. Variable(np.array(...)).")
         if data is not None and data.dtype.kind not in _REAL_KINDS:
             raise errors.unsupported_dtype(errors.op_name("Variable"), "data", data)
-        self.data = data
-        self.name = name
-        self.grad = None
+        self.data, self.name, self.grad = data, name, None
         self._node = None  # (creator Function, output index), or None for a leaf
         self.generation = 0
 
@@ -142,9 +140,8 @@ def as_variable(obj) -> Variable:
 
 
 def as_operand(obj) -> Variable:
-    """``obj`` if it is a Variable, else a *constant* wrapping it (arrays and scalars): what
-    a raw array handed to an op is, so a loss's raw target never gets a ``grad``. (In a
-    backward on arrays an array stays an array.)"""
+    """``obj`` if it is a Variable, else a *constant* wrapping it, which never gets a ``grad``
+    (a loss's raw target). In a backward on arrays an array stays an array."""
     if isinstance(obj, Variable) or Config.array_backward and isinstance(obj, _raw_types):
         return obj
     return _new_variable(_real_array(obj, lambda: (errors.op_name("mibun.as_operand"),
@@ -152,14 +149,12 @@ def as_operand(obj) -> Variable:
 
 
 def data_of(x):
-    """The array of a Variable, or ``x`` itself: how a formula reads data (a mask, an index)
-    in both backward modes."""
+    """The array of a Variable, or ``x``: how a formula reads data in both backward modes."""
     return x.data if isinstance(x, Variable) else x
 
 
 def _real_array(obj, where):
-    """``obj`` as an array of real numbers, or a TypeError naming the op and the argument
-    (``where()`` gives both; it runs only then)."""
+    """``obj`` as an array of real numbers, or a TypeError naming ``where()``'s (op, arg)."""
     try:
         data = as_array(obj, backend.get_array_module(obj))
         if data.dtype.kind in _REAL_KINDS:
@@ -194,8 +189,7 @@ class Function:
     weak_scalars = False
 
     def __call__(self, *inputs):
-        # The hot path of the library: one pass over the inputs, one over the outputs.
-        record = Config.enable_backprop
+        record = Config.enable_backprop  # the hot path: one pass over inputs, one over outputs
         xs, edges, gen, plain = [], [], 0, True
         for x in inputs:
             if isinstance(x, Variable):
@@ -227,16 +221,19 @@ class Function:
         if record:
             self._edges = edges
             self.generation = gen
-            if self.grad_reads is not None:  # keep only what the needed gradients read
-                keep = {j for e, js in zip(edges, self.grad_reads) if e is not None for j in js}
+            if self.grad_reads is not None and None in edges:  # some gradient not needed:
+                keep = ()                                      # keep what the others read
+                for e, js in zip(edges, self.grad_reads):
+                    if e is not None:
+                        keep += js
             if keep is None:
                 self.inputs = variables
             elif len(keep) == len(xs) or keep == "all":
                 self.inputs = xs
-            elif not keep:
-                self.inputs = (None,) * len(xs)
             else:
-                self.inputs = [x if i in keep else None for i, x in enumerate(xs)]
+                self.inputs = inputs_kept = [None] * len(xs)
+                for i in keep:
+                    inputs_kept[i] = xs[i]
             gen += 1
             refs = self.outputs = []
             meta = self._meta = []
@@ -316,15 +313,14 @@ def functions_below(v):
 
 
 def _output_variable(f, i, data=None):
-    """Output ``i`` of ``f``: the live Variable, or one rebuilt from ``data`` (or the kept
-    output), with the tangents forward mode kept."""
+    """Output ``i`` of ``f``: the live one, or rebuilt from ``data`` (or the kept output)."""
     y = f.outputs[i]()
     if y is None:
         y = _new_variable(f._ys[i] if data is None else data, f.generation + 1)
         y._node = (f, i)
-        tangents = f.__dict__.get("_output_tangents")
-        if tangents is not None and tangents[i] is not None:
-            y._tangents = tangents[i]
+        tangents = (f.__dict__.get("_output_tangents") or {i: None})[i]
+        if tangents is not None:
+            y._tangents = tangents
     return y
 
 
@@ -363,7 +359,9 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
     heap, count = [(-f.generation, 0, f)], 1
     given = {id(data_of(seed))}  # arrays already given out as some Variable's grad
     ok = autograd.ARRAY_GRADS if arrays else autograd.VARIABLE_GRADS
-    with using_config("enable_backprop", create_graph), using_config("array_backward", arrays):
+    saved = Config.enable_backprop, Config.array_backward  # (set directly: per thread)
+    Config.enable_backprop, Config.array_backward = create_graph, arrays
+    try:
         while heap:
             f = heapq.heappop(heap)[2]
             if f.generation < floor:  # below every target: nothing left to find
@@ -385,8 +383,9 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                 gx = gxs[i]
                 if e is None or gx is None:
                     continue
-                c, j = edge_source(e)  # (creator, output index) or (None, leaf)
-                if c is None:
+                c, j = e  # (creator, output index), or (None, weakref to a leaf)
+                if c is None:  # (edge_source's decoding, inlined: the hot loop)
+                    j = j()
                     if j is None:
                         continue  # a leaf the user dropped: nobody can read its grad
                     shape, dtype = j.data.shape, j.data.dtype
@@ -409,6 +408,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                     slot[j] = gx if slot[j] is None else slot[j] + gx
                 elif wanted is None:
                     j.grad = autograd.accumulate(j.grad, gx, given, arrays)
+    finally:
+        Config.enable_backprop, Config.array_backward = saved
     return found
 
 

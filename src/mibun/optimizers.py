@@ -84,7 +84,8 @@ class _Setting:
         self.name = name
 
     def __set__(self, obj, value):
-        obj.__dict__[self.name] = utils.check_real(type(obj).__name__, self.name, value, **self.limits)
+        obj.__dict__[self.name] = utils.check_real(type(obj).__name__, self.name, value,
+                                                   **self.limits)
 
 
 _RATE = {"low": 0.0}  # lr, eps, weight decay: >= 0

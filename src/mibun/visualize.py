@@ -1,7 +1,8 @@
 """Drawing the computational graph: DOT text, and SVG/PNG through Graphviz.
 
 ``get_dot_graph(y)`` walks the graph below ``y`` and returns Graphviz DOT text; it needs no
-external program. ``graph(y)`` returns a drawing that Jupyter shows inline (SVG or PNG). ``plot_dot_graph(y, to_file='graph.png')`` writes that text, or renders it
+external program. ``graph(y)`` returns a drawing that Jupyter shows inline (SVG or PNG).
+``plot_dot_graph(y, to_file='graph.png')`` writes that text, or renders it
 with Graphviz's ``dot`` program for any other extension (svg, png, pdf ...). Without ``dot``
 (a laptop with only ``pip install mibun``) it draws the same nodes itself with matplotlib,
 layered by generation. The names and signatures are DeZero's (step 26); the drawing adds what

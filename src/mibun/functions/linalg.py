@@ -6,6 +6,7 @@ import numpy as np  # noqa: F401  (doctests)
 from mibun import backend
 from mibun.core import Function, as_operand
 from mibun.functions.array import reshape, sum_to, transpose
+from mibun.functions.math import _sum_to
 
 __all__ = [
     "Linear",
@@ -115,17 +116,19 @@ class Linear(Function):
         return y
 
     def backward(self, gy):
+        # operators, not F.matmul / F.sum_to: on arrays they are NumPy's own calls, with no
+        # argument checks to repeat (benchmarks/rl_step.py)
         x, W = self.inputs[0], self.inputs[1]
-        gx = matmul(gy, W.T) if self.needs_grad(0) else None  # skipped for a data batch
+        gx = gy @ W.T if self.needs_grad(0) else None  # skipped for a data batch
         gW = None
         if self.needs_grad(1):
             if x.ndim == 2:
-                gW = matmul(x.T, gy)
+                gW = x.T @ gy
             else:  # (..., I) inputs: fold the leading axes into one batch axis
-                gW = matmul(reshape(x, (-1, x.shape[-1])).T, reshape(gy, (-1, gy.shape[-1])))
+                gW = reshape(x, (-1, x.shape[-1])).T @ reshape(gy, (-1, gy.shape[-1]))
         if len(self.inputs) == 2:
             return gx, gW
-        return gx, gW, sum_to(gy, self.b_shape)
+        return gx, gW, _sum_to(gy, self.b_shape) if self.needs_grad(2) else None
 
     def jvp(self, tx, tW, tb=None):
         x, W = self.inputs[0], self.inputs[1]

@@ -578,3 +578,29 @@ def test_a_complex_gradient_is_named():
         with pytest.raises(TypeError, match=rf"{cls.__name__}.update: the gradient of 'l0/W' "
                                             "has dtype complex128; a real"):
             opt.update()
+
+
+@pytest.mark.parametrize("make", [lambda: optimizers.SGD(0.1), lambda: optimizers.MomentumSGD(0.1),
+                                  lambda: optimizers.Nesterov(0.1), lambda: optimizers.AdaGrad(),
+                                  lambda: optimizers.AdaDelta(), lambda: optimizers.RMSprop(),
+                                  lambda: optimizers.RMSprop(momentum=0.9),
+                                  lambda: optimizers.Adam(), lambda: optimizers.AdamW()])
+def test_updates_block_by_block_give_the_same_bits(make, monkeypatch):
+    # a parameter bigger than a block is updated block by block (cache-sized temporaries);
+    # the result must be bit-identical to one pass over the whole array
+    rng = np.random.default_rng(0)
+    n = 3 * optimizers._CHUNK + 7
+    p0 = rng.standard_normal((n,)).astype(np.float32)
+    grads = [rng.standard_normal((n,)).astype(np.float32) for _ in range(3)]
+
+    def run():
+        p = mibun.Parameter(p0.copy())
+        opt = make().setup(optimizers._Params(p))
+        for g in grads:
+            p.grad = mibun.Variable(g.copy())
+            opt.update()
+        return p.data
+
+    blocked = run()
+    monkeypatch.setattr(optimizers, "_CHUNK", 10 ** 9)
+    np.testing.assert_array_equal(blocked, run())

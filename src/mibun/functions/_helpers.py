@@ -1,12 +1,13 @@
 """What the op families share, below all of them: error lines, argument checks, axis
 normalisation, the array-level ``sum_to``, window geometry for conv and pooling.
 
-This module imports only NumPy and mibun's lowest modules (backend, errors), so every
+This module imports only NumPy and mibun's lowest modules (backend, core, errors), so every
 ``mibun.functions`` module can import it, and ``mibun.utils`` (gradient checks, downloads,
 DeZero's names) sits above ``functions/`` instead of beside it.
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple
 
@@ -14,7 +15,9 @@ import numpy as np
 
 from mibun import backend, core, errors
 
-__all__ = ["Window", "as_data", "as_ints", "check_image", "describe", "describe_all", "get_conv_outsize", "get_deconv_outsize", "pad_hw", "pair", "window",
+__all__ = ["Window", "as_data", "as_ints", "check_image", "check_real", "conv_outsize",
+           "deconv_outsize", "describe", "describe_all", "max_backward_shape",
+           "normalize_axis", "pad_hw", "pair", "reshape_sum_backward", "sum_to", "window",
            "windows"]
 
 
@@ -64,6 +67,119 @@ def as_ints(seq, op, name, x):
                         f"{type(seq).__name__} {seq!r:.60}" + describe_all(x=x)) from e
 
 
+def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
+               inf=False):
+    """``value`` as a float, checked to be a real number in range (NaN never is), else a
+    TypeError or ValueError naming ``owner``'s ``name``: the one check of the settings of
+    optimizers, layers and ops (learning rates, decays, eps ...). ``inf``: +inf is allowed.
+
+    >>> check_real("SGD", "lr", 0.5, low=0.0)
+    0.5
+    >>> check_real("L.BatchNorm", "decay", 2, low=0.0, high=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: L.BatchNorm: decay must be a finite number in [0, 1], got 2
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    v = float(value)
+    ok = math.isfinite(v) or (inf and v == math.inf)
+    ok = ok and (low is None or (v > low if low_open else v >= low))
+    ok = ok and (high is None or (v < high if high_open else v <= high))
+    if not ok:
+        if low is not None and high is not None:
+            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            where = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{owner}: {name} must be a {'' if inf else 'finite '}number "
+                         f"{where}, got {value!r}")
+    return v
+
+
+# =============================================================================
+# Axes and shapes (array level)
+# =============================================================================
+def normalize_axis(axis, ndim, op="F.op", x=None):
+    """Validate ``axis`` (None, int or tuple) for an ``ndim``-array; return it non-negative.
+
+    >>> normalize_axis((-1, 0), 3)
+    (2, 0)
+    """
+    if axis is None:
+        return None
+    single = not isinstance(axis, (tuple, list))
+    axes = (axis,) if single else tuple(axis)
+    out = []
+
+    def where():  # formatted only for an error
+        return "" if x is None else describe_all(x=x)
+
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, "
+                            f"got {type(a).__name__} {a!r}" + where())
+        # NumPy lets a 0-d array reduce over axis 0 or -1
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input"
+                             + where())
+        out.append(int(a) % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}" + where())
+    return out[0] if single else tuple(out)
+
+
+def sum_to(x, shape):
+    """Sum the ndarray ``x`` down to ``shape`` (undo NumPy broadcasting).
+
+    >>> sum_to(np.ones((2, 3)), (1, 3))
+    array([[2., 2., 2.]])
+    """
+    shape = tuple(shape)
+    ndim = len(shape)
+    lead = x.ndim - ndim
+    lead_axis = tuple(range(lead))
+    axis = tuple(i + lead for i, sx in enumerate(shape) if sx == 1 and x.shape[i + lead] != 1)
+    y = x.sum(lead_axis + axis, keepdims=True)
+    if lead > 0:
+        y = y.squeeze(lead_axis)
+    return y
+
+
+def reshape_sum_backward(gy, x_shape, axis, keepdims):
+    """Reshape the gradient of a reduction so it broadcasts back to ``x_shape``."""
+    ndim = len(x_shape)
+    if axis is None:
+        tupled_axis = None
+    elif not isinstance(axis, tuple):
+        tupled_axis = (axis,)
+    else:
+        tupled_axis = axis
+    if not (ndim == 0 or tupled_axis is None or keepdims):
+        actual_axis = [a if a >= 0 else a + ndim for a in tupled_axis]
+        shape = list(gy.shape)
+        for a in sorted(actual_axis):
+            shape.insert(a, 1)
+    elif ndim and (tupled_axis is None and not keepdims):
+        shape = (1,) * ndim
+    else:
+        shape = gy.shape
+    if tuple(shape) != tuple(gy.shape):
+        gy = gy.reshape(tuple(shape))
+    return gy
+
+
+def max_backward_shape(x, axis):
+    """Shape of a max/min result with the reduced axes kept as 1 (DeZero's helper)."""
+    if axis is None:
+        axis = range(x.ndim)
+    elif isinstance(axis, int):
+        axis = (axis,)
+    return [s if ax not in axis else 1 for ax, s in enumerate(x.shape)]
+
+
 # =============================================================================
 # Window geometry (conv2d, deconv2d, im2col, col2im, pooling)
 # =============================================================================
@@ -93,12 +209,12 @@ def pair(v, name="value", op="mibun", minimum=None):
     return p
 
 
-def get_conv_outsize(input_size, kernel_size, stride, pad):
+def conv_outsize(input_size, kernel_size, stride, pad):
     """Output length of a convolution: ``(H + 2 pad - K) // stride + 1``."""
     return (input_size + pad * 2 - kernel_size) // stride + 1
 
 
-def get_deconv_outsize(size, k, s, p):
+def deconv_outsize(size, k, s, p):
     """Output length of a transposed convolution: ``s (H - 1) + k - 2 p``."""
     return s * (size - 1) + k - 2 * p
 
@@ -118,12 +234,12 @@ class Window(NamedTuple):
     def out_hw(self, H, W):
         """``(OH, OW)`` of a convolution or pooling over an ``H x W`` image."""
         (kh, kw), (sy, sx), (ph, pw) = self
-        return get_conv_outsize(H, kh, sy, ph), get_conv_outsize(W, kw, sx, pw)
+        return conv_outsize(H, kh, sy, ph), conv_outsize(W, kw, sx, pw)
 
     def deconv_hw(self, H, W):
         """``(OH, OW)`` of the transposed convolution of an ``H x W`` image."""
         (kh, kw), (sy, sx), (ph, pw) = self
-        return get_deconv_outsize(H, kh, sy, ph), get_deconv_outsize(W, kw, sx, pw)
+        return deconv_outsize(H, kh, sy, ph), deconv_outsize(W, kw, sx, pw)
 
     def check_fits(self, op, x, W=None):
         """A ValueError naming ``op`` when the kernel is larger than the padded ``x``."""

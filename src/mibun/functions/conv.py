@@ -24,7 +24,7 @@ import numpy as np  # noqa: F401  (the doctests use np)
 from mibun import backend
 from mibun.core import Function, as_operand
 from mibun.functions import _helpers
-from mibun.functions._helpers import get_conv_outsize, get_deconv_outsize, pad_hw, windows
+from mibun.functions._helpers import pad_hw, windows
 from mibun.functions.linalg import linear
 from mibun.functions.reduction import sum as fsum
 
@@ -38,12 +38,9 @@ __all__ = [
     "conv2d",
     "conv2d_simple",
     "deconv2d",
-    "get_conv_outsize",
-    "get_deconv_outsize",
     "im2col",
 ]
 
-# get_conv_outsize and get_deconv_outsize are exported here too: DeZero's functions_conv has them
 
 # =============================================================================
 # Argument checks
@@ -277,7 +274,7 @@ def conv2d(x, W, b=None, stride=1, pad=0):
         pad (int or (int, int)): zero padding ``(p_h, p_w)`` on each side, >= 0.
     Returns:
         Variable: ``(N, OC, OH, OW)`` with ``OH = (H + 2 p_h - KH) // s_h + 1``
-        (``get_conv_outsize``), dtype of ``x``.
+        (``utils.get_conv_outsize``), dtype of ``x``.
 
     >>> x = np.ones((1, 1, 4, 4), dtype=np.float32)
     >>> y = conv2d(x, np.ones((2, 1, 3, 3), dtype=np.float32), pad=1)
@@ -310,7 +307,7 @@ def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
         stride (int or (int, int)): stride of the convolution it transposes.
         pad (int or (int, int)): padding of the convolution it transposes.
         outsize ((int, int) or None): ``(OH, OW)``; default
-            ``OH = s_h (H - 1) + KH - 2 p_h`` (``get_deconv_outsize``). A larger size (up to
+            ``OH = s_h (H - 1) + KH - 2 p_h`` (``utils.get_deconv_outsize``). A larger size (up to
             ``s_h - 1`` more, PyTorch's ``output_padding``) picks another conv input size
             that gives ``H``.
     Returns:

@@ -183,6 +183,10 @@ def max_backward_shape(x, axis):
 # =============================================================================
 # Window geometry (conv2d, deconv2d, im2col, col2im, pooling)
 # =============================================================================
+def _is_int(a):
+    return isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+
+
 def pair(v, name="value", op="mibun", minimum=None):
     """``v`` (an int or a pair of ints) as a pair of Python ints, each at least
     ``minimum`` if given: ``3 -> (3, 3)``. A TypeError for another kind, a ValueError for a
@@ -195,12 +199,13 @@ def pair(v, name="value", op="mibun", minimum=None):
     ...
     ValueError: F.conv2d: stride must be >= 1, got 0
     """
-    def is_int(a):
-        return isinstance(a, (int, np.integer)) and not isinstance(a, bool)
-
-    if is_int(v):
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:
+        p = v  # the common case, first: every conv and pooling node normalises its geometry
+    elif type(v) is int:
+        p = (v, v)
+    elif _is_int(v):
         p = (int(v), int(v))
-    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(a) for a in v):
+    elif isinstance(v, (tuple, list)) and len(v) == 2 and _is_int(v[0]) and _is_int(v[1]):
         p = (int(v[0]), int(v[1]))
     else:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")

@@ -34,6 +34,11 @@ from mibun.models import *  # noqa: F403  (Model)
 from mibun.autograd import grad
 from mibun.utils import numerical_diff
 
+# DeZero's size helpers are mibun.utils' (they are not ops, and utils sits above functions/);
+# F shows them too, set from here, the package above both.
+functions.get_conv_outsize = utils.get_conv_outsize
+functions.get_deconv_outsize = utils.get_deconv_outsize
+
 #: DeZero's switch between its two cores (steps 23-32 read it). mibun has one engine;
 #: ``mibun.core_simple`` gives its names under the first-stage module name.
 is_simple_core = False

@@ -1,153 +1,56 @@
-"""Helpers: gradient checks, array-level shape helpers, conv size helpers.
+"""Gradient checks, downloads and DeZero's ``dezero.utils`` names; above ``functions/``.
 
 ``gradient_check`` is the strict one: it projects every output on random weights (so a
 wrong transpose or a wrong sign cannot hide in a sum), checks every floating input, to
 first and optionally second order, and raises with the numbers when they disagree.
+
+The helpers the ops share (``sum_to``, ``describe``, axis normalisation, conv geometry)
+live in ``mibun.functions._helpers``, below every op family; they are re-exported here
+under DeZero's names (``dezero.utils.sum_to``, ``get_conv_outsize``, ``pair`` ...).
 """
 from __future__ import annotations
 
-import math
-import operator
+import os
+import socket
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
-from mibun import backend, core, errors
-from mibun.config import enable_grad, no_grad
+from mibun import backend, core, func, visualize
 from mibun.autograd import grad
+from mibun.config import enable_grad, no_grad
 from mibun.core import Variable, as_operand
+from mibun.functions import _helpers
+from mibun.functions._helpers import (  # noqa: F401  (DeZero's utils names, and mibun's)
+    as_data,
+    as_ints,
+    check_real,
+    describe,
+    max_backward_shape,
+    normalize_axis,
+    pair,
+    reshape_sum_backward,
+    sum_to,
+)
+from mibun.functions.reduction import sum as fsum
 
 
 # =============================================================================
-# Array-level shape helpers (used by forward code)
+# DeZero's array helpers
 # =============================================================================
-def sum_to(x, shape):
-    """Sum the ndarray ``x`` down to ``shape`` (undo NumPy broadcasting)."""
-    shape = tuple(shape)
-    ndim = len(shape)
-    lead = x.ndim - ndim
-    lead_axis = tuple(range(lead))
-    axis = tuple(i + lead for i, sx in enumerate(shape) if sx == 1 and x.shape[i + lead] != 1)
-    y = x.sum(lead_axis + axis, keepdims=True)
-    if lead > 0:
-        y = y.squeeze(lead_axis)
-    return y
+def get_conv_outsize(input_size, kernel_size, stride, pad):
+    """DeZero's name: the output length of a convolution, ``(H + 2 pad - K) // stride + 1``."""
+    return _helpers.conv_outsize(input_size, kernel_size, stride, pad)
 
 
-describe = errors.describe  # one line of an error message: "  x: shape=(3, 4) dtype=float32"
-
-
-def as_data(x, op="mibun", arg="x"):
-    """The ndarray behind a Variable or an array-like (for argument checks); a TypeError
-    naming ``op`` and ``arg`` for what is not one (a ragged list, a dict, ...)."""
-    if isinstance(x, Variable):
-        a = x.data
-    elif isinstance(x, backend.array_types):
-        a = x
-    else:
-        try:
-            a = np.asarray(x)
-        except (TypeError, ValueError) as e:
-            raise errors.bad_operand(op, arg, x) from e
-    if a is None or a.dtype.kind not in errors.REAL_KINDS:  # complex, object, str...
-        raise errors.bad_operand(op, arg, x)
-    return a
-
-
-def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,
-          inf=False):
-    """``value`` as a float, checked to be a real number in range (NaN never is), else a
-    TypeError or ValueError naming ``owner``'s ``name``: the one check of the settings of
-    optimizers and layers (learning rates, decays, eps ...). ``inf``: +inf is allowed too.
-
-    >>> check_real("SGD", "lr", 0.5, low=0.0)
-    0.5
-    >>> check_real("L.BatchNorm", "decay", 2, low=0.0, high=1.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: L.BatchNorm: decay must be a finite number in [0, 1], got 2
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}: {name} must be a real number, got "
-                        f"{type(value).__name__} {value!r:.40}")
-    v = float(value)
-    ok = math.isfinite(v) or (inf and v == math.inf)
-    ok = ok and (low is None or (v > low if low_open else v >= low))
-    ok = ok and (high is None or (v < high if high_open else v <= high))
-    if not ok:
-        if low is not None and high is not None:
-            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        elif low is not None:
-            where = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            where = f"{'<' if high_open else '<='} {high:g}"
-        raise ValueError(f"{owner}: {name} must be a {'' if inf else 'finite '}number "
-                         f"{where}, got {value!r}")
-    return v
-
-
-def as_ints(seq, op, name, x):
-    """``seq`` as a tuple of Python ints (an int alone is one), or a TypeError naming the
-    op: floats, strings and None are refused, as NumPy refuses them."""
-    try:
-        if isinstance(seq, (int, np.integer)):
-            return (operator.index(seq),)
-        return tuple(operator.index(s) for s in seq)
-    except TypeError as e:
-        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
-                        f"{type(seq).__name__} {seq!r:.60}\n" + describe("x", x)) from e
-
-
-def normalize_axis(axis, ndim, op="F.op", x=None):
-    """Validate ``axis`` (None, int or tuple) for an ``ndim``-array; return it non-negative."""
-    if axis is None:
-        return None
-    single = not isinstance(axis, (tuple, list))
-    axes = (axis,) if single else tuple(axis)
-    out = []
-    where = "" if x is None else f"\n  x: shape={tuple(x.shape)} dtype={x.dtype}"
-    for a in axes:
-        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, "
-                            f"got {type(a).__name__} {a!r}" + where)
-        # NumPy lets a 0-d array reduce over axis 0 or -1
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-d input" + where)
-        out.append(int(a) % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis}" + where)
-    return out[0] if single else tuple(out)
-
-
-def reshape_sum_backward(gy, x_shape, axis, keepdims):
-    """Reshape the gradient of a reduction so it broadcasts back to ``x_shape``."""
-    ndim = len(x_shape)
-    if axis is None:
-        tupled_axis = None
-    elif not isinstance(axis, tuple):
-        tupled_axis = (axis,)
-    else:
-        tupled_axis = axis
-    if not (ndim == 0 or tupled_axis is None or keepdims):
-        actual_axis = [a if a >= 0 else a + ndim for a in tupled_axis]
-        shape = list(gy.shape)
-        for a in sorted(actual_axis):
-            shape.insert(a, 1)
-    elif ndim and (tupled_axis is None and not keepdims):
-        shape = (1,) * ndim
-    else:
-        shape = gy.shape
-    if tuple(shape) != tuple(gy.shape):
-        gy = gy.reshape(tuple(shape))
-    return gy
-
-
-def max_backward_shape(x, axis):
-    """Shape of a max/min result with the reduced axes kept as 1 (DeZero's helper)."""
-    if axis is None:
-        axis = range(x.ndim)
-    elif isinstance(axis, int):
-        axis = (axis,)
-    return [s if ax not in axis else 1 for ax, s in enumerate(x.shape)]
+def get_deconv_outsize(size, k, s, p):
+    """DeZero's name: the output length of a transposed convolution, ``s (H - 1) + k - 2 p``."""
+    return _helpers.deconv_outsize(size, k, s, p)
 
 
 def logsumexp(x, axis=1):
@@ -160,25 +63,6 @@ def logsumexp(x, axis=1):
     xp.log(s, out=s)
     m += s
     return m
-
-
-def pair(x):
-    """``3 -> (3, 3)``; a pair passes through."""
-    if isinstance(x, (int, np.integer)):
-        return (int(x), int(x))
-    if isinstance(x, tuple) and len(x) == 2:
-        return x
-    raise ValueError(f"expected an int or a pair of ints, got {x!r}")
-
-
-def get_conv_outsize(input_size, kernel_size, stride, pad):
-    """Output length of a convolution: ``(H + 2 pad - K) // stride + 1``."""
-    return (input_size + pad * 2 - kernel_size) // stride + 1
-
-
-def get_deconv_outsize(size, k, s, p):
-    """Output length of a transposed convolution: ``s (H - 1) + k - 2 p``."""
-    return s * (size - 1) + k - 2 * p
 
 
 def array_equal(a, b):
@@ -308,7 +192,6 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
                    for w, y in zip(ws, ys) if w is not None)
 
     def loss_var(xs):
-        from mibun.functions import sum as fsum
         ys = call([x for x in xs], lambda v: v)
         total = None
         for w, y in zip(ws, ys):
@@ -366,8 +249,6 @@ def gradient_check(f, *inputs, rtol=1e-4, atol=1e-5, eps=1e-6, order=1, seed=0,
         gradient_check(grad_fn, *base, rtol=rtol, atol=atol, eps=eps, order=order - 1,
                        seed=seed + 1, full_size=full_size, jvp=jvp)
         if jvp:
-            from mibun import func
-
             def tangent_fn(*xs):
                 ys = func.jvp(lambda *a: tuple(call(list(a), lambda v: v)), xs,
                               tuple(_xp_like(x, v) for x, v in zip(xs, vs)))[1]
@@ -385,7 +266,6 @@ def _xp_like(x, a):
 
 def _check_jvp(f, call, base, vs, ws, gs, eps, rtol, atol):
     """Forward mode along ``vs``: against central differences, and dual to ``gs``."""
-    from mibun import func
     xs = tuple(Variable(a.copy()) for a in base)
     tangents = tuple(_xp_like(a, v) for a, v in zip(base, vs))
     _, touts = func.jvp(lambda *a: tuple(as_operand(y) for y in call(list(a), lambda v: v)),
@@ -440,16 +320,12 @@ def _fail(f, i, num, ana, how):
 # =============================================================================
 def cache_dir() -> str:
     """The download cache: ``$MIBUN_CACHE`` if set, else ``~/.mibun``."""
-    import os
     return os.environ.get("MIBUN_CACHE") or os.path.join(os.path.expanduser("~"), ".mibun")
 
 
 def _resolve_host(url, timeout):
     # urlopen's timeout covers connect and each read, but not the DNS lookup, which can
     # block for a long time when offline: look the host up in a thread with a deadline.
-    import socket
-    import threading
-    import urllib.parse
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return
@@ -491,11 +367,6 @@ def get_file(url: str, file_name: str | None = None, *, timeout: float = 10.0,
         ConnectionError: the download failed (offline, timeout, HTTP error); the message
             names the URL and where to put the file by hand.
     """
-    import os
-    import sys
-    import tempfile
-    import urllib.error
-    import urllib.request
     if file_name is None:
         file_name = url.rstrip("/").rsplit("/", 1)[-1]
     directory = cache or cache_dir()
@@ -537,13 +408,11 @@ def get_file(url: str, file_name: str | None = None, *, timeout: float = 10.0,
 # =============================================================================
 def get_dot_graph(output, verbose=True, **kwargs):
     """DeZero's name for ``mibun.visualize.get_dot_graph`` (DOT text of the graph)."""
-    from mibun import visualize
     return visualize.get_dot_graph(output, verbose, **kwargs)
 
 
 def plot_dot_graph(output, verbose=True, to_file="graph.png", **kwargs):
     """DeZero's name for ``mibun.visualize.plot_dot_graph`` (draw the graph to a file)."""
-    from mibun import visualize
     return visualize.plot_dot_graph(output, verbose, to_file, **kwargs)
 
 

@@ -201,6 +201,9 @@ def test_embed_id_errors():
         F.embed_id(np.array([0.0, 1.0]), W)
     with pytest.raises(ValueError, match=r"F\.embed_id: ids must be in \[0, 4\), found \[0, 4\]"):
         F.embed_id(np.array([0, 4]), W)
+    # a 0-d W has no rows: a ValueError naming the op, not NumPy's bare IndexError
+    with pytest.raises(ValueError, match=r"F\.embed_id: W must have at least one axis"):
+        F.embed_id(0, np.array(0.0))
 
 
 # --- concat, stack, split -----------------------------------------------------------------
@@ -286,3 +289,16 @@ def test_shape_arguments_of_the_wrong_kind_are_type_errors_naming_the_op():
             call()
     with pytest.raises(ValueError, match=r"F\.transpose: axes \(0,\) are not a permutation"):
         F.transpose(np.array(0.0), 0)
+
+
+def test_astype_refuses_what_is_not_a_real_dtype():
+    # np.dtype would read a Variable's .dtype, None as float64, and fail on 0 without the op
+    x = Variable(np.zeros(3))
+    for bad in (0, None, Variable(np.zeros(())), np.zeros(2), [0], {"a": 1}):
+        with pytest.raises(TypeError, match=r"F\.astype: dtype must be a NumPy dtype"):
+            F.astype(x, bad)
+    with pytest.raises(TypeError, match=r"F\.astype: mibun computes on bool, integer"):
+        F.astype(x, np.complex128)
+    y = F.astype(np.zeros(2, np.float32), "float32")  # an array of that dtype: a Variable
+    assert isinstance(y, Variable) and y.dtype == np.float32
+    assert F.astype(x, np.float64) is x

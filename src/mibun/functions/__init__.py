@@ -1,7 +1,8 @@
 """The differentiable op library, ``import mibun.functions as F``.
 
-One module per family (math, array, reduction, linalg, activation, loss, conv, norm,
-noise); every public name is re-exported here flat, as in DeZero.
+One module per family (math, array, reduction, linalg, activation, loss, conv, pooling,
+norm, noise); every public name is re-exported here flat, as in DeZero. What the families
+share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
 """
 from mibun import core
 from mibun.functions import _operators
@@ -12,13 +13,15 @@ from mibun.functions.conv import *
 from mibun.functions.linalg import *
 from mibun.functions.loss import *
 from mibun.functions.math import *
+
+# DeZero's F also exposes these op classes by name (F.Sin, F.Exp, ...).
+from mibun.functions.math import Clip, Cos, Exp, Log, Sigmoid, Sin, Tanh  # noqa: F401
 from mibun.functions.noise import *
 from mibun.functions.norm import *
+from mibun.functions.pooling import *
 from mibun.functions.reduction import *
 
 _operators.install()
-# DeZero's F also exposes these op classes by name (F.Sin, F.Exp, ...).
-from mibun.functions.math import Clip, Cos, Exp, Log, Sigmoid, Sin, Tanh  # noqa: F401
 
 
 def _setup_variable() -> None:

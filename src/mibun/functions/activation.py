@@ -10,8 +10,9 @@ import numbers
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend
 from mibun.core import Function, as_operand, data_of
+from mibun.functions import _helpers
 from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in math)
 from mibun.functions.reduction import sum
 
@@ -254,7 +255,7 @@ def softmax(x, axis=1):
     variable([[0.5 0.5]])
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.softmax", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.softmax", x)
     return Softmax(axis)(x)
 
 
@@ -300,7 +301,7 @@ def log_softmax(x, axis=1):
     variable([[-0.69314718 -0.69314718]])
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.log_softmax", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.log_softmax", x)
     return LogSoftmax(axis)(x)
 
 

@@ -9,8 +9,9 @@ import itertools
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend, errors
 from mibun.core import Function, Variable, as_operand, data_of
+from mibun.functions import _helpers
 
 __all__ = [
     "BroadcastTo",
@@ -34,9 +35,6 @@ __all__ = [
     "sum_to",
     "transpose",
 ]
-
-
-_describe = utils.describe
 
 
 def _zeros_like(x):
@@ -77,8 +75,8 @@ def reshape(x, *shape):
     try:
         np.empty(x.shape, dtype=np.bool_).reshape(shape)  # validate cheaply, same rules
     except (ValueError, TypeError) as e:
-        raise ValueError(f"F.reshape: cannot reshape size {x.size} into shape {shape}\n"
-                         + _describe("x", x)) from e
+        raise ValueError(f"F.reshape: cannot reshape size {x.size} into shape {shape}"
+                         + _helpers.describe_all(x=x)) from e
     return Reshape(shape)(x)
 
 
@@ -116,12 +114,12 @@ def transpose(x, axes=None):
     """
     x = as_operand(x)
     if axes is not None:
-        axes = utils.as_ints(axes, "F.transpose", "axes", x)
+        axes = _helpers.as_ints(axes, "F.transpose", "axes", x)
         n = x.ndim
         if not (len(axes) == n and all(-n <= a < n for a in axes)
                 and sorted(a % n for a in axes) == list(range(n))):
             raise ValueError(f"F.transpose: axes {axes} are not a permutation of "
-                             f"{n} axes\n" + _describe("x", x))
+                             f"{n} axes" + _helpers.describe_all(x=x))
         axes = tuple(a % n for a in axes)
     return Transpose(axes)(x)
 
@@ -157,7 +155,7 @@ def broadcast_to(x, shape):
     (2, 3)
     """
     x = as_operand(x)
-    shape = utils.as_ints(shape, "F.broadcast_to", "shape", x)
+    shape = _helpers.as_ints(shape, "F.broadcast_to", "shape", x)
     if x.shape == shape:
         return x
     try:
@@ -165,8 +163,8 @@ def broadcast_to(x, shape):
         if np.broadcast_shapes(x.shape, shape) != shape:
             raise ValueError
     except ValueError as e:
-        raise ValueError(f"F.broadcast_to: cannot broadcast to shape {shape}\n"
-                         + _describe("x", x)) from e
+        raise ValueError(f"F.broadcast_to: cannot broadcast to shape {shape}"
+                         + _helpers.describe_all(x=x)) from e
     return BroadcastTo(shape)(x)
 
 
@@ -178,7 +176,7 @@ class SumTo(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return utils.sum_to(x, self.shape)
+        return _helpers.sum_to(x, self.shape)
 
     def backward(self, gy):
         return broadcast_to(gy, self.x_shape)
@@ -200,13 +198,13 @@ def sum_to(x, shape):
     variable([[2. 2. 2.]])
     """
     x = as_operand(x)
-    shape = utils.as_ints(shape, "F.sum_to", "shape", x)
+    shape = _helpers.as_ints(shape, "F.sum_to", "shape", x)
     if x.shape == shape:
         return x
     if len(shape) > x.ndim or any(
             s != 1 and s != n for s, n in zip(reversed(shape), reversed(x.shape))):
-        raise ValueError(f"F.sum_to: shape {shape} does not broadcast to x's shape\n"
-                         + _describe("x", x))
+        raise ValueError(f"F.sum_to: shape {shape} does not broadcast to x's shape"
+                         + _helpers.describe_all(x=x))
     return SumTo(shape)(x)
 
 
@@ -224,11 +222,11 @@ def expand_dims(x, axis):
     (2, 1, 3)
     """
     x = as_operand(x)
-    axis = utils.as_ints(axis, "F.expand_dims", "axis", x) if not isinstance(
+    axis = _helpers.as_ints(axis, "F.expand_dims", "axis", x) if not isinstance(
         axis, (int, np.integer)) else axis
     single = not isinstance(axis, (tuple, list))
     ndim = x.ndim + (1 if single else len(axis))
-    axes = utils.normalize_axis(axis if single else tuple(axis), ndim, "F.expand_dims", x)
+    axes = _helpers.normalize_axis(axis if single else tuple(axis), ndim, "F.expand_dims", x)
     axes = (axes,) if single else axes
     it = iter(x.shape)
     shape = tuple(1 if i in axes else next(it) for i in range(ndim))
@@ -251,12 +249,12 @@ def squeeze(x, axis=None):
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
-        axes = utils.normalize_axis(axis, x.ndim, "F.squeeze", x)
+        axes = _helpers.normalize_axis(axis, x.ndim, "F.squeeze", x)
         axes = axes if isinstance(axes, tuple) else (axes,)
         bad = [a for a in axes if x.ndim and x.shape[a] != 1]  # 0-d: axis 0 is allowed
         if bad:
             raise ValueError(f"F.squeeze: axis {axis} has length {x.shape[bad[0]]}, "
-                             "expected 1\n" + _describe("x", x))
+                             "expected 1" + _helpers.describe_all(x=x))
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
@@ -273,8 +271,8 @@ def flatten(x):
     """
     x = as_operand(x)
     if x.ndim == 0:
-        raise ValueError("F.flatten: x needs at least one axis (the batch axis)\n"
-                         + _describe("x", x))
+        raise ValueError("F.flatten: x needs at least one axis (the batch axis)"
+                         + _helpers.describe_all(x=x))
     return reshape(x, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))  # N may be 0
 
 
@@ -375,13 +373,16 @@ def embed_id(x, W):
     ids = data_of(x) if isinstance(x, Variable) else x
     xp = backend.get_array_module(W)
     ids = xp.asarray(ids)
+    if W.ndim == 0:  # W.shape[0] below would be NumPy's bare IndexError
+        raise ValueError("F.embed_id: W must have at least one axis (the ids pick its rows)"
+                         + _helpers.describe_all(x=ids, W=W))
     if ids.dtype.kind not in "iu":
-        raise TypeError(f"F.embed_id: x must hold integer ids, got dtype={ids.dtype}\n"
-                        + _describe("x", ids) + "\n" + _describe("W", W))
+        raise TypeError(f"F.embed_id: x must hold integer ids, got dtype={ids.dtype}"
+                        + _helpers.describe_all(x=ids, W=W))
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= W.shape[0]):
         raise ValueError(f"F.embed_id: ids must be in [0, {W.shape[0]}), found "
-                         f"[{int(ids.min())}, {int(ids.max())}]\n"
-                         + _describe("x", ids) + "\n" + _describe("W", W))
+                         f"[{int(ids.min())}, {int(ids.max())}]"
+                         + _helpers.describe_all(x=ids, W=W))
     return GetItem(ids)(W)
 
 
@@ -451,16 +452,16 @@ def concat(xs, axis=0):
         raise ValueError("F.concat: need at least one array")
     ndim = xs[0].ndim
     if ndim == 0:
-        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack\n"
-                         + _describe("x0", xs[0]))
-    axis = utils.normalize_axis(axis, ndim, "F.concat", xs[0])
+        raise ValueError("F.concat: 0-d arrays cannot be concatenated; use F.stack"
+                         + _helpers.describe_all(x0=xs[0]))
+    axis = _helpers.normalize_axis(axis, ndim, "F.concat", xs[0])
     ref = xs[0].shape[:axis] + xs[0].shape[axis + 1:]
     for x in xs:
         if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1:] != ref:
             shapes = ", ".join(str(tuple(v.shape)) for v in xs)
             raise ValueError(f"F.concat: shapes must match except along axis {axis}, "
-                             f"got {shapes}\n" + _describe("xs[0]", xs[0]) + "\n"
-                             + _describe(f"xs[{xs.index(x)}]", x))
+                             f"got {shapes}\n" + _helpers.describe("xs[0]", xs[0]) + "\n"
+                             + _helpers.describe(f"xs[{xs.index(x)}]", x))
     if len(xs) == 1:
         return xs[0]
     return Concat(axis)(*xs)
@@ -482,18 +483,18 @@ def split(x, indices_or_sections, axis=0):
     """
     x = as_operand(x)
     if x.ndim == 0:
-        raise ValueError("F.split: x needs at least one axis to split\n" + _describe("x", x))
-    axis = utils.normalize_axis(axis, x.ndim, "F.split", x)
+        raise ValueError("F.split: x needs at least one axis to split" + _helpers.describe_all(x=x))
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.split", x)
     n = x.shape[axis]
     if isinstance(indices_or_sections, (int, np.integer)):
         k = int(indices_or_sections)
         if k <= 0 or n % k:
             raise ValueError(f"F.split: axis {axis} of length {n} does not split into "
-                             f"{k} equal sections\n" + _describe("x", x))
+                             f"{k} equal sections" + _helpers.describe_all(x=x))
         indices = [n // k * i for i in range(1, k)]
     else:
         # slice-bound semantics, as np.split: negative counts from the end, then clip
-        indices = list(utils.as_ints(indices_or_sections, "F.split", "indices_or_sections",
+        indices = list(_helpers.as_ints(indices_or_sections, "F.split", "indices_or_sections",
                                      x))
         indices = [min(i + n if i < 0 else i, n) for i in indices]
         indices = [max(0, i) for i in indices]
@@ -526,9 +527,9 @@ def stack(xs, axis=0):
         odd = next(x for x in xs if x.shape != xs[0].shape)
         raise ValueError("F.stack: all arrays must have the same shape, got "
                          + ", ".join(str(tuple(x.shape)) for x in xs) + "\n"
-                         + _describe("xs[0]", xs[0]) + "\n"
-                         + _describe(f"xs[{xs.index(odd)}]", odd))
-    axis = utils.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
+                         + _helpers.describe("xs[0]", xs[0]) + "\n"
+                         + _helpers.describe(f"xs[{xs.index(odd)}]", odd))
+    axis = _helpers.normalize_axis(axis, xs[0].ndim + 1, "F.stack", xs[0])
     return concat([expand_dims(x, axis) for x in xs], axis)
 
 
@@ -554,7 +555,17 @@ class Cast(Function):
 def astype(x, dtype):
     """``x`` converted to ``dtype`` (``x`` itself when it has it already); the gradient is
     cast back to ``x``'s float dtype. ``Variable.astype`` calls this."""
-    dtype = np.dtype(dtype)
-    if x.dtype == dtype:
+    given = dtype
+    try:  # np.dtype reads an array's (or a Variable's) .dtype, and None as float64: refused
+        if given is None or isinstance(given, (Variable, *backend.array_types)):
+            raise TypeError
+        dtype = np.dtype(given)
+    except (TypeError, ValueError):
+        raise TypeError(f"F.astype: dtype must be a NumPy dtype or its name, got "
+                        f"{type(given).__name__} {given!r:.40}") from None
+    if dtype.kind not in errors.REAL_KINDS:
+        raise TypeError(f"F.astype: mibun computes on bool, integer and float arrays only, "
+                        f"not {dtype}")
+    if isinstance(x, Variable) and x.dtype == dtype:
         return x
-    return Cast(dtype)(x)
+    return Cast(dtype)(x)  # an array of that dtype passes through as it is

@@ -5,6 +5,7 @@ import numpy as np  # noqa: F401  (doctests)
 
 from mibun import backend
 from mibun.core import Function, as_operand
+from mibun.functions import _helpers
 from mibun.functions.array import reshape, sum_to, transpose
 from mibun.functions.math import _sum_to
 
@@ -52,7 +53,6 @@ class MatMul(Function):
 
 
 def _matmul_vec_backward(gy, x, W, f):
-    from mibun.functions.array import reshape
     # Promote 1-D operands to matrices as NumPy does, then reuse the 2-D rule.
     x2 = reshape(x, (1, -1)) if x.ndim == 1 else x
     W2 = reshape(W, (-1, 1)) if W.ndim == 1 else W
@@ -81,25 +81,20 @@ def matmul(x, W):
     """
     x, W = as_operand(x), as_operand(W)
     if x.ndim == 0 or W.ndim == 0:
-        raise ValueError("F.matmul: operands must have at least one dimension\n"
-                         f"  x: shape={x.shape} dtype={x.dtype}\n"
-                         f"  W: shape={W.shape} dtype={W.dtype}")
+        raise ValueError("F.matmul: operands must have at least one dimension"
+                         + _helpers.describe_all(x=x, W=W))
     kx = x.shape[-1]
     kw = W.shape[0] if W.ndim == 1 else W.shape[-2]
     if kx != kw:
         wi = "W.shape[0]" if W.ndim == 1 else "W.shape[-2]"
         raise ValueError(f"F.matmul: inner dimensions differ: x.shape[-1]={kx}, {wi}={kw}"
-                         + _where(x, W))
+                         + _helpers.describe_all(x=x, W=W))
     if x.ndim > 2 or W.ndim > 2:
         bx, bw = x.shape[:-2], W.shape[:-2]
         if any(a != b and a != 1 and b != 1 for a, b in zip(reversed(bx), reversed(bw))):
             raise ValueError(f"F.matmul: batch dimensions {bx} and {bw} do not broadcast"
-                             + _where(x, W))
+                             + _helpers.describe_all(x=x, W=W))
     return MatMul()(x, W)
-
-
-def _where(x, W):
-    return f"\n  x: shape={x.shape} dtype={x.dtype}\n  W: shape={W.shape} dtype={W.dtype}"
 
 
 class Linear(Function):
@@ -141,22 +136,18 @@ class Linear(Function):
 
 
 def _check_linear(x, W, b):
-    def describe():
-        lines = [f"  x: shape={tuple(x.shape)} dtype={x.dtype}",
-                 f"  W: shape={tuple(W.shape)} dtype={W.dtype}"]
-        if b is not None:
-            lines.append(f"  b: shape={tuple(b.shape)} dtype={b.dtype}")
-        return "\n".join(lines)
+    def describe():  # formatted only for an error
+        return _helpers.describe_all(x=x, W=W, **({} if b is None else {"b": b}))
 
     if W.ndim != 2 or x.ndim < 1:
-        raise ValueError("F.linear: W must be 2-D (in_size, out_size) and x at least 1-D\n"
+        raise ValueError("F.linear: W must be 2-D (in_size, out_size) and x at least 1-D"
                          + describe())
     if x.shape[-1] != W.shape[0]:
         raise ValueError(f"F.linear: inner dimensions differ: x.shape[-1]={x.shape[-1]}, "
-                         f"W.shape[0]={W.shape[0]}\n" + describe())
+                         f"W.shape[0]={W.shape[0]}" + describe())
     if b is not None and b.shape not in ((W.shape[1],), (1, W.shape[1]), ()):
         raise ValueError(f"F.linear: b must have shape ({W.shape[1]},), got "
-                         f"{tuple(b.shape)}\n" + describe())
+                         f"{tuple(b.shape)}" + describe())
 
 
 def linear(x, W, b=None):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mibun import backend, errors, utils
+from mibun import backend, errors
 from mibun.core import Function, Variable, as_operand, data_of
+from mibun.functions import _helpers
 from mibun.functions.activation import softmax
-from mibun.functions.array import get_item
+from mibun.functions.array import get_item, reshape
 from mibun.functions.math import clip, log, sigmoid
 from mibun.functions.reduction import mean, sum
 
@@ -27,12 +28,6 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_simple",
 ]
-
-
-_describe = utils.describe
-
-
-_data = utils.as_data
 
 
 def _pair(x0, x1):
@@ -86,11 +81,10 @@ def mean_squared_error(x0, x1):
     x0, x1 = _pair(x0, x1)
     if x0.shape != x1.shape:
         if x0.size == x1.size and _squeezed(x0.shape) == _squeezed(x1.shape):
-            from mibun.functions.array import reshape
             x1 = reshape(x1, x0.shape)
         else:
-            raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape\n"
-                             + _describe("x0", x0) + "\n" + _describe("x1", x1))
+            raise ValueError("F.mean_squared_error: x0 and x1 must have the same shape"
+                             + _helpers.describe_all(x0=x0, x1=x1))
     return MeanSquaredError()(x0, x1)
 
 
@@ -110,22 +104,20 @@ def mean_squared_error_simple(x0, x1):
 def _check_labels(x, t, name):
     """Validate integer class ids ``t`` of shape (N,) for logits ``x`` of shape (N, C)."""
     xp = backend.get_array_module(x)
-    t = xp.asarray(_data(t, name, "t"))
+    t = xp.asarray(_helpers.as_data(t, name, "t"))
     if x.ndim != 2:
         raise ValueError(f"{name}: x must be 2-D logits (N, C), got {x.ndim}-D (for more "
                          "axes, move the class axis last and reshape x to (-1, C), t to "
-                         "(-1,))\n" + _describe("x", x) + "\n" + _describe("t", t))
+                         "(-1,))" + _helpers.describe_all(x=x, t=t))
     if t.dtype.kind not in "iu":
         raise TypeError(f"{name}: t must hold integer class ids, found dtype={t.dtype}; "
-                        "use t.astype(int) for labels\n" + _describe("x", x) + "\n"
-                        + _describe("t", t))
+                        "use t.astype(int) for labels" + _helpers.describe_all(x=x, t=t))
     if t.shape != x.shape[:1]:
-        raise ValueError(f"{name}: t must have shape ({x.shape[0]},) to match x\n"
-                         + _describe("x", x) + "\n" + _describe("t", t))
+        raise ValueError(f"{name}: t must have shape ({x.shape[0]},) to match x"
+                         + _helpers.describe_all(x=x, t=t))
     if t.size and (int(t.min()) < 0 or int(t.max()) >= x.shape[1]):
         raise ValueError(f"{name}: labels must be in [0, {x.shape[1]}), found "
-                         f"[{int(t.min())}, {int(t.max())}]\n" + _describe("x", x)
-                         + "\n" + _describe("t", t))
+                         f"[{int(t.min())}, {int(t.max())}]" + _helpers.describe_all(x=x, t=t))
     return t
 
 
@@ -248,8 +240,8 @@ def _float_targets(x, t, name):
         t = as_operand(xp.asarray(data_of(as_operand(t)), dtype=x.dtype))  # a constant
     if t.shape != x.shape:
         if t.size != x.size:
-            raise ValueError(f"{name}: t must have the shape of x\n" + _describe("x", x)
-                             + "\n" + _describe("t", t))
+            raise ValueError(f"{name}: t must have the shape of x"
+                             + _helpers.describe_all(x=x, t=t))
         t = t.reshape(x.shape)  # DeZero: t may be (N,) for x (N, 1)
     return t
 
@@ -402,12 +394,12 @@ def accuracy(y, t):
     >>> float(accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])).data)
     0.5
     """
-    y, t = _data(y, "F.accuracy", "y"), _data(t, "F.accuracy", "t")
+    y, t = _helpers.as_data(y, "F.accuracy", "y"), _helpers.as_data(t, "F.accuracy", "t")
     xp = backend.get_array_module(y)
     y, t = xp.asarray(y), xp.asarray(t)
     if y.ndim < 2 or int(np.prod(y.shape[:1] + y.shape[2:])) != t.size:  # one label a row
-        raise ValueError("F.accuracy: y must be scores (N, C) and t the N labels\n"
-                         + _describe("y", y) + "\n" + _describe("t", t))
+        raise ValueError("F.accuracy: y must be scores (N, C) and t the N labels"
+                         + _helpers.describe_all(y=y, t=t))
     try:
         pred = y.argmax(axis=1).reshape(t.shape)
     except ValueError as e:  # no classes to choose from

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401  (the doctests use np)
 
-from mibun import backend, utils
+from mibun import backend
 from mibun.config import Config
 from mibun.core import Function, as_operand
+from mibun.functions import _helpers
+from mibun.functions.array import reshape
+from mibun.functions.reduction import mean
+from mibun.functions.reduction import sum as fsum
 
 __all__ = ["BatchNorm", "LayerNorm", "batch_norm", "batch_nrom", "layer_norm"]
-
-
-def _describe(name, x):
-    return "\n" + utils.describe(name, x)
-
-
-_data = utils.as_data
 
 
 class _Normalize(Function):
@@ -49,8 +46,6 @@ class _Normalize(Function):
     def jvp(self, tx, tgamma, tbeta):
         # d xhat = inv_std (t - mean(t) - xhat mean(xhat t)), with the statistics recomputed
         # from x in the graph (as _backward_graph), so the tangent is differentiable again
-        from mibun.functions.array import reshape
-        from mibun.functions.reduction import mean
         x, gamma = self.inputs[0], self.inputs[1]
         axes = self.axes
         xc = x - mean(x, axes, keepdims=True)
@@ -71,9 +66,6 @@ class _Normalize(Function):
         return total
 
     def backward(self, gy):
-        from mibun.functions.array import reshape
-        from mibun.functions.reduction import mean
-        from mibun.functions.reduction import sum as fsum
         x, gamma = self.inputs[0], self.inputs[1]
         axes = self.axes
         mu = mean(x, axes, keepdims=True)
@@ -135,8 +127,7 @@ def _check_params(op, x, shape, **params):
     for name, p in params.items():
         if tuple(p.shape) != shape:
             raise ValueError(f"{op}: {name} must have shape {shape}, got {tuple(p.shape)}"
-                             + _describe("x", x)
-                             + "".join(_describe(k, v) for k, v in params.items()))
+                             + _helpers.describe_all(x=x, **params))
 
 
 def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
@@ -169,23 +160,22 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     """
     op = "F.batch_norm"
     # negative or NaN: sqrt(var + eps) is NaN for small variances
-    eps = utils.check_real(op, "eps", eps, low=0.0)
-    xd = _data(x, op)
+    eps = _helpers.check_real(op, "eps", eps, low=0.0)
+    xd = _helpers.as_data(x, op)
     if xd.ndim < 2:
         raise ValueError(f"{op}: x must be (N, C) or (N, C, ...), got {xd.ndim}-D"
-                         + _describe("x", xd))
+                         + _helpers.describe_all(x=xd))
     if xd.dtype.kind != "f":
         raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
-                        + _describe("x", xd))
-    mean = _data(mean, op, "mean")
-    var = _data(var, op, "var")
+                        + _helpers.describe_all(x=xd))
+    mean = _helpers.as_data(mean, op, "mean")
+    var = _helpers.as_data(var, op, "var")
     C = xd.shape[1]
-    _check_params(op, xd, (C,), gamma=_data(gamma, op, "gamma"), beta=_data(beta, op, "beta"),
-                  mean=mean, var=var)
+    _check_params(op, xd, (C,), gamma=_helpers.as_data(gamma, op, "gamma"),
+                  beta=_helpers.as_data(beta, op, "beta"), mean=mean, var=var)
     if Config.train:
         return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
     # Inference: an affine map with constant statistics, composed from mibun ops.
-    from mibun.functions.array import reshape
     xp = backend.get_array_module(xd)
     shape = (1, C) + (1,) * (xd.ndim - 2)
     inv_std = 1 / xp.sqrt(xp.asarray(var, dtype=xd.dtype) + eps)
@@ -214,13 +204,13 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     variable([[-1.  1.]])
     """
     op = "F.layer_norm"
-    eps = utils.check_real(op, "eps", eps, low=0.0)
-    xd = _data(x, op)
+    eps = _helpers.check_real(op, "eps", eps, low=0.0)
+    xd = _helpers.as_data(x, op)
     if xd.ndim < 1:
-        raise ValueError(f"{op}: x must have at least one axis" + _describe("x", xd))
+        raise ValueError(f"{op}: x must have at least one axis" + _helpers.describe_all(x=xd))
     if xd.dtype.kind != "f":
         raise TypeError(f"{op}: x must be a floating-point array, got dtype={xd.dtype}"
-                        + _describe("x", xd))
-    _check_params(op, xd, (xd.shape[-1],), gamma=_data(gamma, op, "gamma"),
-                  beta=_data(beta, op, "beta"))
+                        + _helpers.describe_all(x=xd))
+    _check_params(op, xd, (xd.shape[-1],), gamma=_helpers.as_data(gamma, op, "gamma"),
+                  beta=_helpers.as_data(beta, op, "beta"))
     return LayerNorm(eps)(x, gamma, beta)

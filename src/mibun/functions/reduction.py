@@ -5,8 +5,9 @@ import warnings
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend
 from mibun.core import Function, as_operand, data_of
+from mibun.functions import _helpers
 from mibun.functions.array import broadcast_to, reshape
 from mibun.functions.math import exp, sqrt
 
@@ -37,7 +38,7 @@ class Sum(Function):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        gy = utils.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
+        gy = _helpers.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
         return broadcast_to(gy, self.x_shape)
 
     def jvp(self, tx):
@@ -59,7 +60,7 @@ def sum(x, axis=None, keepdims=False):
     variable([3. 3.])
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.sum", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.sum", x)
     return Sum(axis, keepdims)(x)
 
 
@@ -85,7 +86,7 @@ def mean(x, axis=None, keepdims=False):
     variable([2.  3.5])
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.mean", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.mean", x)
     n = _count(x.shape, axis)
     if not n:
         warnings.warn("F.mean: mean of an empty slice is nan", RuntimeWarning, stacklevel=2)
@@ -112,19 +113,19 @@ class Max(Function):
     def backward(self, gy):
         x = data_of(self.inputs[0])
         y = data_of(self.retained_output())
-        shape = utils.max_backward_shape(x, self.axis)
+        shape = _helpers.max_backward_shape(x, self.axis)
         # Ties split the gradient evenly between the extreme entries (as torch.amax), so the
         # gradient still sums to gy; it is constant in x, so the second derivative is 0.
         mask = x == y.reshape(shape)
         weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
-        gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
+        gy = _helpers.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
         return broadcast_to(gy, x.shape) * weight.astype(x.dtype, copy=False)
 
     def jvp(self, tx):
         # the tangent of the extreme entries, averaged over ties (the rows of backward's J)
         x = data_of(self.inputs[0])
         y = data_of(self.retained_output())
-        mask = x == y.reshape(utils.max_backward_shape(x, self.axis))
+        mask = x == y.reshape(_helpers.max_backward_shape(x, self.axis))
         weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
         return Sum(self.axis, self.keepdims)(tx * weight.astype(x.dtype, copy=False))
 
@@ -136,10 +137,10 @@ class Min(Max):
 
 def _extreme(cls, name, x, axis, keepdims):
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, name, x)
+    axis = _helpers.normalize_axis(axis, x.ndim, name, x)
     if x.size == 0:
-        raise ValueError(f"{name}: zero-size input has no extreme value\n"
-                         f"  x: shape={tuple(x.shape)} dtype={x.dtype}")
+        raise ValueError(f"{name}: zero-size input has no extreme value"
+                         + _helpers.describe_all(x=x))
     return cls(axis, keepdims)(x)
 
 
@@ -195,15 +196,15 @@ class LogSumExp(Function):
         # d/dx logsumexp = softmax(x) = exp(x - y)
         x = self.inputs[0]
         y = self.retained_output()
-        shape = utils.max_backward_shape(data_of(x), self.axis)
-        gy = utils.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
+        shape = _helpers.max_backward_shape(data_of(x), self.axis)
+        gy = _helpers.reshape_sum_backward(gy, x.shape, self.axis, self.keepdims)
         with np.errstate(under="ignore"):  # exp(x - y) may underflow to 0: correct
             return gy * exp(x - reshape(y, shape))
 
     def jvp(self, tx):
         x = self.inputs[0]
         y = self.retained_output()
-        shape = utils.max_backward_shape(data_of(x), self.axis)
+        shape = _helpers.max_backward_shape(data_of(x), self.axis)
         with np.errstate(under="ignore"):
             return Sum(self.axis, self.keepdims)(tx * exp(x - reshape(y, shape)))
 
@@ -222,7 +223,7 @@ def logsumexp(x, axis=None, keepdims=False):
     1000.693147
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.logsumexp", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.logsumexp", x)
     return LogSumExp(axis, keepdims)(x)
 
 
@@ -242,7 +243,7 @@ def var(x, axis=None, keepdims=False, ddof=0):
     1.25
     """
     x = as_operand(x)
-    axis = utils.normalize_axis(axis, x.ndim, "F.var", x)
+    axis = _helpers.normalize_axis(axis, x.ndim, "F.var", x)
     count = _count(x.shape, axis)
     n = count - ddof
     if n <= 0:  # NumPy's result (nan) and warning
@@ -260,5 +261,5 @@ def std(x, axis=None, keepdims=False, ddof=0):
     1.0
     """
     x = as_operand(x)
-    utils.normalize_axis(axis, x.ndim, "F.std", x)
+    _helpers.normalize_axis(axis, x.ndim, "F.std", x)
     return sqrt(var(x, axis, keepdims, ddof))

@@ -41,8 +41,9 @@ class DataLoader:
 
     An epoch ends with ``StopIteration`` and a ``reset()`` (new order). Starting a ``for``
     loop over a loader left in the middle of an epoch (after a ``break``) starts a new
-    epoch, unless ``set_epoch`` placed it there (a resumed run). ``len(loader)`` is the number of batches per epoch; ``epoch`` counts the epochs
-    started before the current one.
+    epoch, unless ``set_epoch`` placed it there (a resumed run). ``len(loader)`` is the
+    number of batches per epoch; ``epoch`` counts the epochs started before the current
+    one.
 
     >>> import mibun
     >>> loader = DataLoader(mibun.datasets.Spiral(), batch_size=64, seed=0)

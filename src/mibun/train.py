@@ -210,7 +210,7 @@ def _load_data(cfg):
     if name in ("mnist", "fashion-mnist", "cifar10"):
         kw = {"root": cfg["data_dir"], "download": cfg["download"]}
     if name in ("digits", "mnist", "fashion-mnist"):
-        kw["flatten"] = cfg["model"] != "cnn"
+        kw["flatten"] = False  # images (N, C, H, W): each model's forward_batch reads them
     cls = getattr(datasets, _DATASET_CLASSES[name])
     try:
         train_set, test_set = cls(train=True, **kw), cls(train=False, **kw)

@@ -217,3 +217,11 @@ def test_train_module_leaves_cupy_to_the_backend():
     src = inspect.getsource(train)
     assert "import cupy" not in src and "from cupy" not in src
     assert "_rows_input" not in src and "get_batch(np.arange(start" not in src
+
+
+def test_mibun_train_refuses_more_streams_than_the_sequence_has_steps(tmp_path):
+    from mibun import train
+    cfg = train.make_config(dataset="sincurve", batch_size=5000, epochs=1)
+    with pytest.raises(train.ConfigError, match="--batch-size 5000 is larger than the "
+                                                r"sequence \(\d+ steps\)"):
+        train.Trainer(cfg, np, str(tmp_path))

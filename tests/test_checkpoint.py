@@ -528,3 +528,43 @@ def test_sigterm_during_save_removes_the_temporary_file(tmp_path, where):  # its
     net = L.Layer()
     net.W = Parameter(np.ones((100, 20), np.float32))
     assert load_checkpoint(path, net) == {"epoch": 0}
+
+
+# --- issue 11: one owner of serialization ---------------------------------------------
+def test_layer_yields_its_state_and_checkpoint_checks_assigns_and_restores_it():
+    from mibun import optimizers
+    from mibun.layers import Layer
+    for gone in ("_state_arrays", "_assign_state", "_restore_state"):
+        assert not hasattr(Layer, gone)
+    for gone in ("_check_state", "_assign_state"):
+        assert not hasattr(optimizers.Optimizer, gone)
+    np.random.seed(0)
+    net = L.BatchNorm()
+    net(np.random.randn(4, 3).astype(np.float32))
+    names = [n for n, _ in net.named_state()]
+    assert names == ["gamma", "beta", "avg_mean", "avg_var"]  # parameters, then buffers
+    arrays = checkpoint.model_arrays(net)
+    assert all(arrays[n] is v.data for n, v in net.named_state())  # not copied
+    with pytest.raises(ValueError, match=r"X: the state does not match BatchNorm"):
+        checkpoint.check_model_state(net, {**arrays, "extra": arrays["gamma"]}, "X")
+    new = {n: a + 1 for n, a in arrays.items()}
+    checkpoint.check_model_state(net, new, "X")
+    old = checkpoint.assign_model_state(net, new)
+    assert all(np.array_equal(v.data, new[n]) for n, v in net.named_state())
+    checkpoint.restore_model_state(old)
+    assert all(v.data is arrays[n] for n, v in net.named_state())
+
+    lin = L.Linear(2, in_size=3)
+    opt = optimizers.Adam().setup(lin)
+    lin.W.grad, lin.b.grad = Parameter(np.ones((3, 2), np.float32)), Parameter(
+        np.ones(2, np.float32))
+    opt.update()
+    saved = opt.state_dict()
+    fresh = optimizers.Adam().setup(lin)
+    checked = checkpoint.check_optimizer_state(fresh, saved)
+    assert fresh.t == 0 and fresh.state == {}  # checking changes nothing
+    checkpoint.assign_optimizer_state(fresh, checked)
+    assert fresh.t == 1 and all(np.array_equal(fresh.state_dict()[k], v)
+                                for k, v in saved.items())
+    with pytest.raises(ValueError, match="names no parameter"):
+        checkpoint.check_optimizer_state(fresh, {**saved, "nope/m": saved["W/m"]})

@@ -86,6 +86,56 @@ def test_seeded_order_depends_only_on_seed_and_epoch():
             DataLoader(Range(3), 2, seed=bad)
 
 
+def test_set_epoch_start_batch_resumes_mid_epoch_to_the_same_batches():
+    fresh = DataLoader(Range(30), 7, seed=5)
+    epochs = [epoch(fresh) for _ in range(3)]
+    for e in range(3):
+        for k in range(len(fresh) + 1):
+            resumed = DataLoader(Range(30), 7, seed=5)
+            resumed.set_epoch(e, start_batch=k)
+            assert resumed.epoch == e and resumed.iteration == k
+            rest = epoch(resumed)  # the for loop starts where set_epoch put it
+            assert len(rest) == len(fresh) - k
+            for (x, t), (y, u) in zip(epochs[e][k:], rest):
+                assert np.array_equal(x, y) and np.array_equal(t, u)
+            if e < 2:  # and the next epoch is the next epoch of an uninterrupted run
+                assert resumed.epoch == e + 1
+                assert all(np.array_equal(x, y)
+                           for (x, _), (y, _) in zip(epochs[e + 1], epoch(resumed)))
+
+
+def test_set_epoch_then_a_new_loop_after_a_break_starts_a_new_epoch():
+    loader = DataLoader(Range(30), 7, seed=5)
+    loader.set_epoch(1, start_batch=2)
+    for _ in loader:
+        break  # the loop consumed the placement; the next one starts epoch 2
+    assert [x.shape[0] for x, _ in loader] == [7, 7, 7, 7, 2] and loader.epoch == 3
+
+
+def test_seeded_order_is_drawn_from_seed_and_epoch():
+    # The order of a seeded epoch is part of the checkpoint format of ``mibun train``: a
+    # checkpoint written before must resume to the same batches, so it must not change.
+    loader = DataLoader(Range(50), 50, seed=7)
+    for e in range(3):
+        x, _ = next(loader)
+        want = np.random.default_rng([7, e]).permutation(50)
+        assert np.array_equal(x[:, 0], want.astype(np.float32))
+        assert next(loader, None) is None
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    ({"epoch": 1.0}, TypeError, "epoch must be an int"),
+    ({"epoch": True}, TypeError, "epoch must be an int"),
+    ({"epoch": -1}, ValueError, "epoch=-1 is out of range"),
+    ({"epoch": 0, "start_batch": "1"}, TypeError, "start_batch must be an int"),
+    ({"epoch": 0, "start_batch": -1}, ValueError, r"start_batch=-1 is out of range \(0..5\)"),
+    ({"epoch": 0, "start_batch": 6}, ValueError, "start_batch=6 is out of range"),
+])
+def test_set_epoch_checks_its_arguments(kw, err, match):
+    with pytest.raises(err, match="DataLoader.set_epoch: " + match):
+        DataLoader(Range(30), 7, seed=5).set_epoch(**kw)
+
+
 def test_no_shuffle_is_in_order():
     xs = np.concatenate([x[:, 0] for x, _ in DataLoader(Range(11), 4, shuffle=False)])
     assert xs.tolist() == list(range(11))

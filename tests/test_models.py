@@ -212,3 +212,30 @@ def test_silent_server_times_out_instead_of_hanging(tmp_path, monkeypatch):
         server.close()
     assert "pretrained='path/to/vgg16.npz'" in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- issue 11: a model says how it reads a batch of whole examples (forward_batch) -----
+def test_forward_batch_default_mlp_flattens_seq_regressor_reads_rows():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 2, 3, 4)).astype(np.float32)  # (N, C, H, W)
+    np.random.seed(0)
+    cnn = Sequential(L.Linear(3))
+    assert np.array_equal(cnn.forward_batch(x.reshape(5, -1)).data,
+                          cnn(x.reshape(5, -1)).data)  # Model's default: self(x)
+    mlp = MLP((6, 3))
+    assert np.array_equal(mlp.forward_batch(x).data, mlp(x.reshape(5, -1)).data)
+    rnn = SeqRegressor(7, out_size=3)
+    y = rnn.forward_batch(x)
+    rnn.reset_state()
+    for h in range(3):  # row h of every image: its C * W values, channel by channel
+        want = rnn(x[:, :, h, :].reshape(5, 8))
+    assert np.array_equal(y.data, want.data)
+    sq = rng.standard_normal((5, 16)).astype(np.float32)  # flattened 4x4 images
+    rnn2 = SeqRegressor(7, out_size=3)
+    y = rnn2.forward_batch(sq)
+    rnn2.reset_state()
+    for h in range(4):
+        want = rnn2(sq.reshape(5, 4, 4)[:, h])
+    assert np.array_equal(y.data, want.data)
+    again = rnn2.forward_batch(sq)  # the state is reset first
+    assert np.array_equal(again.data, y.data)

@@ -184,3 +184,44 @@ def test_resume_by_epochs_with_shuffling_loader_and_schedule(tmp_path):
     loader.set_epoch(start)
     rest = _epochs(model, optimizer, schedule, loader, epochs=3, start=start)
     assert first + rest == uninterrupted  # bit for bit
+
+
+# --- issue 11: mibun train is built on DataLoader / SeqDataLoader ----------------------
+@pytest.mark.parametrize("dataset, model, loader", [
+    ("spiral", "mlp", DataLoader), ("sincurve", "lstm", SeqDataLoader)])
+def test_mibun_train_takes_its_batches_from_the_data_loaders(tmp_path, monkeypatch, capsys,
+                                                            dataset, model, loader):
+    from mibun import dataloaders, train
+    seen = []
+    gather = dataloaders.DataLoader._gather
+
+    def spy(self, indices):
+        seen.append((type(self), len(indices)))
+        return gather(self, indices)
+    monkeypatch.setattr(dataloaders.DataLoader, "_gather", spy)
+    cfg = train.make_config(dataset=dataset, model=model, epochs=1, hidden=8)
+    trainer = train.Trainer(cfg, np, str(tmp_path))
+    assert type(trainer.loader) is loader
+    assert trainer.run(lambda *a: None)
+    n_train = sum(n for cls, n in seen if cls is loader)
+    if loader is DataLoader:  # one pass over the training set, then the test set
+        assert n_train >= len(trainer.train_set) + len(trainer.test_set)
+    else:
+        assert n_train == (len(trainer.train_set) // cfg["batch_size"]) * cfg["batch_size"]
+
+
+def test_train_module_leaves_cupy_to_the_backend():
+    import inspect
+
+    from mibun import train
+    src = inspect.getsource(train)
+    assert "import cupy" not in src and "from cupy" not in src
+    assert "_rows_input" not in src and "get_batch(np.arange(start" not in src
+
+
+def test_mibun_train_refuses_more_streams_than_the_sequence_has_steps(tmp_path):
+    from mibun import train
+    cfg = train.make_config(dataset="sincurve", batch_size=5000, epochs=1)
+    with pytest.raises(train.ConfigError, match="--batch-size 5000 is larger than the "
+                                                r"sequence \(\d+ steps\)"):
+        train.Trainer(cfg, np, str(tmp_path))

@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import signal
-import threading
-import zipfile
-import zlib
 
 import numpy as np
 
 from mibun import backend
+from mibun.errors import shape_dtype
+from mibun.npzfile import DEFLATE_MAX_RATIO, _Npz, load_npz, save_npz  # noqa: F401
 
 __all__ = ["load_checkpoint", "load_npz", "save_checkpoint", "save_npz"]
 
@@ -42,273 +39,161 @@ FORMAT = "mibun-checkpoint-1"
 
 
 # =============================================================================
-# Safe .npz files
+# A model's state: the parameters and buffers a Layer yields (``named_state``)
 # =============================================================================
-def save_npz(path, arrays: dict, compress: bool = False) -> None:
-    """Write ``arrays`` (name -> ndarray) to ``path`` as an .npz, atomically.
+def model_arrays(model) -> dict:
+    """``{name: NumPy array}`` of a Layer's parameters and buffers (NumPy data not copied).
 
-    The name is used as given (no ``.npz`` is appended, unlike ``np.savez``). Object
-    arrays are refused, so the file can always be loaded with ``allow_pickle=False``.
-
-    Args:
-        path (str or PathLike): destination file; its directory must exist.
-        arrays (dict): str -> NumPy or CuPy array (CuPy arrays are copied to the host).
-        compress (bool): deflate the members (smaller, slower).
     Raises:
-        TypeError: a name is not a str, or an array has dtype object.
+        ValueError: a parameter is not initialised yet (a lazy layer not yet called).
     """
-    path = os.fspath(path)
-    items = []
-    for name, a in arrays.items():
-        if not isinstance(name, str):
-            raise TypeError(f"save_npz: array names must be str, got {type(name).__name__}")
-        a = np.asarray(backend.as_numpy(a))
-        if a.dtype.hasobject:
-            raise TypeError(f"save_npz: {name!r} has dtype object, which cannot be saved "
-                            "without pickle; convert it to a numeric or str array")
-        items.append((name, a))
-
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    _remove_stale_temps(directory, base)
-    fd, tmp = _create_temp(directory, base)
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with _TermCleanup():
-        try:
-            with os.fdopen(fd, "wb") as f:
-                with zipfile.ZipFile(f, "w", compression=method, allowZip64=True) as zf:
-                    for name, a in items:
-                        with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                            np.lib.format.write_array(member, a, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())  # the data is on disk before the rename shows it
-            try:  # an existing file keeps its mode, as open(path, "w") would keep it
-                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-            except FileNotFoundError:
-                pass
-            os.replace(tmp, path)
-        except BaseException:  # Ctrl-C, SIGTERM (see _TermCleanup): never leave the temp file
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    _fsync_dir(directory)
+    out = {}
+    for name, v in model.named_state():
+        if v.data is None:
+            raise ValueError(
+                f"{type(model).__name__}.state_dict: {name!r} is not initialised yet (its "
+                "input size is inferred on the first call); run one forward pass "
+                "first, or give the layer its in_size / in_channels")
+        out[name] = backend.as_numpy(v.data)
+    return out
 
 
-# Temporary files are named ".<file>.<pid>-<random>.tmp": the pid tells a later save whether
-# the writer is still running, or was killed (SIGKILL, power loss) and left the file behind.
-_TEMP = re.compile(r"\.(?P<base>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp\Z")
+def check_model_state(model, d: dict, what: str) -> None:
+    """Raise ValueError unless ``d`` matches the model's names, shapes and dtypes.
 
-
-def _create_temp(directory, base):
-    """Create and open a new temporary file beside the target, mode 0666 less the umask."""
-    while True:
-        tmp = os.path.join(directory, f".{base}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-        try:  # as open() creates a file: the kernel applies the umask to 0o666
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                           | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
+    ``d``'s values may be arrays or stand-ins with ``shape`` and ``dtype`` (a file's
+    headers). A lazy (not yet initialised) parameter accepts any shape of a floating dtype.
+    The message lists the first five problems.
+    """
+    own = dict(model.named_state())
+    problems = []
+    for name, v in own.items():
+        if name not in d:
+            problems.append(f"{name!r} is missing from the file")
             continue
+        a = d[name]
+        if not isinstance(a, backend.array_types):
+            problems.append(f"{name!r} is a {type(a).__name__}, not an array")
+        elif v.data is None:
+            if a.dtype.kind != "f":
+                problems.append(f"{name!r} has dtype {a.dtype}; expected a float array")
+        elif a.shape != v.data.shape:
+            problems.append(f"{name!r} has shape {a.shape} in the file but "
+                            f"{v.data.shape} in the model")
+        elif a.dtype != v.data.dtype:
+            problems.append(f"{name!r} has dtype {a.dtype} in the file but "
+                            f"{v.data.dtype} in the model")
+    problems += [f"{name!r} is in the file but not in the model" for name in d
+                 if name not in own]
+    if problems:
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ValueError(f"{what}: the state does not match {type(model).__name__} "
+                         "(nothing was changed):\n  " + "\n  ".join(problems[:5]) + more)
 
 
-def _pid_running(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but belongs to someone else
-        return True
-    return True
+def assign_model_state(model, d: dict) -> list:
+    """Copy a checked ``d`` into the model, each array on its device; return the old data.
 
-
-def _remove_stale_temps(directory, base):
-    """Delete temporary files of ``base`` left by saves whose process has died."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        m = _TEMP.match(name)
-        if m and m["base"] == base and not _pid_running(int(m["pid"])):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except OSError:
-                pass
-
-
-class _Terminated(BaseException):
-    """Raised by the SIGTERM handler of ``_TermCleanup`` to unwind a save."""
-
-
-class _TermCleanup:
-    """During a save, turn SIGTERM into an exception (so the temporary file is removed, as
-    on Ctrl-C), then let the process die of SIGTERM as it would have.
-
-    Only where Python runs signal handlers (the main thread) and only if SIGTERM has its
-    default action: a program with its own SIGTERM handler keeps it.
+    ``restore_model_state(old)`` puts the old data back.
     """
-
-    def __enter__(self):
-        self.installed = self.received = False
-        if (threading.current_thread() is threading.main_thread()
-                and hasattr(signal, "SIGTERM")
-                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
-            signal.signal(signal.SIGTERM, self._handle)
-            self.installed = True
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = True  # remembered: zipfile may replace the exception with its own
-        raise _Terminated
-
-    def __exit__(self, kind, value, tb):
-        if self.installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            if self.received:  # cleaned up: now die of the signal, as intended
-                signal.raise_signal(signal.SIGTERM)
-        return False
+    old = []
+    for name, v in model.named_state():
+        old.append((v, v.data))
+        xp = np if v.data is None else backend.get_array_module(v.data)
+        v.data = xp.array(d[name], copy=True)
+    return old
 
 
-def _fsync_dir(directory: str) -> None:
-    # Make the rename itself durable. Not every platform can open a directory (Windows).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def restore_model_state(old: list) -> None:
+    for v, data in old:
+        v.data = data
 
 
-# What reading a damaged or hostile zip can raise (RuntimeError: encrypted; NotImplementedError,
-# a RuntimeError: an unknown compression method).
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError,
-                RuntimeError)
-# Deflate expands at most ~1032:1; a member that claims more bytes than its compressed data
-# can produce is lying about its size (and would make the reader allocate it).
-DEFLATE_MAX_RATIO = 1100
+def load_weights(model, path) -> None:
+    """``model.load_weights(path)``: a file of ``save_weights``, checked from its headers."""
+    what = f"{type(model).__name__}.load_weights({str(path)!r})"
+    d = load_npz(path, what, check=lambda d: check_model_state(model, d, what))
+    assign_model_state(model, d)
 
 
-def _bad_file(what, path, detail):
-    return ValueError(f"{what}: cannot read {path!r}: it is not a complete .npz of plain "
-                      f"arrays (truncated, corrupted or pickled?): {detail}")
+# =============================================================================
+# An optimizer's state (a mibun Optimizer: ``state``, ``t``, ``lr``, its ``slots``)
+# =============================================================================
+def check_optimizer_state(opt, d, weights=None):
+    """Validate an optimizer's ``state_dict`` ``d``; return what ``assign_optimizer_state``
+    needs (``opt`` is not changed).
 
-
-class _Npz:
-    """An open .npz whose members' headers are read and checked, but no data yet.
-
-    ``headers`` maps each array name to ``(shape, dtype)``, from the ``.npy`` headers; a
-    member that is not a plain ``.npy`` array, or whose declared size does not match the
-    bytes the archive holds for it, is refused here, before anything is allocated.
-    ``stand_ins()`` gives arrays of those shapes and dtypes that take no memory, for
-    checking names, shapes and dtypes against a model; ``read(name)`` reads one array.
+    ``weights`` ({param name: array}) stands for the parameters' data where given: the
+    arrays a checkpoint is about to load into the model (lazy parameters have none yet).
     """
-
-    def __init__(self, path, what):
-        self.path, self.what = path, what
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{what}: no such file: {path!r}")
-        try:
-            self.zf = zipfile.ZipFile(path)
-        except _READ_ERRORS as e:
-            raise _bad_file(what, path, e) from e
-        try:
-            self.headers, self.infos = {}, {}
-            size = os.path.getsize(path)
-            for info in self.zf.infolist():
-                self._header(info, size)
-        except BaseException:
-            self.zf.close()
-            raise
-
-    def _header(self, info, archive_size):
-        what, path, fn = self.what, self.path, info.filename
-        if not fn.endswith(".npy") or info.is_dir():
-            raise ValueError(f"{what}: {path!r}: member {fn!r} is not an .npy array (an .npz "
-                             "of plain arrays holds only NAME.npy members)")
-        name = fn[:-4]
-        if name in self.headers:
-            raise ValueError(f"{what}: {path!r}: member {fn!r} appears twice")
-        packed = info.compress_size
-        if info.header_offset + packed > archive_size or (
-                info.compress_type == zipfile.ZIP_STORED and info.file_size != packed) or (
-                info.file_size > DEFLATE_MAX_RATIO * packed + 1024):
-            raise _bad_file(what, path, f"member {fn!r} claims {info.file_size} bytes from "
-                                        f"{packed} stored bytes")
-        try:
-            with self.zf.open(info) as fp:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-                else:
-                    raise ValueError(f".npy format version {version} is not supported")
-                offset = fp.tell()
-        except _READ_ERRORS as e:
-            raise _bad_file(what, path, f"member {fn!r}: {e}") from e
-        if dtype.hasobject:
-            raise _bad_file(what, path, f"member {fn!r} holds Python objects (pickled data, "
-                                        "which is never loaded)")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if offset + nbytes != info.file_size:
-            raise _bad_file(what, path, f"member {fn!r} declares shape {shape} of {dtype} "
-                                        f"({nbytes} bytes) but holds {info.file_size - offset}")
-        self.headers[name] = (shape, dtype)
-        self.infos[name] = info
-
-    def stand_ins(self, prefix=""):
-        """``{name without prefix: zero-stride array}`` with each member's shape and dtype."""
-        n = len(prefix)
-        return {name[n:]: np.broadcast_to(np.zeros((), dtype), shape)
-                for name, (shape, dtype) in self.headers.items() if name.startswith(prefix)}
-
-    def read(self, name):
-        try:
-            with self.zf.open(self.infos[name]) as fp:
-                a = np.lib.format.read_array(fp, allow_pickle=False)
-                fp.read(1)  # to the end of the member, where zipfile checks the CRC
-        except _READ_ERRORS as e:
-            raise _bad_file(self.what, self.path, f"member {name!r}: {e}") from e
-        return a
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.zf.close()
+    name_ = f"{type(opt).__name__}.load_state_dict"
+    params = dict(opt.named_params("load_state_dict"))
+    if not hasattr(d, "items"):
+        raise TypeError(f"{name_}: expected a dict of arrays, got {type(d).__name__}")
+    weights = weights or {}
+    expected = set(opt.slots) | ({"step"} if opt.counts_steps else set())
+    for key in ("@t", "@lr"):
+        if key not in d:
+            raise ValueError(f"{name_}: missing key {key!r}")
+    t = _scalar(d["@t"], "iu", name_, "'@t' (the number of updates)")
+    lr = _scalar(d["@lr"], "iuf", name_, "'@lr' (the learning rate)")
+    new = {}
+    for key, value in d.items():
+        if key in ("@t", "@lr"):
+            continue
+        pname, _, slot = key.rpartition("/")
+        if pname not in params:
+            raise ValueError(f"{name_}: key {key!r} names no parameter of the target "
+                             f"(parameters: {', '.join(list(params)[:8])}"
+                             f"{', ...' if len(params) > 8 else ''})")
+        if slot not in expected:
+            raise ValueError(f"{name_}: key {key!r}: {type(opt).__name__} keeps "
+                             f"{sorted(expected) or 'no per-parameter state'}, not {slot!r}")
+        if slot == "step":
+            new.setdefault(pname, {})[slot] = _scalar(value, "iu", name_, repr(key))
+            continue
+        a = np.asarray(backend.as_numpy(value))
+        p = weights.get(pname, params[pname].data)
+        if p is None:
+            raise ValueError(f"{name_}: parameter {pname!r} is not initialised yet; "
+                             "load the model's weights (or run a forward pass) first")
+        if a.shape != p.shape or a.dtype != p.dtype:
+            raise ValueError(f"{name_}: {key!r} does not match its parameter\n"
+                             f"  state:     {shape_dtype(a)}\n  parameter: {shape_dtype(p)}")
+        new.setdefault(pname, {})[slot] = a
+    for pname, s in new.items():
+        missing = expected - set(s)
+        if missing:
+            raise ValueError(f"{name_}: parameter {pname!r} lacks state {sorted(missing)}")
+    return new, t, lr
 
 
-def load_npz(path, what: str = "load_npz", check=None, prefix: str = "") -> dict:
-    """Read the arrays of the .npz ``path`` into a dict, refusing pickled data.
+def assign_optimizer_state(opt, checked) -> None:
+    """Replace ``opt``'s state with one ``check_optimizer_state`` accepted, on each
+    parameter's device."""
+    new, t, lr = checked
+    params = dict(opt.named_params())
+    state = {}
+    for pname, s in new.items():
+        data = params[pname].data
+        xp = np if data is None else backend.get_array_module(data)
+        state[pname] = {k: v if k == "step" else xp.array(v) for k, v in s.items()}
+    opt.state = state
+    opt.t = t
+    opt.lr = lr
 
-    Every member's ``.npy`` header is read and checked first (a plain numeric or string
-    array, its declared size matching the bytes the archive holds); ``check``, if given, is
-    called on stand-ins with the arrays' names, shapes and dtypes before any data is read,
-    so a file that does not fit is refused without allocating what it declares.
 
-    Args:
-        path (str or PathLike): the file.
-        what (str): the caller's name, used in error messages.
-        check (callable or None): ``check({name: array-like})``; raises to refuse the file.
-        prefix (str): read only the arrays whose names start with it (names kept whole).
-    Returns:
-        dict: name -> NumPy array.
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a complete .npz of plain arrays (truncated, corrupted,
-            not an .npz, holding pickled objects or members that are not .npy arrays).
-    """
-    with _Npz(os.fspath(path), what) as f:
-        if check is not None:
-            check({k: v for k, v in f.stand_ins().items() if k.startswith(prefix)})
-        return {name: f.read(name) for name in f.headers if name.startswith(prefix)}
+def _scalar(value, kinds, op, what):
+    """A 0-d integer (kinds "iu") or real (kinds "iuf") array, >= 0, as a Python number."""
+    a = np.asarray(backend.as_numpy(value))
+    kind = "integer" if kinds == "iu" else "finite real"
+    if a.shape != () or a.dtype.kind not in kinds:
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found "
+                         f"{shape_dtype(a)}")
+    v = int(a) if kinds == "iu" else float(a)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {v}")
+    return v
 
 
 # =============================================================================
@@ -347,7 +232,7 @@ def save_checkpoint(path, model, optimizer=None, **meta) -> None:
     """
     arrays = {"__format__": np.asarray(FORMAT)}
     # A Layer's arrays as they are (no copy of every weight just to write it).
-    state = model._state_arrays() if hasattr(model, "_state_arrays") else model.state_dict()
+    state = model_arrays(model) if hasattr(model, "named_state") else model.state_dict()
     for name, a in state.items():
         arrays["model/" + name] = a
     if optimizer is not None:
@@ -384,10 +269,10 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
             raise ValueError(f"load_checkpoint: {path!r} is not a mibun checkpoint (no "
                              f"'__format__' = {FORMAT!r} entry); a file from save_weights is "
                              "loaded with model.load_weights(path)")
-        # a mibun Optimizer checks and assigns apart; any other needs only load_state_dict
-        two_phase = hasattr(optimizer, "_check_state") and hasattr(optimizer, "_assign_state")
+        # a mibun Optimizer is checked and assigned apart; any other needs only load_state_dict
+        two_phase = hasattr(optimizer, "slots") and hasattr(optimizer, "named_params")
         # 1. names, shapes and dtypes, from the headers alone
-        model.check_state_dict(f.stand_ins("model/"), what="load_checkpoint: model")
+        check_model_state(model, f.stand_ins("model/"), "load_checkpoint: model")
         if optimizer is not None:
             saved = f.headers.get("__optimizer__")
             if saved is None:
@@ -409,15 +294,15 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
                 meta[k[5:]] = a.item() if a.ndim == 0 else a
     # 3. the values, then assign: nothing below can fail on the file's account
     state = _opt_check(optimizer, opt_d, path, model_d) if two_phase else None
-    old = model._assign_state(model_d)
+    old = assign_model_state(model, model_d)
     if optimizer is not None:
         try:
             if two_phase:
-                optimizer._assign_state(state)
+                assign_optimizer_state(optimizer, state)
             else:  # it validates before changing itself, and may need the model's shapes
                 optimizer.load_state_dict(opt_d)
         except BaseException as e:  # put the model back as it was
-            model._restore_state(old)
+            restore_model_state(old)
             if isinstance(e, ValueError):  # add the file name to the optimizer's message
                 raise ValueError(  # noqa: TRY004
                     f"load_checkpoint: {path!r}: optimizer state: {e}") from e
@@ -426,12 +311,12 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
 
 
 def _opt_check(optimizer, d, path, weights):
-    """``optimizer._check_state(d)`` with the file named in its ValueError.
+    """``check_optimizer_state(optimizer, d)`` with the file named in its ValueError.
 
     The optimizer's state is checked against the parameters as they will be after the load
     (``weights``, already checked against the model), so that lazy parameters count too.
     """
     try:
-        return optimizer._check_state(d, weights)
+        return check_optimizer_state(optimizer, d, weights)
     except ValueError as e:
         raise ValueError(f"load_checkpoint: {path!r}: optimizer state: {e}") from e

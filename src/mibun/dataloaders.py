@@ -41,8 +41,9 @@ class DataLoader:
 
     An epoch ends with ``StopIteration`` and a ``reset()`` (new order). Starting a ``for``
     loop over a loader left in the middle of an epoch (after a ``break``) starts a new
-    epoch. ``len(loader)`` is the number of batches per epoch; ``epoch`` counts the epochs
-    started before the current one.
+    epoch, unless ``set_epoch`` placed it there (a resumed run). ``len(loader)`` is the
+    number of batches per epoch; ``epoch`` counts the epochs started before the current
+    one.
 
     >>> import mibun
     >>> loader = DataLoader(mibun.datasets.Spiral(), batch_size=64, seed=0)
@@ -78,6 +79,7 @@ class DataLoader:
         """Start a new epoch (with a new order when shuffling)."""
         self.epoch += 1
         self.iteration = 0
+        self._placed = False  # True after set_epoch: the next loop starts where it says
         n = self.data_size
         if not self.shuffle:
             self.index = np.arange(n)
@@ -86,17 +88,38 @@ class DataLoader:
         else:
             self.index = np.random.default_rng((int(self.seed), self.epoch)).permutation(n)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch number ``epoch`` (from 0) now: its order, as a fresh run would see it.
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Go to batch ``start_batch`` of epoch ``epoch`` (both from 0), as a fresh run sees it.
 
-        For resuming from a checkpoint saved after ``epoch`` epochs, with a ``seed``.
+        For resuming from a checkpoint saved after ``epoch`` epochs and ``start_batch``
+        steps, with a ``seed``: the next loop yields the batches that an uninterrupted run
+        would yield from there on, then the epoch ends as usual.
+
+        >>> import mibun
+        >>> loader = DataLoader(mibun.datasets.Spiral(), batch_size=100, seed=0)
+        >>> whole = [t for x, t in loader]
+        >>> loader.set_epoch(0, start_batch=1)
+        >>> rest = [t for x, t in loader]
+        >>> len(rest), all((a == b).all() for a, b in zip(rest, whole[1:]))
+        (2, True)
         """
+        for name, v, hi in (("epoch", epoch, None), ("start_batch", start_batch,
+                                                     self.max_iter)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{type(self).__name__}.set_epoch: {name} must be an int, "
+                                f"got {type(v).__name__}")
+            if v < 0 or (hi is not None and v > hi):
+                raise ValueError(f"{type(self).__name__}.set_epoch: {name}={v} is out of "
+                                 f"range (0..{'' if hi is None else hi})")
         self.epoch = int(epoch) - 1
         self.reset()
+        self.iteration = int(start_batch)
+        self._placed = True
 
     def __iter__(self):
-        if self.iteration > 0:  # a previous loop stopped mid-epoch
+        if self.iteration > 0 and not self._placed:  # a previous loop stopped mid-epoch
             self.reset()
+        self._placed = False
         return self
 
     def __next__(self):

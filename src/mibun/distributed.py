@@ -588,7 +588,7 @@ class DataParallelTrainer(train.Trainer):
 
     def run(self, progress):
         if not self.writes:  # rank 0 alone shows a progress bar
-            progress = train._make_progress(False)
+            progress = train.output.make_progress(False)
         return super().run(progress)
 
     def _train_step(self, x, t):

@@ -22,11 +22,16 @@ REAL_KINDS = "biuf"
 _public_ops = {}  # code object of each public mibun.functions function -> "F.<name>"
 
 
+def shape_dtype(x) -> str:
+    """``"shape=(3, 4) dtype=float32"``: an array (or Variable) as error messages show it."""
+    return f"shape={tuple(x.shape)} dtype={x.dtype}"
+
+
 def describe(name, x) -> str:
     """One line of an error message: ``"  x: shape=(3, 4) dtype=float32"`` (for a Variable
     or an array), or the type and value of anything else (``"  x: NoneType None"``)."""
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return f"  {name}: shape={tuple(x.shape)} dtype={x.dtype}"
+        return f"  {name}: {shape_dtype(x)}"
     return f"  {name}: {type(x).__name__} {x!r:.60}"
 
 

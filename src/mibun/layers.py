@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 import mibun.functions as F
-from mibun import backend, utils
+from mibun import backend, checkpoint, utils
 from mibun.config import Config
 from mibun.core import Parameter, Variable
 
@@ -175,10 +175,13 @@ class Layer:
         """Number of scalars in the (initialised) parameters."""
         return sum(p.data.size for p in self.params() if p.data is not None)
 
-    # --- state ----------------------------------------------------------------------------
-    def _state_items(self):
-        yield from self.named_params()
-        yield from self.named_buffers()
+    # --- state (checked, assigned and restored by mibun.checkpoint) -----------------------
+    def named_state(self, prefix: str = ""):
+        """Yield ``(name, Variable)`` for the parameters, then the buffers: what is saved."""
+        yield from self.named_params(prefix)
+        yield from self.named_buffers(prefix)
+
+    _state_items = named_state
 
     def state_dict(self) -> dict:
         """Parameters and buffers as ``{name: NumPy array}`` (copies), e.g. ``'l0/W'``.
@@ -187,65 +190,14 @@ class Layer:
             ValueError: a parameter is not initialised yet (a lazy layer that has not been
                 called): run one forward pass first, or give its input size.
         """
-        return {name: a.copy() for name, a in self._state_arrays().items()}
-
-    def _state_arrays(self) -> dict:
-        """Like ``state_dict`` but NumPy data is not copied (for saving to a file)."""
-        out = {}
-        for name, v in self._state_items():
-            if v.data is None:
-                raise ValueError(
-                    f"{type(self).__name__}.state_dict: {name!r} is not initialised yet (its "
-                    "input size is inferred on the first call); run one forward pass "
-                    "first, or give the layer its in_size / in_channels")
-            out[name] = backend.as_numpy(v.data)
-        return out
+        return {name: a.copy() for name, a in checkpoint.model_arrays(self).items()}
 
     def check_state_dict(self, d: dict, what: str | None = None) -> None:
         """Raise ValueError unless ``d`` matches this layer's names, shapes and dtypes.
 
         A lazy (not yet initialised) parameter accepts any shape of a floating dtype.
         """
-        what = what or f"{type(self).__name__}.load_state_dict"
-        own = dict(self._state_items())
-        problems = []
-        for name, v in own.items():
-            if name not in d:
-                problems.append(f"{name!r} is missing from the file")
-                continue
-            a = d[name]
-            if not isinstance(a, backend.array_types):
-                problems.append(f"{name!r} is a {type(a).__name__}, not an array")
-            elif v.data is None:
-                if a.dtype.kind != "f":
-                    problems.append(f"{name!r} has dtype {a.dtype}; expected a float array")
-            elif a.shape != v.data.shape:
-                problems.append(f"{name!r} has shape {a.shape} in the file but "
-                                f"{v.data.shape} in the model")
-            elif a.dtype != v.data.dtype:
-                problems.append(f"{name!r} has dtype {a.dtype} in the file but "
-                                f"{v.data.dtype} in the model")
-        for name in d:
-            if name not in own:
-                problems.append(f"{name!r} is in the file but not in the model")
-        if problems:
-            more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-            raise ValueError(f"{what}: the state does not match {type(self).__name__} "
-                             "(nothing was changed):\n  " + "\n  ".join(problems[:5]) + more)
-
-    def _assign_state(self, d: dict) -> list:
-        """Assign a checked state; return the old arrays for ``_restore_state``."""
-        old = []
-        for name, v in self._state_items():
-            old.append((v, v.data))
-            xp = np if v.data is None else backend.get_array_module(v.data)
-            v.data = xp.array(d[name], copy=True)
-        return old
-
-    @staticmethod
-    def _restore_state(old: list) -> None:
-        for v, data in old:
-            v.data = data
+        checkpoint.check_model_state(self, d, what or f"{type(self).__name__}.load_state_dict")
 
     def load_state_dict(self, d: dict) -> None:
         """Load ``{name: array}`` (as from ``state_dict``) into the parameters and buffers.
@@ -254,23 +206,18 @@ class Layer:
         problems and the layer is left untouched.
         """
         self.check_state_dict(d)
-        self._assign_state(d)
+        checkpoint.assign_model_state(self, d)
 
     def save_weights(self, path) -> None:
         """Save ``state_dict()`` to the .npz ``path`` (atomically; see mibun.checkpoint).
 
         Unlike DeZero this does not move the model to the CPU, and writes exactly ``path``.
         """
-        from mibun import checkpoint
-        checkpoint.save_npz(path, self._state_arrays())
+        checkpoint.save_npz(path, checkpoint.model_arrays(self))
 
     def load_weights(self, path) -> None:
         """Load weights saved by ``save_weights`` (checked first; never runs pickled code)."""
-        from mibun import checkpoint
-        what = f"{type(self).__name__}.load_weights({str(path)!r})"
-        # the names, shapes and dtypes are checked from the file's headers, before its data
-        d = checkpoint.load_npz(path, what, check=lambda d: self.check_state_dict(d, what))
-        self._assign_state(d)
+        checkpoint.load_weights(self, path)
 
     # --- repr -----------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -9,6 +9,7 @@ timeout.
 """
 from __future__ import annotations
 
+import math
 import os
 import types
 
@@ -36,6 +37,14 @@ class Model(Layer):
         from mibun import visualize
         y = self(*inputs)
         return visualize.plot_dot_graph(y, verbose=True, to_file=to_file)
+
+    def forward_batch(self, x):
+        """The outputs for a mini-batch of whole examples, as a ``DataLoader`` yields them.
+
+        A model whose ``forward`` wants another layout (flat vectors, a sequence of time
+        steps) says here how it reads a batch; by default this is ``self(x)``.
+        """
+        return self(x)
 
 
 class Sequential(Model):
@@ -124,6 +133,10 @@ class MLP(Model):
             x = self.activation(layer(x))
         return self.layers[-1](x)
 
+    def forward_batch(self, x):
+        """``self(x)`` on examples flattened to vectors: images ``(N, C, H, W)`` -> ``(N, CHW)``."""
+        return self(x.reshape(len(x), -1) if x.ndim > 2 else x)
+
     def extra_repr(self):
         return f"activation={getattr(self.activation, '__name__', self.activation)}"
 
@@ -182,6 +195,27 @@ class SeqRegressor(Model):
 
     def forward(self, x):
         return self.fc(self.rnn(x))
+
+    def forward_batch(self, x):
+        """Read each image of ``x`` as a sequence of rows; return the output after the last.
+
+        ``x`` is ``(N, H, W)``, ``(N, C, H, W)`` (a row: ``C * W`` features) or ``(N, H * W)``
+        (square images, flattened). Resets the state first.
+
+        >>> np.random.seed(0)
+        >>> SeqRegressor(8, out_size=10).forward_batch(np.zeros((5, 1, 4, 4), np.float32)).shape
+        (5, 10)
+        """
+        if x.ndim == 2:  # flattened square images
+            side = round(math.sqrt(x.shape[1]))
+            x = x.reshape(x.shape[0], side, side)
+        elif x.ndim == 4:  # (N, C, H, W) -> (N, H, C * W)
+            x = x.transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[2], -1)
+        self.reset_state()
+        y = None
+        for row in x.transpose(1, 0, 2):  # (H, N, features): one time step per row
+            y = self(row)
+        return y
 
     def extra_repr(self):
         return f"cell={self.cell_type!r}"

@@ -30,8 +30,9 @@ import math
 
 import numpy as np
 
-from mibun import backend, utils
+from mibun import backend, checkpoint, utils
 from mibun.core import Parameter, Variable
+from mibun.errors import shape_dtype
 
 __all__ = [
     "SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "ClipGrad", "CosineLR", "FreezeParam",
@@ -66,10 +67,6 @@ def _blocks(self, arrays, n_tmp=1):
     tmps = self.scratch(flat[0][:_CHUNK], n_tmp)
     return [[f[i:i + _CHUNK] for f in flat] + [t[:min(_CHUNK, n - i)] for t in tmps]
             for i in range(0, n, _CHUNK)]
-
-
-def _fmt(a):
-    return f"shape={tuple(a.shape)} dtype={a.dtype}"
 
 
 class _Setting:
@@ -160,7 +157,8 @@ class Optimizer:
                     raise
                 raise TypeError(f"{type(self).__name__}.update: the gradient of {n!r} has "
                                 f"dtype {p.grad.dtype}; a real (float) gradient is needed\n"
-                                f"  grad:      {_fmt(p.grad)}\n  parameter: {_fmt(p)}") from e
+                                f"  grad:      {shape_dtype(p.grad)}\n"
+                                f"  parameter: {shape_dtype(p)}") from e
 
     def _bad_grad(self, name, p):
         g = p.grad
@@ -168,8 +166,8 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.update: {name}.grad must be a Variable "
                             f"(or None), got {type(g).__name__}")
         raise ValueError(f"{type(self).__name__}.update: the gradient of {name!r} does not "
-                         f"have its parameter's shape\n  grad:      {_fmt(g)}\n"
-                         f"  parameter: {_fmt(p)}")
+                         f"have its parameter's shape\n  grad:      {shape_dtype(g)}\n"
+                         f"  parameter: {shape_dtype(p)}")
 
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not defined")
@@ -235,81 +233,12 @@ class Optimizer:
                 ``@t`` / ``@lr`` / a step count is not a valid number (the message names
                 the first problem).
         """
-        self._assign_state(self._check_state(d))
+        checkpoint.assign_optimizer_state(self, checkpoint.check_optimizer_state(self, d))
 
-    def _check_state(self, d, weights=None):
-        """Validate a state dict; return what ``_assign_state`` needs (no change to self).
-
-        ``weights`` ({param name: array}) stands for the parameters' data where given: the
-        arrays a checkpoint is about to load into the model (lazy parameters have none yet).
-        """
-        self._require_target("load_state_dict")
-        name_ = f"{type(self).__name__}.load_state_dict"
-        if not hasattr(d, "items"):
-            raise TypeError(f"{name_}: expected a dict of arrays, got {type(d).__name__}")
-        params = dict(_named_params(self.target))
-        weights = weights or {}
-        expected = set(self.slots) | ({"step"} if self.counts_steps else set())
-        for key in ("@t", "@lr"):
-            if key not in d:
-                raise ValueError(f"{name_}: missing key {key!r}")
-        t = _scalar(d["@t"], "iu", name_, "'@t' (the number of updates)")
-        lr = _scalar(d["@lr"], "iuf", name_, "'@lr' (the learning rate)")
-        new = {}
-        for key, value in d.items():
-            if key in ("@t", "@lr"):
-                continue
-            pname, _, slot = key.rpartition("/")
-            if pname not in params:
-                raise ValueError(f"{name_}: key {key!r} names no parameter of the target "
-                                 f"(parameters: {', '.join(list(params)[:8])}"
-                                 f"{', ...' if len(params) > 8 else ''})")
-            if slot not in expected:
-                raise ValueError(f"{name_}: key {key!r}: {type(self).__name__} keeps "
-                                 f"{sorted(expected) or 'no per-parameter state'}, not {slot!r}")
-            if slot == "step":
-                new.setdefault(pname, {})[slot] = _scalar(value, "iu", name_, repr(key))
-                continue
-            a = np.asarray(backend.as_numpy(value))
-            p = weights.get(pname, params[pname].data)
-            if p is None:
-                raise ValueError(f"{name_}: parameter {pname!r} is not initialised yet; "
-                                 "load the model's weights (or run a forward pass) first")
-            if a.shape != p.shape or a.dtype != p.dtype:
-                raise ValueError(f"{name_}: {key!r} does not match its parameter\n"
-                                 f"  state:     {_fmt(a)}\n  parameter: {_fmt(p)}")
-            new.setdefault(pname, {})[slot] = a
-        for pname, s in new.items():
-            missing = expected - set(s)
-            if missing:
-                raise ValueError(f"{name_}: parameter {pname!r} lacks state "
-                                 f"{sorted(missing)}")
-        return new, t, lr
-
-    def _assign_state(self, checked) -> None:
-        """Replace the state with one ``_check_state`` accepted, on each parameter's device."""
-        new, t, lr = checked
-        params = dict(_named_params(self.target))
-        state = {}
-        for pname, s in new.items():
-            data = params[pname].data
-            xp = np if data is None else backend.get_array_module(data)
-            state[pname] = {k: v if k == "step" else xp.array(v) for k, v in s.items()}
-        self.state = state
-        self.t = t
-        self.lr = lr
-
-
-def _scalar(value, kinds, op, what):
-    """A 0-d integer (kinds "iu") or real (kinds "iuf") array, >= 0, as a Python number."""
-    a = np.asarray(backend.as_numpy(value))
-    kind = "integer" if kinds == "iu" else "finite real"
-    if a.shape != () or a.dtype.kind not in kinds:
-        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {_fmt(a)}")
-    v = int(a) if kinds == "iu" else float(a)
-    if not (v >= 0 and math.isfinite(v)):
-        raise ValueError(f"{op}: {what} must be a non-negative {kind} scalar, found {v}")
-    return v
+    def named_params(self, what: str = "named_params") -> list:
+        """``(name, Parameter)`` of the target, named as the state's keys name them."""
+        self._require_target(what)
+        return _named_params(self.target)
 
 
 # =============================================================================

@@ -25,7 +25,6 @@ from mibun.core import (
     Variable,
     as_array,
     as_variable,
-    setup_variable,
 )
 from mibun.dataloaders import *  # noqa: F403  (DataLoader, SeqDataLoader)
 from mibun.datasets import Dataset
@@ -36,8 +35,9 @@ from mibun.utils import numerical_diff
 
 # DeZero's size helpers are mibun.utils' (they are not ops, and utils sits above functions/);
 # F shows them too, set from here, the package above both.
-functions.get_conv_outsize = utils.get_conv_outsize
-functions.get_deconv_outsize = utils.get_deconv_outsize
+setattr(mibun.functions, "get_conv_outsize", utils.get_conv_outsize)
+setattr(mibun.functions, "get_deconv_outsize", utils.get_deconv_outsize)
+setup_variable = mibun.functions._setup_variable  # DeZero has it in core (set there too)
 
 #: DeZero's switch between its two cores (steps 23-32 read it). mibun has one engine;
 #: ``mibun.core_simple`` gives its names under the first-stage module name.

@@ -65,8 +65,9 @@ class Variable:
                             "first, e.g. Variable(np.array(...)).")
         if data is not None and data.dtype.kind not in _REAL_KINDS:
             raise errors.unsupported_dtype(errors.op_name("Variable"), "data", data)
-        self.data, self.name, self.grad = data, name, None
-        self._node = None  # (creator Function, output index), or None for a leaf
+        self.data, self.name = data, name
+        self.grad: Variable | None = None
+        self._node: tuple | None = None  # (creator Function, output index), None: a leaf
         self.generation = 0
 
     creator = property(lambda self: None if self._node is None else self._node[0],
@@ -436,5 +437,4 @@ def _call_backward(f, gys, arrays):
     return gxs
 
 
-# (DeZero's core also has Add, ..., pow and setup_variable: mibun.functions sets them here.)
-from mibun import autograd  # the gradient rules; imported last: it imports this module
+from mibun import autograd  # last: it imports this module (Add, ... set by functions/)

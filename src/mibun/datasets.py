@@ -229,7 +229,7 @@ class Digits(Dataset):
 # =============================================================================
 # MNIST-like files (idx-ubyte) and CIFAR-10 (python pickle batches)
 # =============================================================================
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+_IDX_TYPES: dict = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
               0x0E: ">f8"}
 
 
@@ -351,7 +351,7 @@ class MNIST(Dataset):
         label (ndarray): int64 (N,).
     """
 
-    urls = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+    urls: tuple = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
             "http://yann.lecun.com/exdb/mnist/")
     subdir = "mnist"
     search_dirs: tuple = ()

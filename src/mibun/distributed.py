@@ -406,7 +406,7 @@ class _GpuReducer:
 # =============================================================================
 # Optimizer and data
 # =============================================================================
-_MULTI_NODE = {}  # optimizer class -> its multi-node subclass
+_MULTI_NODE: dict = {}  # optimizer class -> its multi-node subclass
 
 
 def create_multi_node_optimizer(optimizer, comm):

@@ -19,7 +19,7 @@ from mibun import backend
 #: half working (a complex scalar added to float32 would lose its imaginary part).
 REAL_KINDS = "biuf"
 
-_public_ops = {}  # code object of each public mibun.functions function -> "F.<name>"
+_public_ops: dict = {}  # code object of each public mibun.functions function -> "F.<name>"
 
 
 def shape_dtype(x) -> str:

@@ -70,7 +70,7 @@ class _State:
     # level -> weak references to what got a recorded tangent at it. A recorded tangent's
     # graph can read its own primal (Exp's rule reads the output), so y -> y._tangents ->
     # graph -> y is a cycle: closing the level drops those tangents, and refcounting frees.
-    touched = {}
+    touched: dict = {}
 
 
 class _Reverse(threading.local):

@@ -191,7 +191,7 @@ class SeqRegressor(Model):
         self.fc = L.Linear(out_size)
 
     def reset_state(self) -> None:
-        self.rnn.reset_state()
+        self.rnn.reset_state()  # type: ignore[attr-defined]
 
     def forward(self, x):
         return self.fc(self.rnn(x))
@@ -225,6 +225,7 @@ class SeqRegressor(Model):
 # Pretrained weights
 # =============================================================================
 def _load_pretrained(model: Layer, pretrained, url: str) -> None:
+    path: str | os.PathLike
     if pretrained is True:
         name = url.rsplit("/", 1)[-1]
         try:

@@ -117,11 +117,11 @@ class Optimizer:
     def __init__(self, lr: float = 0.01):
         self.target = None
         self.lr = lr
-        self.hooks = []
+        self.hooks: list = []
         self.t = 0
-        self.state = {}  # parameter name -> {slot: ndarray, "step": int}
-        self._names = {}  # id(param) -> name, rebuilt by each update()
-        self._scratch = {}  # (backend, dtype) -> flat work buffer, see scratch()
+        self.state: dict = {}  # parameter name -> {slot: ndarray, "step": int}
+        self._names: dict = {}  # id(param) -> name, rebuilt by each update()
+        self._scratch: dict = {}  # (backend, dtype) -> flat work buffer, see scratch()
 
     def setup(self, target):
         """Attach the model (a Layer); returns ``self`` so ``Adam().setup(model)`` chains."""
@@ -382,7 +382,7 @@ class RMSprop(Optimizer):
     With ``momentum > 0``: ``b = momentum b + g / (sqrt(s) + eps)``, ``p -= lr b``.
     """
 
-    slots = ("s",)
+    slots: tuple = ("s",)
     alpha = _Setting(low=0.0, high=1.0)
     eps = _Setting(**_RATE)
     momentum = _Setting(**_DECAY)
@@ -572,6 +572,9 @@ class FreezeParam:
 # Learning-rate schedules: call .step() once per epoch
 # =============================================================================
 class _Schedule:
+    def get_lr(self, epoch: int) -> float:
+        raise NotImplementedError
+
     def __init__(self, optimizer):
         self.optimizer = optimizer
         self.base_lr = optimizer.lr

@@ -376,6 +376,8 @@ def get_file(url: str, file_name: str | None = None, *, timeout: float = 10.0,
     os.makedirs(directory, exist_ok=True)
     if not quiet:
         print(f"Downloading: {url} -> {path}", file=sys.stderr)
+    fd: int | None
+    tmp: str | None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=file_name + ".", suffix=".part")
     try:
         try:

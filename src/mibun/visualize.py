@@ -85,7 +85,8 @@ def _var_key(v: Variable):
 
 def _walk(outputs) -> _Graph:
     g = _Graph()
-    heap, seen, count = [], set(), 0
+    heap: list = []
+    seen, count = set(), 0
 
     def push(f):
         nonlocal count
@@ -272,7 +273,7 @@ def get_dot_graph(output, verbose: bool = True, *, values: bool = True, grads: b
             attrs.append(f'tooltip="{_escape(f"{shape} {dtype}")}"')
         lines.append(f"{vid} [{', '.join(attrs)}]")
 
-    producer = {}
+    producer: dict = {}
     for a, b in g.edges:
         if a.startswith("f"):
             producer.setdefault(a, []).append(b)
@@ -368,7 +369,7 @@ class Graph:
         self.format = format
         #: The DOT text of the graph when it was made (``get_dot_graph``).
         self.source = get_dot_graph(self._outputs, verbose, **kwargs)
-        self._drawn = {}
+        self._drawn: dict = {}
 
     def _draw(self, ext):
         if ext not in self._drawn:

@@ -30,7 +30,7 @@ def _setup_variable() -> None:
 
 
 # DeZero's core module defines the arithmetic ops and setup_variable: the same names there.
-core.setup_variable = _setup_variable
+setattr(core, "setup_variable", _setup_variable)
 for _name in ("Add", "Sub", "Mul", "Div", "Neg", "Pow", "add", "sub", "rsub", "mul", "div",
               "rdiv", "neg", "pow"):
     setattr(core, _name, getattr(_math, _name))

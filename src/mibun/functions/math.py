@@ -1,4 +1,9 @@
-"""Elementwise math: arithmetic with broadcasting, exp/log, trig, powers, clip, where.
+"""Elementwise math: arithmetic with broadcasting, exp/log, trig and hyperbolic functions
+and their inverses, softplus, erf, powers, clip, where.
+
+A one-input op is a :class:`Unary`: the array-module function it calls by name and its
+gradient ``gx(gy, v)``, written once in operators and F functions (so it runs on arrays and on
+Variables, and serves as the JVP: the Jacobian is diagonal).
 
 Binary ops reduce a broadcast gradient back to each input's shape with ``sum_to``.
 A Python or NumPy scalar operand becomes a constant of the Variable's dtype, so
@@ -252,22 +257,60 @@ class PowVariable(Function):
 
 
 def add(x0, x1):
-    """``x0 + x1`` with broadcasting; either side may be a scalar or an ndarray."""
+    """``x0 + x1`` with broadcasting (``Variable.__add__``).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes; a Python or NumPy scalar
+            takes the other operand's float dtype (float32 + 2.0 stays float32).
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> add(np.array([1.0, 2.0]), 3)
+    variable([4. 5.])
+    """
     return Add()(*_operands(x0, x1))
 
 
 def sub(x0, x1):
-    """``x0 - x1`` with broadcasting."""
+    """``x0 - x1`` with broadcasting (``Variable.__sub__``).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> sub(np.array([1.0, 2.0]), np.array([[1.0], [2.0]]))
+    variable([[ 0.  1.]
+              [-1.  0.]])
+    """
     return Sub()(*_operands(x0, x1))
 
 
 def rsub(x0, x1):
-    """``x1 - x0`` (the reflected operator)."""
+    """``x1 - x0``, the reflected operator (``Variable.__rsub__``: ``2.0 - x``).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> rsub(np.array([1.0, 2.0]), 3.0)
+    variable([2. 1.])
+    """
     return sub(x1, x0)
 
 
 def mul(x0, x1):
-    """``x0 * x1`` with broadcasting."""
+    """``x0 * x1`` with broadcasting (``Variable.__mul__``).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> mul(np.float32([1.0, 2.0]), 0.5).dtype
+    dtype('float32')
+    """
     t = type(x1)
     if (t is float or t is int) and type(x0) is Variable:  # the common case, kept short
         return Mul()(x0, x1)
@@ -275,24 +318,61 @@ def mul(x0, x1):
 
 
 def div(x0, x1):
-    """``x0 / x1`` (true division) with broadcasting. Division by zero follows NumPy
-    (inf/nan, with NumPy's warning); the gradient there is inf/nan too."""
+    """``x0 / x1`` (true division) with broadcasting (``Variable.__truediv__``). Division
+    by zero follows NumPy (inf/nan, with NumPy's warning); the gradient there is inf/nan too.
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
+    Returns:
+        Variable: the broadcast shape, a float dtype (integers divide to float64).
+
+    >>> div(np.array([1.0, 3.0]), 2)
+    variable([0.5 1.5])
+    """
     return Div()(*_operands(x0, x1))
 
 
 def rdiv(x0, x1):
-    """``x1 / x0`` (the reflected operator)."""
+    """``x1 / x0``, the reflected operator (``Variable.__rtruediv__``: ``1 / x``).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
+    Returns:
+        Variable: the broadcast shape, a float dtype.
+
+    >>> rdiv(np.array([1.0, 4.0]), 2.0)
+    variable([2.  0.5])
+    """
     return div(x1, x0)
 
 
 def neg(x):
-    """``-x``."""
+    """``-x`` (``Variable.__neg__``).
+
+    Args:
+        x (Variable or ndarray): any shape.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> neg(np.array([1.0, -2.0]))
+    variable([-1.  2.])
+    """
     return Neg()(x)
 
 
 def pow(x, c):
-    """``x ** c``: ``c`` a constant scalar, or a Variable/array (then both get gradients;
-    the exponent's gradient ``y log(x)`` needs ``x > 0``)."""
+    """``x ** c`` (``Variable.__pow__``): ``c`` a constant scalar, or a Variable/array
+    (then both get gradients; the exponent's gradient ``y log(x)`` needs ``x > 0``).
+
+    Args:
+        x (Variable or ndarray): any shape.
+        c (scalar, Variable or ndarray): the exponent, broadcastable with ``x``.
+    Returns:
+        Variable: the broadcast shape; a scalar ``c`` keeps ``x``'s float dtype.
+
+    >>> pow(np.array([2.0, 3.0]), 2)
+    variable([4. 9.])
+    """
     if _is_scalar(c):
         x = as_operand(x)
         c = _real(c)[()] if isinstance(c, np.ndarray) else _real(c)
@@ -303,12 +383,32 @@ def pow(x, c):
 
 
 def rpow(x, c):
-    """``c ** x`` (the reflected operator)."""
+    """``c ** x``, the reflected operator (``Variable.__rpow__``: ``2.0 ** x``).
+
+    Args:
+        x (Variable or ndarray): the exponent, any shape.
+        c (scalar, Variable or ndarray): the base (positive, for the gradient ``y log(c)``
+            of a differentiable base).
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> rpow(np.array([1.0, 3.0]), 2.0)
+    variable([2. 8.])
+    """
     return pow(c, x)
 
 
 def square(x):
-    """``x ** 2``."""
+    """``x ** 2``, elementwise; the gradient is ``2 x``.
+
+    Args:
+        x (Variable or ndarray): any shape.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> square(np.array([-2.0, 3.0]))
+    variable([4. 9.])
+    """
     return Pow(2)(x)
 
 
@@ -841,7 +941,17 @@ class Clip(Function):
 
 def clip(x, x_min, x_max):
     """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
-    closed interval, 0 outside."""
+    closed interval, 0 outside.
+
+    Args:
+        x (Variable or ndarray): any shape.
+        x_min, x_max (scalar, ndarray or None): the bounds, broadcastable with ``x``.
+    Returns:
+        Variable: same shape and dtype as ``x``.
+
+    >>> clip(np.array([-2.0, 0.5, 3.0]), 0.0, 1.0)
+    variable([0.  0.5 1. ])
+    """
     x = as_operand(x)
     for name, c in (("x_min", x_min), ("x_max", x_max)):
         if c is not None and not isinstance(_real(c), (numbers.Real, np.generic,
@@ -881,7 +991,17 @@ class Where(Function):
 
 def where(condition, x0, x1):
     """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
-    (bool array or Variable), never differentiated."""
+    (bool array or Variable), never differentiated.
+
+    Args:
+        condition (ndarray or Variable): booleans, broadcastable with ``x0`` and ``x1``.
+        x0, x1 (Variable, ndarray or scalar): the values; a scalar takes the other's dtype.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> where(np.array([True, False]), np.array([1.0, 2.0]), 0.0)
+    variable([1. 0.])
+    """
     # (as_operand refuses None, which asarray(None, dtype=bool) would read as False)
     condition = data_of(as_operand(condition))
     xp = backend.get_array_module(condition)
@@ -896,8 +1016,17 @@ def where(condition, x0, x1):
 
 
 def maximum(x0, x1):
-    """Elementwise maximum. At ties the gradient goes to ``x0`` (documented convention;
-    PyTorch splits it in half)."""
+    """Elementwise maximum with broadcasting; NaN propagates, as in NumPy. At ties the
+    gradient goes to ``x0`` (documented convention; PyTorch splits it in half).
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> maximum(np.array([1.0, 4.0]), 2.0)
+    variable([2. 4.])
+    """
     x0, x1 = _pair(x0, x1)
     try:
         condition = data_of(x0) >= data_of(x1)
@@ -907,7 +1036,17 @@ def maximum(x0, x1):
 
 
 def minimum(x0, x1):
-    """Elementwise minimum. At ties the gradient goes to ``x0``."""
+    """Elementwise minimum with broadcasting; NaN propagates, as in NumPy. At ties the
+    gradient goes to ``x0``.
+
+    Args:
+        x0, x1 (Variable, ndarray or scalar): broadcastable shapes.
+    Returns:
+        Variable: the broadcast shape, NumPy's result dtype.
+
+    >>> minimum(np.array([1.0, 4.0]), 2.0)
+    variable([1. 2.])
+    """
     x0, x1 = _pair(x0, x1)
     try:
         condition = data_of(x0) <= data_of(x1)

@@ -633,7 +633,8 @@ def _erf(x):
         except ImportError:
             pass
         else:
-            return special.erf(x.astype(np.promote_types(dtype, np.float32))).astype(dtype)
+            y = special.erf(x.astype(np.promote_types(dtype, np.float32), copy=False))
+            return y.astype(dtype, copy=False)
     a = xp.abs(x.astype(np.float64).ravel())
     out = xp.ones_like(a)  # |x| >= 6 (and inf): erf rounds to ±1
     m = a <= 0.46875

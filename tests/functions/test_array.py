@@ -286,3 +286,17 @@ def test_shape_arguments_of_the_wrong_kind_are_type_errors_naming_the_op():
             call()
     with pytest.raises(ValueError, match=r"F\.transpose: axes \(0,\) are not a permutation"):
         F.transpose(np.array(0.0), 0)
+
+
+def test_astype_refuses_what_is_not_a_real_dtype_and_always_gives_a_variable():
+    # found by tests/test_bad_input_sweep.py: np.dtype(None) is float64, np.dtype(0) raised
+    # NumPy's bare message, a complex dtype made complex data, a raw array came back as is
+    x = np.array([1.0, 2.0])
+    for bad in (None, 0, "abc", np.complex128(1j), np.array(["a"]), object()):
+        with pytest.raises(TypeError, match="F.astype: dtype must name a real NumPy dtype"):
+            F.astype(x, bad)
+    y = F.astype(x, np.float64)
+    assert isinstance(y, Variable) and y.data is x
+    assert F.astype(x, "float32").dtype == np.float32
+    with pytest.raises(TypeError, match="F.astype: x"):
+        F.astype(None, np.float32)

@@ -268,3 +268,11 @@ def test_new_ops_of_integers_promote_as_numpy():
     for op in (F.arcsin, F.arccos, F.arctan, F.sinh, F.cosh, F.log1p, F.expm1):
         x = np.array([0, 1], np.int64)
         assert op(x).dtype == getattr(np, op.__name__)(x).dtype
+
+
+def test_two_scalar_operands_follow_numpy():
+    # found by tests/test_bad_input_sweep.py: rdiv(0, 0) raised Python's ZeroDivisionError
+    with np.errstate(invalid="ignore"):
+        for y in (F.div(0, 0), F.rdiv(0, 0)):
+            assert isinstance(y, Variable) and np.isnan(y.data)
+    assert F.add(1, 2).data == 3 and F.mul(1.5, 2).data == 3.0

@@ -554,7 +554,14 @@ class Cast(Function):
 def astype(x, dtype):
     """``x`` converted to ``dtype`` (``x`` itself when it has it already); the gradient is
     cast back to ``x``'s float dtype. ``Variable.astype`` calls this."""
-    dtype = np.dtype(dtype)
-    if x.dtype == dtype:
+    x = as_operand(x)
+    try:  # (np.dtype(None) would be float64: None is refused, as for every operand)
+        dt = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.kind not in "biuf":  # mibun's data is real, as the engine requires
+        raise TypeError(f"F.astype: dtype must name a real NumPy dtype (bool, int or float), "
+                        f"got {type(dtype).__name__} {dtype!r:.60}")
+    if x.dtype == dt:
         return x
-    return Cast(dtype)(x)
+    return Cast(dt)(x)

@@ -92,6 +92,8 @@ def _operands(x0, x1):
     if _is_scalar(x1):
         if not _is_scalar(x0):
             x1 = _scalar(x0, x1)
+        else:  # two scalars: NumPy's arithmetic (0 / 0 is nan, not Python's ZeroDivisionError)
+            x0 = np.asarray(_real(x0))
     elif _is_scalar(x0):
         x0 = _scalar(x1, x0)
     return x0, x1

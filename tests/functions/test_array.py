@@ -294,7 +294,7 @@ def test_shape_arguments_of_the_wrong_kind_are_type_errors_naming_the_op():
 def test_astype_refuses_what_is_not_a_real_dtype():
     # np.dtype would read a Variable's .dtype, None as float64, and fail on 0 without the op
     x = Variable(np.zeros(3))
-    for bad in (0, None, Variable(np.zeros(())), np.zeros(2), [0], {"a": 1}):
+    for bad in (0, None, "abc", object(), Variable(np.zeros(())), np.zeros(2), [0], {"a": 1}):
         with pytest.raises(TypeError, match=r"F\.astype: dtype must be a NumPy dtype"):
             F.astype(x, bad)
     with pytest.raises(TypeError, match=r"F\.astype: mibun computes on bool, integer"):

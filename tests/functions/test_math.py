@@ -1,4 +1,5 @@
 """Elementwise math: every op against finite differences (1st and 2nd order) and PyTorch."""
+import math
 import warnings
 
 import numpy as np
@@ -11,7 +12,9 @@ from oracle import check_op
 
 import mibun.functions as F
 from mibun import Variable
+from mibun.functions import math as fmath
 
+tF = torch.nn.functional
 SHAPES = [(), (3,), (3, 4)]
 BROADCAST = [((3, 1), (1, 4)), ((3, 4), (4,)), ((), (2, 3)), ((2, 1, 3), (4, 1))]
 
@@ -24,6 +27,15 @@ UNARY = [  # (mibun op, torch op, sampling range)
     (F.tanh, torch.tanh, (-2, 2)),
     (F.sqrt, torch.sqrt, (0.5, 2)),
     (F.sigmoid, torch.sigmoid, (-3, 3)),
+    (F.softplus, tF.softplus, (-3, 3)),
+    (F.arcsin, torch.arcsin, (-0.9, 0.9)),
+    (F.arccos, torch.arccos, (-0.9, 0.9)),
+    (F.arctan, torch.arctan, (-3, 3)),
+    (F.sinh, torch.sinh, (-2, 2)),
+    (F.cosh, torch.cosh, (-2, 2)),
+    (F.log1p, torch.log1p, (-0.5, 2)),
+    (F.expm1, torch.expm1, (-1, 1)),
+    (F.erf, torch.erf, (-2, 2)),
     (F.neg, torch.neg, (-1, 1)),
     (F.square, torch.square, (-1, 1)),
     (lambda x: F.clip(x, -0.5, 0.5), lambda x: torch.clamp(x, -0.5, 0.5), (-1, 1)),
@@ -174,3 +186,93 @@ def test_maximum_and_minimum_propagate_nan_as_numpy():
     for op, ref in ((F.maximum, np.maximum), (F.minimum, np.minimum)):
         np.testing.assert_array_equal(op(a, b).data, ref(a, b))
         np.testing.assert_array_equal(op(Variable(a), 0.5).data, ref(a, 0.5))
+
+
+# --- the unary base and the ops on it ---------------------------------------------------------
+# (op, what its backward reads: "x" the input, "y" the output)
+RETAINS = [(F.exp, "y"), (F.log, "x"), (F.log1p, "x"), (F.expm1, "y"), (F.sin, "x"),
+           (F.cos, "x"), (F.tan, "y"), (F.arcsin, "x"), (F.arccos, "x"), (F.arctan, "x"),
+           (F.sinh, "x"), (F.cosh, "x"), (F.tanh, "y"), (F.sqrt, "y"), (F.abs, "x"),
+           (F.sigmoid, "y"), (F.softplus, "x"), (F.erf, "x")]
+
+
+@pytest.mark.parametrize("op, reads", RETAINS, ids=lambda v: getattr(v, "__name__", v))
+def test_unary_ops_keep_only_what_backward_reads(op, reads):
+    x = Variable(np.array([0.25, 0.5]))
+    y = op(x)
+    f = y.creator
+    assert isinstance(f, fmath.Unary)
+    assert (f.inputs[0] is not None) == (reads == "x")
+    assert bool(f.retain_outputs) == (reads == "y")
+
+
+def test_erf_matches_math_erf_to_4_ulp_and_torch():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-7, 7, 140001), rng.standard_normal(20000) * 3,
+                        np.logspace(-300, 0.8, 5000), -np.logspace(-20, 0.8, 5000),
+                        [0.46875, 4.0, 6.0, 26.6, 1e300, np.inf, -np.inf, 5e-324]])
+    ref = np.array([math.erf(v) for v in x])
+    got = F.erf(x).data
+    ulp = np.abs(got - ref) / np.spacing(np.abs(ref))
+    assert ulp.max() <= 4, (ulp.max(), x[ulp.argmax()])
+    np.testing.assert_allclose(got, torch.erf(torch.tensor(x)).numpy(), rtol=1e-15, atol=0)
+    assert np.isnan(F.erf(np.array([np.nan, 1.0])).data[0])
+    assert np.signbit(F.erf(np.array(-0.0)).data)
+    assert F.erf(np.float32([0.5, 3.0])).dtype == np.float32
+    assert F.erf(np.array([1, 2])).dtype == np.float64  # integers are not truncated
+    np.testing.assert_allclose(F.erf(np.array([1, 2])).data, [math.erf(1), math.erf(2)])
+
+
+def test_softplus_is_stable_and_accurate_in_both_tails():
+    x = np.array([-1000.0, -50.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 50.0, 1000.0])
+    with warnings.catch_warnings():  # (exp(-1000) underflows to 0, silently as in sigmoid)
+        warnings.simplefilter("error")
+        v = Variable(x)
+        y = F.softplus(v)
+        y.sum().backward()
+        v32 = Variable(x.astype(np.float32))
+        F.softplus(v32).sum().backward()
+    np.testing.assert_allclose(y.data, np.logaddexp(0, x), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(v.grad.data, torch.sigmoid(torch.tensor(x)).numpy(),
+                               rtol=1e-15, atol=0)
+    assert y.data[1] == np.exp(-50.0)  # the left tail keeps its relative precision
+    assert v32.grad.dtype == np.float32 and np.all(np.isfinite(v32.grad.data))
+    # PyTorch's default (beta=1, threshold=20) agrees where it does not switch to x
+    np.testing.assert_allclose(y.data[2:-3], tF.softplus(torch.tensor(x[2:-3])).numpy(),
+                               rtol=1e-15)
+
+
+def test_log1p_expm1_keep_tiny_arguments():
+    x = np.array([1e-300, 1e-20, -1e-20])
+    np.testing.assert_array_equal(F.log1p(x).data, x)
+    np.testing.assert_array_equal(F.expm1(x).data, x)
+    v = Variable(np.array([1e-20, 0.5]))
+    F.expm1(v).sum().backward()
+    np.testing.assert_allclose(v.grad.data, np.exp(v.data), rtol=1e-15)
+
+
+def test_new_ops_are_numpy_ufuncs_on_variables():
+    x = Variable(np.array([0.1, 0.2]))
+    for ufunc, op in ((np.arcsin, F.arcsin), (np.arccos, F.arccos), (np.arctan, F.arctan),
+                      (np.sinh, F.sinh), (np.cosh, F.cosh), (np.log1p, F.log1p),
+                      (np.expm1, F.expm1)):
+        y = ufunc(x)
+        assert isinstance(y, Variable) and isinstance(y.creator, type(op(x).creator))
+        np.testing.assert_array_equal(y.data, ufunc(x.data))
+
+
+def test_new_ops_of_integers_promote_as_numpy():
+    for op in (F.softplus, F.erf):
+        assert op(np.array([1, 2], np.int64)).dtype == np.float64
+        assert op(np.array([True, False])).dtype == np.float16
+    for op in (F.arcsin, F.arccos, F.arctan, F.sinh, F.cosh, F.log1p, F.expm1):
+        x = np.array([0, 1], np.int64)
+        assert op(x).dtype == getattr(np, op.__name__)(x).dtype
+
+
+def test_two_scalar_operands_follow_numpy():
+    # found by tests/test_bad_input_sweep.py: rdiv(0, 0) raised Python's ZeroDivisionError
+    with np.errstate(invalid="ignore"):
+        for y in (F.div(0, 0), F.rdiv(0, 0)):
+            assert isinstance(y, Variable) and np.isnan(y.data)
+    assert F.add(1, 2).data == 3 and F.mul(1.5, 2).data == 3.0

@@ -16,6 +16,8 @@ def _ufunc_table():
         np.exp: math.exp, np.log: math.log, np.sin: math.sin, np.cos: math.cos,
         np.tan: math.tan, np.tanh: math.tanh, np.sqrt: math.sqrt, np.absolute: math.abs,
         np.square: math.square, np.maximum: math.maximum, np.minimum: math.minimum,
+        np.arcsin: math.arcsin, np.arccos: math.arccos, np.arctan: math.arctan,
+        np.sinh: math.sinh, np.cosh: math.cosh, np.log1p: math.log1p, np.expm1: math.expm1,
         np.matmul: linalg.matmul,
     }
 

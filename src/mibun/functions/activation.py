@@ -13,7 +13,7 @@ import numpy as np
 from mibun import backend
 from mibun.core import Function, as_operand, data_of
 from mibun.functions import _helpers
-from mibun.functions.math import exp, sigmoid  # noqa: F401  (sigmoid lives in math)
+from mibun.functions.math import Erf, _erf, exp, sigmoid  # noqa: F401  (sigmoid lives in math)
 from mibun.functions.reduction import sum
 
 __all__ = [
@@ -122,64 +122,7 @@ def leaky_relu(x, slope=0.2):
     return LeakyReLU(slope)(x)
 
 
-# --- gelu -------------------------------------------------------------------------------------
-def _erfcx_fit(lo, hi, deg):
-    """Power-series coefficients (highest first) of ``erfc(a) exp(a²)`` on ``[lo, hi]``, in
-    ``t = (a - mid) * scale`` on [-1, 1]: a Chebyshev interpolant of math.erfc, made once."""
-    mid, scale = (hi + lo) / 2, 2 / (hi - lo)
-    nodes = np.frompyfunc(lambda t: math.erfc(t / scale + mid) * math.exp((t / scale + mid)
-                                                                          ** 2), 1, 1)
-    cheb = np.polynomial.chebyshev.chebinterpolate(lambda t: nodes(t).astype(np.float64), deg)
-    return np.polynomial.chebyshev.cheb2poly(cheb)[::-1], mid, scale
-
-
-# erf(a) = 2/√π Σ (-1)^n a^(2n+1) / (n! (2n+1)) for a < 1 (19 terms reach 1e-19); above,
-# erf(a) = 1 - exp(-a²) erfcx(a) with erfcx smooth and fitted on two pieces; for a >= 6
-# erf(a) rounds to 1. Within 5 ulp of math.erf over the line, on NumPy or CuPy arrays.
-_ERF_TAYLOR = [(-1) ** n * 2 / (math.sqrt(math.pi) * math.factorial(n) * (2 * n + 1))
-               for n in range(18, -1, -1)]
-_ERFCX_PIECES = [(1.0, 2.5, *_erfcx_fit(1.0, 2.5, 20)), (2.5, 6.0, *_erfcx_fit(2.5, 6.0, 20))]
-
-
-def _horner(coefs, t):
-    y = t * coefs[0]
-    y += coefs[1]
-    for c in coefs[2:]:
-        y *= t
-        y += c
-    return y
-
-
-def _erf(x):
-    """Elementwise erf of a float ndarray, computed in float64, returned in ``x``'s dtype."""
-    xp = backend.get_array_module(x)
-    a = xp.abs(x.astype(np.float64))
-    out = xp.ones_like(a)
-    m = a < 1
-    s = a[m]
-    out[m] = s * _horner(_ERF_TAYLOR, s * s)
-    for lo, hi, coefs, mid, scale in _ERFCX_PIECES:
-        m = (a >= lo) & (a < hi)
-        s = a[m]
-        out[m] = 1 - xp.exp(-s * s) * _horner(coefs, (s - mid) * scale)
-    out[xp.isnan(a)] = np.nan
-    return xp.copysign(out, x, out=out).astype(x.dtype, copy=False)
-
-
-class Erf(Function):
-    retain_inputs = (0,)
-
-    def forward(self, x):
-        return _erf(x)
-
-    def backward(self, gy):
-        x = self.inputs[0]
-        with np.errstate(under="ignore"):  # exp(-x²) underflows to 0 for |x| > 27: right
-            return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
-
-    jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
-
-
+# --- gelu (erf lives in math) ----------------------------------------------------------------
 class GELU(Function):
     retain_inputs = (0,)
 

@@ -187,11 +187,7 @@ class Pooling2DWithIndexes(_SamePooling):
 
 class AveragePooling(Function):
     retain_inputs = ()
-
-    def __init__(self, kernel_size, stride=1, pad=0):
-        self.kernel_size = _helpers.pair(kernel_size)
-        self.stride = _helpers.pair(stride)
-        self.pad = _helpers.pair(pad)
+    __init__ = Pooling.__init__  # the same window geometry
 
     def forward(self, x):
         self.input_shape = x.shape

@@ -5,17 +5,17 @@ import numpy as np
 
 from mibun import backend
 from mibun.core import Variable
-from mibun.functions import array, linalg, math, reduction
+from mibun.functions import arithmetic, array, linalg, math, reduction, select
 
 
 def _ufunc_table():
     return {
-        np.add: math.add, np.subtract: math.sub, np.multiply: math.mul,
-        np.true_divide: math.div, np.divide: math.div, np.power: math.pow,
-        np.negative: math.neg, np.positive: lambda x: x,
+        np.add: arithmetic.add, np.subtract: arithmetic.sub, np.multiply: arithmetic.mul,
+        np.true_divide: arithmetic.div, np.divide: arithmetic.div, np.power: arithmetic.pow,
+        np.negative: arithmetic.neg, np.positive: lambda x: x,
         np.exp: math.exp, np.log: math.log, np.sin: math.sin, np.cos: math.cos,
         np.tan: math.tan, np.tanh: math.tanh, np.sqrt: math.sqrt, np.absolute: math.abs,
-        np.square: math.square, np.maximum: math.maximum, np.minimum: math.minimum,
+        np.square: arithmetic.square, np.maximum: select.maximum, np.minimum: select.minimum,
         np.arcsin: math.arcsin, np.arccos: math.arccos, np.arctan: math.arctan,
         np.sinh: math.sinh, np.cosh: math.cosh, np.log1p: math.log1p, np.expm1: math.expm1,
         np.matmul: linalg.matmul,
@@ -58,18 +58,18 @@ def install():
         return data if dtype is None else data.astype(dtype, copy=False)
 
     V.__repr__, V.__bool__, V.__array__ = vrepr, vbool, varray
-    V.__add__ = math.add
-    V.__radd__ = math.add
-    V.__sub__ = math.sub
-    V.__rsub__ = math.rsub
-    V.__mul__ = math.mul
-    V.__rmul__ = math.mul
-    V.__truediv__ = math.div
-    V.__rtruediv__ = math.rdiv
-    V.__neg__ = math.neg
+    V.__add__ = arithmetic.add
+    V.__radd__ = arithmetic.add
+    V.__sub__ = arithmetic.sub
+    V.__rsub__ = arithmetic.rsub
+    V.__mul__ = arithmetic.mul
+    V.__rmul__ = arithmetic.mul
+    V.__truediv__ = arithmetic.div
+    V.__rtruediv__ = arithmetic.rdiv
+    V.__neg__ = arithmetic.neg
     V.__pos__ = lambda self: self
-    V.__pow__ = math.pow
-    V.__rpow__ = math.rpow
+    V.__pow__ = arithmetic.pow
+    V.__rpow__ = arithmetic.rpow
     V.__abs__ = math.abs
     V.__matmul__ = linalg.matmul
     V.__rmatmul__ = lambda self, other: linalg.matmul(other, self)

@@ -13,7 +13,8 @@ import numpy as np
 from mibun import backend
 from mibun.core import Function, as_operand, data_of
 from mibun.functions import _helpers
-from mibun.functions.math import Erf, _erf, exp, sigmoid  # noqa: F401  (sigmoid lives in math)
+from mibun.functions._erf import _erf
+from mibun.functions.math import Erf, exp, sigmoid  # noqa: F401  (sigmoid lives in math)
 from mibun.functions.reduction import sum
 
 __all__ = [

@@ -6,8 +6,8 @@ import numpy as np  # noqa: F401  (doctests)
 from mibun import backend
 from mibun.core import Function, as_operand
 from mibun.functions import _helpers
+from mibun.functions.arithmetic import _sum_to
 from mibun.functions.array import reshape, sum_to, transpose
-from mibun.functions.math import _sum_to
 
 __all__ = [
     "Linear",

@@ -12,8 +12,9 @@ from mibun.core import Function, Variable, as_operand, data_of
 from mibun.functions import _helpers
 from mibun.functions.activation import softmax
 from mibun.functions.array import get_item, reshape
-from mibun.functions.math import clip, log, sigmoid
+from mibun.functions.math import log, sigmoid
 from mibun.functions.reduction import mean, sum
+from mibun.functions.select import clip
 
 __all__ = [
     "BinaryCrossEntropy",

@@ -1,8 +1,8 @@
 """The differentiable op library, ``import mibun.functions as F``.
 
 One module per family (arithmetic, math, select, array, reduction, linalg, activation,
-loss, conv, pooling, norm, noise); every public name is re-exported here flat, as in DeZero. What the families
-share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
+loss, conv, pooling, norm, noise); every public name is re-exported here flat, as in
+DeZero. What the families share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
 """
 from mibun import core
 from mibun.functions import _operators

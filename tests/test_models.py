@@ -185,8 +185,9 @@ def test_pretrained_true_downloads_once_into_the_cache(tmp_path, monkeypatch):
 def test_offline_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("MIBUN_CACHE", str(cache))
-    missing = (tmp_path / "no" / "resnet50.npz").as_uri()
-    monkeypatch.setattr(ResNet, "WEIGHTS_PATH", missing.replace("50", "{}"))
+    # the template's "{}" is the depth; only the file name gets it (tmp_path may hold "50")
+    missing = (tmp_path / "no" / "resnet{}.npz").as_uri().replace("%7B%7D", "{}")
+    monkeypatch.setattr(ResNet, "WEIGHTS_PATH", missing)
     monkeypatch.setattr(np.random, "randn", lambda *shape: np.zeros(shape))
     with pytest.raises(ConnectionError, match="could not download .*resnet50.npz") as e:
         models.ResNet50(pretrained=True)

@@ -455,7 +455,7 @@ def test_every_public_op(name, pool):
 
 
 def teardown_module():
-    print(f"\nbad-input sweep: {CASES['n']} cases")  # the count the README quotes (with -s)
+    print(f"\nbad-input sweep: {CASES['n']} cases")  # the count docs/guide/reliability.md quotes (with -s)
 
 
 @pytest.mark.parametrize("call", [

@@ -8,7 +8,7 @@ message names what refused it: never a raw error from inside NumPy, zipfile or p
 refused checkpoint must leave the model and the optimizer as they were.
 
 Bounded (a fixed number of examples per test, derandomized) so that it runs in a few seconds
-in CI; the README gives the number of cases it ran.
+in CI; docs/guide/reliability.md gives the number of cases it ran.
 """
 import atexit
 import gzip

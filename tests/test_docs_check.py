@@ -150,3 +150,57 @@ def test_python_and_mibun_are_programs_that_other_programs_can_start():
                  f"{sys.executable}\n$ env mibun grad 'x**2' --at x=3 | head -1\n"
                  "f(x) = x ** 2\n")
     assert doccheck.check_page(page) == 1
+
+
+# =============================================================================
+# The README and the layout tree: checked like the pages
+# =============================================================================
+README = os.path.join(ROOT, "README.md")
+FIRST_COMMANDS = ["pip install -e . && mibun train", "pip install -e '.[test]' && pytest"]
+
+
+def _readme():
+    with open(README, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_the_readme_opens_with_the_two_commands_and_they_are_true():
+    # Not run here (one installs, the other is this suite): check what they rely on.
+    tomllib = pytest.importorskip("tomllib")
+    first = doccheck.blocks(_readme())[0]
+    assert first.lang == "bash" and first.lineno < 5
+    assert [line.split("#")[0].strip() for line in first.code.splitlines()] == FIRST_COMMANDS
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert project["scripts"]["mibun"] == "mibun.cli:main"
+    assert any(dep.startswith("pytest") for dep in project["optional-dependencies"]["test"])
+
+
+def test_the_readme_code_blocks_run_and_print_what_they_show():
+    # Every block after the two commands runs as on a page under docs/, `mibun train` too.
+    text = _readme()
+    first = doccheck.blocks(text)[0]
+    lines = text.split("\n")
+    rest = "\n" * first.end + "\n".join(lines[first.end:])  # keeps the line numbers
+    assert doccheck.check_page(rest, README) >= 4
+
+
+def test_the_layout_tree_names_only_files_that_exist():
+    # docs/guide/layout.md draws src/mibun/ as an indented block: every module and folder
+    # it names (a module with or without .py) must be there.
+    with open(os.path.join(DOCS, "guide", "layout.md"), encoding="utf-8") as f:
+        tree = [line[4:] for line in f.read().split("\n") if line.startswith("    ")]
+    assert tree[0] == "src/mibun/"
+    parents, named = {0: os.path.join(ROOT, "src", "mibun")}, 0
+    for line in tree[1:]:
+        depth = (len(line) - len(line.lstrip())) // 2
+        for name in line.split("#")[0].split():
+            where = parents[depth - 1]
+            if name.endswith("/"):
+                parents[depth] = os.path.join(where, name)
+                assert os.path.isdir(parents[depth]), name
+            else:
+                assert any(os.path.isfile(os.path.join(where, name + ext))
+                           for ext in ("", ".py")), f"{name} is not in {where}"
+            named += 1
+    assert named > 30

@@ -144,7 +144,7 @@ class Communicator:
         ``DataParallelTrainer`` gives ``rows of this rank / rows of the batch`` when the
         ranks' batches differ in size). The result differs from one process's gradient of
         the whole batch only by the order of the float sums (a mean of means): about 1e-6
-        of the largest entry in float32 (README, "Guarantees").
+        of the largest entry in float32 (docs/guide/distributed.md, "Guarantees").
 
         How: parameters are grouped by backend and dtype (the dtype is kept). In each group,
         a gradient of at least ``INPLACE_MIN`` elements is scaled and reduced in place, in

@@ -5,7 +5,7 @@ import numpy as np
 
 from mibun import backend
 from mibun.core import Variable
-from mibun.functions import arithmetic, array, linalg, math, reduction, select
+from mibun.functions import arithmetic, array, indexing, linalg, math, reduction, select
 
 
 def _ufunc_table():
@@ -75,7 +75,7 @@ def install():
     V.__rmatmul__ = lambda self, other: linalg.matmul(other, self)
 
     def getitem(self, slices):
-        return array.get_item(self, slices)
+        return indexing.get_item(self, slices)
 
     V.__getitem__ = getitem
 

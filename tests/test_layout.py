@@ -163,3 +163,71 @@ def test_a_function_level_import_needs_its_reason():
              "    from mibun import distributed", "    from mibun import cli  # a cycle"]
     assert REASON.search(_comment_of(lines, 4))
     assert not REASON.search(_comment_of(lines, 5))
+
+
+# --- the split modules keep their names (DeZero's code and saved objects still work) -----
+def test_layers_keeps_every_public_name_and_dezeros():
+    import mibun
+    import mibun as dezero
+    import mibun.layers as L
+
+    names = ["GRU", "LSTM", "RNN", "BatchNorm", "Conv2d", "Deconv2d", "Dropout", "EmbedID",
+             "Layer", "Linear"]
+    assert sorted(L.__all__) == sorted(names)
+    for name in names:
+        assert getattr(dezero.layers, name) is getattr(mibun, name)
+    assert L.Parameter is mibun.Parameter  # dezero.layers has Parameter too
+    assert L.Linear.__module__ == "mibun.layers.linear"
+
+
+def test_an_object_pickled_before_the_split_loads():
+    import pickle
+
+    import numpy as np
+
+    import mibun.layers as L
+
+    np.random.seed(0)
+    cell = L.LSTM(3, in_size=2)
+    raw = pickle.dumps(cell, protocol=2)  # protocol 2 names classes as "module\nname\n"
+    old = raw.replace(b"mibun.layers.recurrent\nLSTM\n", b"mibun.layers\nLSTM\n")
+    old = old.replace(b"mibun.layers.linear\nLinear\n", b"mibun.layers\nLinear\n")
+    assert old != raw and b"mibun.layers.recurrent" not in old
+    back = pickle.loads(old)
+    assert type(back) is L.LSTM
+    x = np.full((1, 2), 0.5, dtype=np.float32)
+    cell.reset_state()
+    back.reset_state()
+    np.testing.assert_array_equal(back(x).data, cell(x).data)
+
+
+def test_datasets_visualize_and_functions_keep_their_names():
+    import mibun.functions as F
+    from mibun import datafiles, datasets, visualize
+
+    assert datasets.load_idx is datafiles.load_idx
+    for name in ["Graph", "GraphvizNotFoundError", "draw_graph", "get_dot_graph", "graph",
+                 "plot_dot_graph", "render_dot", "SMALL", "COMPACT_ABOVE",
+                 "QUICK_LAYOUT_ABOVE", "DOT_TIMEOUT", "FONT_SIZE"]:
+        assert hasattr(visualize, name), name
+    for name in ["get_item", "embed_id", "GetItem", "GetItemGrad", "concat", "split",
+                 "stack", "reshape", "astype"]:
+        assert hasattr(F, name), name
+    assert F.get_item.__module__ == "mibun.functions.indexing"
+
+
+def test_the_error_classes_below_the_commands_are_shared():
+    from mibun import cli, errors
+
+    assert cli.UsageError is errors.UsageError
+    assert issubclass(cli.ExpressionError, errors.UsageError)
+
+
+def test_the_engine_has_its_gradient_rules():
+    import mibun
+    from mibun import autograd, core
+
+    assert core.autograd is autograd  # installed when mibun is imported
+    x = mibun.Variable(__import__("numpy").array(2.0))
+    (x * x).backward()
+    assert float(x.grad.data) == 4.0

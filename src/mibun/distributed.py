@@ -555,6 +555,7 @@ def _rows(x, lo, hi):
     return x[lo:hi]
 
 
+@train.data_parallel  # what train.train(..., comm=comm) runs on each rank
 class DataParallelTrainer(train.Trainer):
     """``mibun train``'s loop on one rank of ``mpiexec -n N mibun train --distributed``.
 
@@ -612,9 +613,6 @@ class DataParallelTrainer(train.Trainer):
         if self.writes:
             super().save(path)
         return path
-
-
-train.data_parallel_trainer = DataParallelTrainer  # what train.train(..., comm=comm) runs
 
 
 def _split_bounds(n, size):

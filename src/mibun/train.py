@@ -44,10 +44,7 @@ from mibun.train_config import (
 from mibun.train_output import plot_curves
 
 BPTT = 30  # truncated backprop length for sequence models
-#: What ``train(..., comm=comm)`` runs on each rank: mibun.distributed's DataParallelTrainer,
-#: set there (a subclass of Trainer, so this module cannot import it); a Communicator comes
-#: from that module, so it is set whenever one is passed.
-data_parallel_trainer: type | None = None
+_data_parallel_trainer: type | None = None  # set by @data_parallel (mibun.distributed)
 
 __all__ = ["DATASETS", "OPTIMIZERS", "ConfigError", "TrainResult", "Trainer", "default_out",
            "load_config", "make_config", "plot_curves", "setup_device", "train"]
@@ -93,8 +90,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
     if comm is None:
         trainer = Trainer(cfg, xp, out_dir)
     else:  # one rank of a data-parallel run over MPI
-        assert data_parallel_trainer is not None, "import mibun.distributed first"
-        trainer = data_parallel_trainer(cfg, xp, out_dir, comm)
+        assert _data_parallel_trainer is not None, "import mibun.distributed first"
+        trainer = _data_parallel_trainer(cfg, xp, out_dir, comm)
     if resume:
         trainer.restore(checkpoint.load_checkpoint(resume, trainer.model, trainer.optimizer),
                         resume)
@@ -155,6 +152,16 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
           f"  metrics.csv     loss and accuracy per epoch\n"
           f"  curves.png      the learning curves")
     return result
+
+
+def data_parallel(cls):
+    """Class decorator of mibun.distributed's DataParallelTrainer: the Trainer that
+    ``train(..., comm=comm)`` runs on each rank. (A subclass of Trainer, so this module
+    cannot import it; a Communicator comes from that module, so it is set whenever one is
+    passed.)"""
+    global _data_parallel_trainer  # one registration, when mibun.distributed is imported
+    _data_parallel_trainer = cls
+    return cls
 
 
 # =============================================================================

@@ -17,7 +17,6 @@ from mibun.layers._helpers import (
     check_size,
     kwargs_repr,
     randn,
-    shape_str,
 )
 from mibun.layers.base import Layer
 
@@ -86,7 +85,8 @@ class Conv2d(Layer):
             raise ValueError(
                 f"{self._op}: expected an input of shape (N, {C}, H, W) "
                 f"(in_channels={self.in_channels})\n"
-                + utils.describe("x", x) + f"\n  W: {shape_str(self.W)}")
+                + utils.describe("x", x) + "\n"
+                + ("  W: (lazy)" if self.W.data is None else utils.describe("W", self.W)))
 
     def forward(self, x):
         if self.W.data is None or getattr(x, "ndim", None) != 4 \

@@ -200,7 +200,7 @@ def test_grad_graph_svg_without_graphviz(tmp_path, monkeypatch, capsys):
     # without `dot` the graph is drawn by matplotlib, with a warning that says so
     from mibun import visualize
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    monkeypatch.setattr(visualize, "_warned_no_dot", False)
+    monkeypatch.setattr(visualize.dot, "_warned_no_dot", False)
     with pytest.warns(UserWarning, match="graphviz"):
         code = cli.main(["grad", "x**2", "--at", "x=1", "--graph", str(tmp_path / "g.svg")])
     captured = capsys.readouterr()

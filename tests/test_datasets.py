@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mibun
-from mibun import datasets, transforms, utils
+from mibun import datafiles, datasets, transforms, utils
 
 
 @pytest.fixture(autouse=True)
@@ -459,13 +459,13 @@ def test_cifar_pickle_cannot_call_ndarray_or_declare_more_than_it_holds(tmp_path
         datasets.CIFAR10(train=False, root=root, download=False)
     obj = b"\x80\x03" + _ND + b"((" + _i(3) + b"t" + _s("O") + b"tR."
     with pytest.raises(pickle.UnpicklingError, match="called directly"):
-        datasets._CifarUnpickler(io.BytesIO(obj), "x").load()
+        datafiles.CifarUnpickler(io.BytesIO(obj), "x").load()
     # _reconstruct (how NumPy pickles arrays) with a shape larger than the file
     rec = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n(" + _ND + _i(10 ** 6)
            + b"\x85" + _s("b") + b"tR.")
     with pytest.raises(ValueError, match=r"declares a \(1000000,\) int8 array, larger than "
                                          r"the file"):
-        datasets._load_cifar_batch(rec, "rec")
+        datafiles.load_cifar_batch(rec, "rec")
 
 
 @pytest.mark.parametrize("labels, match", [

@@ -417,7 +417,9 @@ def test_conv_init_lazy_float32_and_errors():
     np.random.seed(1)
     big = L.Conv2d(64, 3, in_channels=32)
     assert abs(big.W.data.std() - np.sqrt(1 / (32 * 9))) < 0.005
-    with pytest.raises(ValueError, match=r"L.Conv2d: expected an input of shape \(N, 5, H, W\)"):
+    with pytest.raises(ValueError, match=r"L.Conv2d: expected an input of shape \(N, 5, H, W\)"
+                                         r".*\n  x: shape=\(2, 4, 6, 6\) dtype=float32"
+                                         r"\n  W: shape=\(8, 5, 3, 3\) dtype=float32$"):
         conv(np.zeros((2, 4, 6, 6), np.float32))
     with pytest.raises(ValueError, match="L.Conv2d"):
         conv(np.zeros((5, 6, 6), np.float32))

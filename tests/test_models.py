@@ -240,3 +240,22 @@ def test_forward_batch_default_mlp_flattens_seq_regressor_reads_rows():
     assert np.array_equal(y.data, want.data)
     again = rnn2.forward_batch(sq)  # the state is reset first
     assert np.array_equal(again.data, y.data)
+
+
+def test_models_own_how_mibun_train_builds_and_feeds_them():
+    from mibun import train
+    from mibun.train_config import _MODEL_CLASSES
+
+    np.random.seed(0)
+    for name, cls_name in _MODEL_CLASSES.items():
+        cfg = {"model": name, "hidden": 6, "dataset": "digits"}
+        model = train._build_model(cfg, 10)
+        assert type(model) is getattr(models, cls_name)
+        assert model.recurrent is (name == "lstm")  # SeqRegressor: one time step per call
+        y = model.forward_batch(np.zeros((2, 1, 8, 8), np.float32))
+        assert y.shape == (2, 10)
+    assert MLP.for_training(6, 3).l0.out_size == 6
+    assert SeqRegressor.for_training(6, 1).rnn.hidden_size == 6
+    assert Model.recurrent is False
+    with pytest.raises(NotImplementedError, match="Sequential is not one of mibun train"):
+        Sequential.for_training(6, 3)

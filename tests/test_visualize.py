@@ -271,8 +271,8 @@ def test_render_dot_without_graphviz_names_the_package(tmp_path, monkeypatch):
 def no_dot(monkeypatch):
     """Hide Graphviz's `dot`, and forget whether the fallback has warned already."""
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    monkeypatch.setattr(visualize, "_warned_no_dot", False)
-    monkeypatch.setattr(visualize.subprocess, "run", None)  # dot is never run
+    monkeypatch.setattr(visualize.dot, "_warned_no_dot", False)
+    monkeypatch.setattr(visualize.dot.subprocess, "run", None)  # dot is never run
 
 
 def goldstein_graph():
@@ -340,8 +340,8 @@ def test_without_graphviz_svg_and_pdf_hold_the_labels(tmp_path, no_dot):
 @pytest.mark.parametrize("verbose", [False, True])
 def test_matplotlib_layout_has_no_overlaps_and_edges_go_down(make, verbose):
     y = make()
-    g = visualize._walk([y])
-    nodes, paths = visualize._layout(g, verbose, True, True, len(g.funcs) > 40)
+    g = visualize.walk.walk([y])
+    nodes, paths = visualize.draw.layout(g, verbose, True, True, len(g.funcs) > 40)
     real = [n for n in nodes if n.shape != "dummy"]
     assert len(real) == len(g.vars) + len(g.funcs) and len(paths) == len(g.edges)
     boxes = sorted((n.x - n.w / 2, n.x + n.w / 2, n.y - n.h / 2, n.y + n.h / 2)
@@ -365,8 +365,8 @@ def test_with_graphviz_dot_is_used(tmp_path, monkeypatch):
         return type("P", (), {"returncode": 0})()
 
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(visualize.subprocess, "run", fake_run)
-    monkeypatch.setattr(visualize, "draw_graph", None)  # the fallback is never used
+    monkeypatch.setattr(visualize.dot.subprocess, "run", fake_run)
+    monkeypatch.setattr(visualize.draw, "draw_graph", None)  # the fallback is never used
     _, y = seed_graph()
     plot_dot_graph(y, to_file=str(tmp_path / "g.png"))
     assert calls == [["/usr/bin/dot", "-Tpng", "-o", str(tmp_path / "g.png")]]

@@ -2,6 +2,7 @@
 
 DeZero's public names work unchanged: ``import mibun as dezero``.
 """
+import mibun.autograd  # first: it installs the gradient rules into the engine
 import mibun.functions  # noqa: F401  (installs the operators on Variable)
 from mibun import (  # noqa: F401
     checkpoint,

@@ -4,13 +4,20 @@ The backward engine (:mod:`mibun.core`) applies these rules to every gradient: t
 (ones in the output's dtype), the type and dtype a gradient must have in each backward
 mode, memory of its own for a first gradient, zeros for an output no gradient reached.
 ``mibun.grad`` asks the engine for the gradients of some targets, returned as values
-without touching any ``.grad`` (``torch.autograd.grad``)."""
+without touching any ``.grad`` (``torch.autograd.grad``).
+
+This module sits above the engine: it imports :mod:`mibun.core` and, when imported, hands
+core these rules (``core.autograd``), as :mod:`mibun.functions` installs the operators on
+``Variable``; ``import mibun`` does both."""
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
 from mibun import backend, core, errors
 from mibun.core import Variable
+from mibun.functions import array
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False):
@@ -93,8 +100,7 @@ def as_grad(f, i, gx, shape, dtype, arrays):
         return d.astype(dtype) if d.dtype != dtype and dtype.kind in "fc" else d
     gx = gx if isinstance(gx, Variable) else core._new_variable(d, -1)
     if d.dtype != dtype and dtype.kind in "fc":
-        from mibun.functions.array import astype
-        gx = astype(gx, dtype)
+        gx = array.astype(gx, dtype)
     return gx
 
 
@@ -118,3 +124,6 @@ def fill_zeros(f, gys, arrays):
     xp = backend.get_array_module(core.data_of(next(gy for gy in gys if gy is not None)))
     return [gy if gy is not None else xp.zeros(*f._meta[i]) if arrays else
             core._new_variable(xp.zeros(*f._meta[i]), -1) for i, gy in enumerate(gys)]
+
+
+core.autograd = sys.modules[__name__]  # the engine calls the rules above as core.autograd.*

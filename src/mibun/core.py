@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,6 @@ from mibun.config import Config, no_grad, test_mode, using_config  # noqa: F401 
 
 _array_types = backend.array_types
 _raw_types = _array_types + (np.generic,)  # what a backward on arrays computes with
-_REAL_KINDS = errors.REAL_KINDS  # bool, int, float: complex and object data are refused
 
 
 class Variable:
@@ -63,7 +63,7 @@ class Variable:
             raise TypeError(f"Variable: data must be a numpy.ndarray (or cupy.ndarray) or "
                             f"None, got {type(data).__name__}: {data!r:.60}. Wrap it "
                             "first, e.g. Variable(np.array(...)).")
-        if data is not None and data.dtype.kind not in _REAL_KINDS:
+        if data is not None and data.dtype.kind not in errors.REAL_KINDS:
             raise errors.unsupported_dtype(errors.op_name("Variable"), "data", data)
         self.data, self.name = data, name
         self.grad: Variable | None = None
@@ -158,7 +158,7 @@ def _real_array(obj, where):
     """``obj`` as an array of real numbers, or a TypeError naming ``where()``'s (op, arg)."""
     try:
         data = as_array(obj, backend.get_array_module(obj))
-        if data.dtype.kind in _REAL_KINDS:
+        if data.dtype.kind in errors.REAL_KINDS:
             return data
         err = None
     except (TypeError, ValueError) as e:  # a ragged list, None, a str, ...
@@ -293,6 +293,7 @@ class Function:
 
 
 _forward_hook = None  # mibun.func's hook(function, inputs, outputs, recorded): tangents
+autograd: Any = None  # backward's gradient rules: mibun.autograd (it imports us) sets itself here
 
 
 def edge_source(e):
@@ -436,5 +437,3 @@ def _call_backward(f, gys, arrays):
                            f"{len(f._edges)} input(s); return one per input (None for none)")
     return gxs
 
-
-from mibun import autograd  # last: it imports this module (Add, ... set by functions/)

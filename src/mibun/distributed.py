@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from mibun import backend, train
+from mibun import backend, errors, train
 from mibun.core import Variable
 
 __all__ = ["Communicator", "DataParallelTrainer", "create_communicator",
@@ -515,9 +515,8 @@ def run_command(command, args) -> int:
     except BaseException as e:  # any rank that stops must stop them all
         if comm.size == 1 or (isinstance(e, SystemExit) and not e.code):
             raise  # no other rank to stop: the usual one-line report
-        from mibun import cli
         code = 130 if isinstance(e, KeyboardInterrupt) else (
-            2 if isinstance(e, (train.ConfigError, cli.UsageError)) else 1)
+            2 if isinstance(e, (train.ConfigError, errors.UsageError)) else 1)
         text = " ".join(str(e).split()) or type(e).__name__
         if os.environ.get("MIBUN_DEBUG"):
             import traceback
@@ -556,6 +555,7 @@ def _rows(x, lo, hi):
     return x[lo:hi]
 
 
+@train.data_parallel  # what train.train(..., comm=comm) runs on each rank
 class DataParallelTrainer(train.Trainer):
     """``mibun train``'s loop on one rank of ``mpiexec -n N mibun train --distributed``.
 

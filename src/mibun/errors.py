@@ -8,6 +8,7 @@ TypeError / ValueError / IndexError and re-raises it, as the same kind, through
 """
 from __future__ import annotations
 
+import inspect
 import sys
 
 import numpy as np
@@ -20,6 +21,16 @@ from mibun import backend
 REAL_KINDS = "biuf"
 
 _public_ops: dict = {}  # code object of each public mibun.functions function -> "F.<name>"
+
+
+class UsageError(Exception):
+    """A bad command-line argument (``mibun grad``, ``mibun train``): reported as one line,
+    exit status 2. Here, below the commands, so that mibun.cli and mibun.distributed (which
+    runs a command on every rank) share it."""
+
+    def __init__(self, message, prog=None):
+        super().__init__(message)
+        self.prog = prog
 
 
 def shape_dtype(x) -> str:
@@ -42,10 +53,10 @@ def op_name(default):
     maximum fails inside ``where``; ``F.add`` for ``x + y``), else ``default``.
     """
     if not _public_ops:
-        import inspect
-
-        import mibun.functions as F
-        for name, obj in vars(F).items():
+        # mibun.functions sits above this module (its ops import it): read from sys.modules,
+        # where it is by the time an op fails, not imported
+        F = sys.modules.get("mibun.functions")
+        for obj in vars(F).values() if F is not None else ():
             if inspect.isfunction(obj) and obj.__module__.startswith("mibun.functions"):
                 # by the function's own name: an alias (batch_nrom) must not rename it
                 _public_ops.setdefault(obj.__code__, "F." + obj.__name__)
@@ -66,7 +77,6 @@ def arg_name(obj, depth=2) -> str:
 
 def input_names(f, n):
     """The names ``f.forward`` gives its inputs (x, W, b), or x0, x1, ... for ``*xs``."""
-    import inspect
     try:
         params = list(inspect.signature(f.forward).parameters.values())
     except (TypeError, ValueError):

@@ -17,7 +17,7 @@ import numpy as np
 
 import mibun.functions as F
 import mibun.layers as L
-from mibun import utils
+from mibun import utils, visualize
 from mibun.layers import Layer
 
 __all__ = [
@@ -27,14 +27,28 @@ __all__ = [
 
 
 class Model(Layer):
-    """A Layer that is a whole network; ``plot`` draws its computational graph."""
+    """A Layer that is a whole network; ``plot`` draws its computational graph.
+
+    A model owns its input format: ``forward_batch`` reads a mini-batch of whole examples,
+    and ``recurrent`` says whether ``forward`` is one time step of a sequence instead.
+    ``for_training`` is the model ``mibun train --model`` builds.
+    """
+
+    #: True for a model whose ``forward`` reads one time step and keeps its state until
+    #: ``reset_state()``: ``mibun train`` feeds it a sequence in truncated-BPTT windows.
+    recurrent = False
+
+    @classmethod
+    def for_training(cls, hidden_size: int, out_size: int) -> Model:
+        """The model of this class that ``mibun train`` trains: ``out_size`` outputs (the
+        classes, or 1 for a regression), ``hidden_size`` wide where it has a width."""
+        raise NotImplementedError(f"{cls.__name__} is not one of mibun train's models")
 
     def plot(self, *inputs, to_file: str = "model.png"):
         """Run ``self(*inputs)`` and draw the graph of the output to ``to_file``.
 
         (Calling the model, not ``forward``, serves DeZero models that define ``__call__``.)
         """
-        from mibun import visualize
         y = self(*inputs)
         return visualize.plot_dot_graph(y, verbose=True, to_file=to_file)
 
@@ -133,6 +147,11 @@ class MLP(Model):
             x = self.activation(layer(x))
         return self.layers[-1](x)
 
+    @classmethod
+    def for_training(cls, hidden_size, out_size):
+        """One hidden layer of ``hidden_size`` with relu."""
+        return cls((hidden_size, out_size), activation=F.relu)
+
     def forward_batch(self, x):
         """``self(x)`` on examples flattened to vectors: images ``(N, C, H, W)`` -> ``(N, CHW)``."""
         return self(x.reshape(len(x), -1) if x.ndim > 2 else x)
@@ -159,6 +178,11 @@ class SmallCNN(Model):
         self.fc3 = L.Linear(128)
         self.fc4 = L.Linear(num_classes)
 
+    @classmethod
+    def for_training(cls, hidden_size, out_size):
+        """Its own widths (``hidden_size`` is not used)."""
+        return cls(num_classes=out_size)
+
     def forward(self, x):
         x = F.pooling(F.relu(self.conv1(x)), 2, 2)
         x = F.pooling(F.relu(self.conv2(x)), 2, 2)
@@ -180,6 +204,7 @@ class SeqRegressor(Model):
     """
 
     _cells = types.MappingProxyType({"rnn": L.RNN, "lstm": L.LSTM, "gru": L.GRU})
+    recurrent = True  # forward: one time step (forward_batch reads an image row by row)
 
     def __init__(self, hidden_size: int, out_size: int = 1, cell: str = "lstm"):
         super().__init__()
@@ -189,6 +214,11 @@ class SeqRegressor(Model):
         self.cell_type = cell
         self.rnn = self._cells[cell](hidden_size)
         self.fc = L.Linear(out_size)
+
+    @classmethod
+    def for_training(cls, hidden_size, out_size):
+        """An LSTM of ``hidden_size``."""
+        return cls(hidden_size, out_size=out_size, cell="lstm")
 
     def reset_state(self) -> None:
         self.rnn.reset_state()  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from mibun import train_output as output
 from mibun.dataloaders import DataLoader, SeqDataLoader
 from mibun.train_config import (
     _DATASET_CLASSES,
+    _MODEL_CLASSES,
     DATASETS,
     OPTIMIZERS,
     ConfigError,
@@ -43,6 +44,7 @@ from mibun.train_config import (
 from mibun.train_output import plot_curves
 
 BPTT = 30  # truncated backprop length for sequence models
+_data_parallel_trainer: type | None = None  # set by @data_parallel (mibun.distributed)
 
 __all__ = ["DATASETS", "OPTIMIZERS", "ConfigError", "TrainResult", "Trainer", "default_out",
            "load_config", "make_config", "plot_curves", "setup_device", "train"]
@@ -88,8 +90,8 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
     if comm is None:
         trainer = Trainer(cfg, xp, out_dir)
     else:  # one rank of a data-parallel run over MPI
-        from mibun import distributed  # imports train: a real cycle
-        trainer = distributed.DataParallelTrainer(cfg, xp, out_dir, comm)
+        assert _data_parallel_trainer is not None, "import mibun.distributed first"
+        trainer = _data_parallel_trainer(cfg, xp, out_dir, comm)
     if resume:
         trainer.restore(checkpoint.load_checkpoint(resume, trainer.model, trainer.optimizer),
                         resume)
@@ -150,6 +152,16 @@ def train(cfg: dict, out_dir: str, resume: str | None = None,
           f"  metrics.csv     loss and accuracy per epoch\n"
           f"  curves.png      the learning curves")
     return result
+
+
+def data_parallel(cls):
+    """Class decorator of mibun.distributed's DataParallelTrainer: the Trainer that
+    ``train(..., comm=comm)`` runs on each rank. (A subclass of Trainer, so this module
+    cannot import it; a Communicator comes from that module, so it is set whenever one is
+    passed.)"""
+    global _data_parallel_trainer  # one registration, when mibun.distributed is imported
+    _data_parallel_trainer = cls
+    return cls
 
 
 # =============================================================================
@@ -223,14 +235,10 @@ def _load_data(cfg):
 
 
 def _build_model(cfg, n_classes):
-    model, hidden = cfg["model"], cfg["hidden"]
-    task = DATASETS[cfg["dataset"]][0]
-    out = n_classes if task == "classify" else 1
-    if model == "mlp":
-        return models.MLP((hidden, out), activation=F.relu)
-    if model == "cnn":
-        return models.SmallCNN(num_classes=out)
-    return models.SeqRegressor(hidden, out_size=out, cell="lstm")
+    """The model ``--model`` names, built by its class (``Model.for_training``)."""
+    cls = getattr(models, _MODEL_CLASSES[cfg["model"]])
+    out = n_classes if DATASETS[cfg["dataset"]][0] == "classify" else 1
+    return cls.for_training(cfg["hidden"], out)
 
 
 def _build_optimizer(cfg, model):
@@ -277,11 +285,13 @@ class Trainer:
         self.xp = xp
         self.out_dir = out_dir
         self.task = DATASETS[cfg["dataset"]][0]
-        self.seq = cfg["model"] == "lstm" and self.task == "regress"  # BPTT over one sequence
         np.random.seed(cfg["seed"])
         if xp is not np:
             xp.random.seed(cfg["seed"])
         self.train_set, self.test_set, self.n_classes = _load_data(cfg)
+        self.model = _build_model(cfg, self.n_classes)
+        # a recurrent model on the one sequence of a regression data set: BPTT windows
+        self.seq = self.model.recurrent and self.task == "regress"
         gpu, bs = xp is not np, cfg["batch_size"]
         if self.seq:
             if bs > len(self.train_set):
@@ -292,7 +302,6 @@ class Trainer:
         else:
             self.loader = DataLoader(self.train_set, bs, seed=cfg["seed"], gpu=gpu)
             self.test_loader = DataLoader(self.test_set, max(bs, 256), shuffle=False, gpu=gpu)
-        self.model = _build_model(cfg, self.n_classes)
         self.optimizer = _build_optimizer(cfg, self.model)
         # Create the lazy parameters now, on the CPU from the seeded NumPy generator, so a
         # resumed run and a fresh run (on either device) start from the same model.

@@ -55,6 +55,8 @@ OPTIMIZERS = {
 }
 _DATASET_CLASSES = {"digits": "Digits", "spiral": "Spiral", "sincurve": "SinCurve",
                     "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+# --model NAME: the mibun.models class (its ``for_training`` builds the model)
+_MODEL_CLASSES = {"mlp": "MLP", "cnn": "SmallCNN", "lstm": "SeqRegressor"}
 
 
 # =============================================================================

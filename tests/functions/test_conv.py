@@ -367,6 +367,10 @@ def test_other_errors():
         F.average_pooling(x, 5)
     with pytest.raises(ValueError, match=r"F.col2im: x must have shape \(1, 18\)"):
         F.col2im(np.zeros((4, 4)), (1, 2, 3, 3), 3)
+    # the image's size, not the patches' array, is what the kernel must fit (Window's check)
+    with pytest.raises(ValueError, match=r"F.col2im: kernel \(3, 3\) is larger than the "
+                                         r"padded image \(2, 2\) \(pad=\(0, 0\)\)$"):
+        F.col2im(np.zeros((4, 4)), (1, 1, 2, 2), 3)
     with pytest.raises(ValueError, match=r"F.im2col: x must be 4-D"):
         F.im2col(np.zeros((4, 4)), 2)
 

@@ -6,8 +6,8 @@ and calls of the functions in :data:`FUNCTIONS` that ``mibun.functions`` provide
 never given to ``eval``. :class:`Evaluator` then computes it with mibun ops, keeping every
 intermediate so that ``mibun grad --trace`` and ``--graph`` can show them.
 
-This is the lowest module of ``mibun.cli``: it also defines the package's one error class,
-:class:`UsageError`, so that ``grad.py`` and ``__init__.py`` share it without an import cycle.
+This is the lowest module of ``mibun.cli``. Its errors are :class:`UsageError`s (defined in
+:mod:`mibun.errors`, below every command, which ``mibun.distributed`` reports too).
 """
 from __future__ import annotations
 
@@ -19,17 +19,10 @@ import numpy as np
 
 from mibun import config, core
 from mibun import functions as F
+from mibun.errors import UsageError
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "Evaluator", "ExpressionError", "UsageError",
            "evaluate", "parse_expression"]
-
-
-class UsageError(Exception):
-    """A bad command-line argument: reported as one line, exit status 2."""
-
-    def __init__(self, message, prog=None):
-        super().__init__(message)
-        self.prog = prog
 
 
 class ExpressionError(UsageError):

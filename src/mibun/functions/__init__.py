@@ -1,8 +1,9 @@
 """The differentiable op library, ``import mibun.functions as F``.
 
-One module per family (arithmetic, math, select, array, reduction, linalg, activation,
-loss, conv, pooling, norm, noise); every public name is re-exported here flat, as in
-DeZero. What the families share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
+One module per family (arithmetic, math, select, array, indexing, reduction, linalg,
+activation, loss, conv, pooling, norm, noise); every public name is re-exported here flat,
+as in DeZero. What the families share (error lines, axis normalisation, array ``sum_to``,
+window geometry) is ``_helpers``.
 """
 from mibun import core
 from mibun.functions import _operators
@@ -11,6 +12,7 @@ from mibun.functions.activation import *
 from mibun.functions.arithmetic import *
 from mibun.functions.array import *
 from mibun.functions.conv import *
+from mibun.functions.indexing import *
 from mibun.functions.linalg import *
 from mibun.functions.loss import *
 from mibun.functions.math import *

@@ -246,14 +246,17 @@ class Window(NamedTuple):
         (kh, kw), (sy, sx), (ph, pw) = self
         return deconv_outsize(H, kh, sy, ph), deconv_outsize(W, kw, sx, pw)
 
-    def check_fits(self, op, x, W=None):
-        """A ValueError naming ``op`` when the kernel is larger than the padded ``x``."""
+    def check_fits(self, op, x, W=None, hw=None):
+        """A ValueError naming ``op`` when the kernel is larger than the padded ``x`` (or
+        than an image of size ``hw`` when ``x`` holds its patches: col2im)."""
         (kh, kw), _, (ph, pw) = self
-        H, Wd = x.shape[2:]
+        H, Wd = x.shape[2:] if hw is None else hw
         if H + 2 * ph < kh or Wd + 2 * pw < kw:
-            raise ValueError(f"{op}: kernel ({kh}, {kw}) is larger than the padded input "
-                             f"({H + 2 * ph}, {Wd + 2 * pw}) (pad=({ph}, {pw}))"
-                             + describe_all(x=x, **({} if W is None else {"W": W})))
+            raise ValueError(f"{op}: kernel ({kh}, {kw}) is larger than the padded "
+                             f"{'input' if hw is None else 'image'} ({H + 2 * ph}, "
+                             f"{Wd + 2 * pw}) (pad=({ph}, {pw}))"
+                             + ("" if hw is not None else
+                                describe_all(x=x, **({} if W is None else {"W": W}))))
 
 
 def window(op, kernel_size, stride=1, pad=0) -> Window:
@@ -277,8 +280,7 @@ def windows(xpad, kh, kw, sy, sx):
     """A strided view ``(N, C, KH, KW, OH, OW)`` of a padded input: no copy."""
     xp = backend.get_array_module(xpad)
     N, C, H, W = xpad.shape
-    oh = (H - kh) // sy + 1
-    ow = (W - kw) // sx + 1
+    oh, ow = conv_outsize(H, kh, sy, 0), conv_outsize(W, kw, sx, 0)
     sn, sc, sh, sw = xpad.strides
     return xp.lib.stride_tricks.as_strided(
         xpad, (N, C, kh, kw, oh, ow), (sn, sc, sh, sw, sh * sy, sw * sx))

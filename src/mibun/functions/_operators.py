@@ -5,7 +5,7 @@ import numpy as np
 
 from mibun import backend
 from mibun.core import Variable
-from mibun.functions import arithmetic, array, linalg, math, reduction, select
+from mibun.functions import arithmetic, array, indexing, linalg, math, reduction, select
 
 
 def _ufunc_table():
@@ -23,16 +23,16 @@ def _ufunc_table():
 
 
 def _function_table():
-    import mibun.functions as F  # here: the package imports this module (a real cycle)
-    table = {np.sum: F.sum, np.reshape: F.reshape, np.transpose: F.transpose,
-             np.broadcast_to: F.broadcast_to, np.matmul: F.matmul, np.dot: F.matmul,
-             np.where: F.where, np.clip: F.clip}
-    for np_name in ("mean", "max", "min", "concatenate", "stack", "split", "squeeze",
-                    "expand_dims", "var", "std"):
-        f_name = {"concatenate": "concat"}.get(np_name, np_name)
-        if hasattr(F, f_name):
-            table[getattr(np, np_name)] = getattr(F, f_name)
-    return table
+    """NumPy functions (``np.sum(v)``, ...) and the mibun ops they stand for."""
+    return {
+        np.sum: reduction.sum, np.mean: reduction.mean, np.max: reduction.max,
+        np.min: reduction.min, np.var: reduction.var, np.std: reduction.std,
+        np.reshape: array.reshape, np.transpose: array.transpose,
+        np.broadcast_to: array.broadcast_to, np.concatenate: array.concat,
+        np.stack: array.stack, np.split: array.split, np.squeeze: array.squeeze,
+        np.expand_dims: array.expand_dims, np.matmul: linalg.matmul, np.dot: linalg.matmul,
+        np.where: select.where, np.clip: select.clip,
+    }
 
 
 def install():
@@ -75,7 +75,7 @@ def install():
     V.__rmatmul__ = lambda self, other: linalg.matmul(other, self)
 
     def getitem(self, slices):
-        return array.get_item(self, slices)
+        return indexing.get_item(self, slices)
 
     V.__getitem__ = getitem
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from mibun import backend, errors
 from mibun.core import Function, Variable, as_operand, data_of
+from mibun.functions import array
 from mibun.functions.math import log
 
 __all__ = [
@@ -94,8 +95,7 @@ def _plus(t0, t1):
 def _sum_to(gx, shape):
     if gx.shape == shape:
         return gx
-    from mibun.functions.array import sum_to
-    return sum_to(gx, shape)
+    return array.sum_to(gx, shape)
 
 
 # --- binary arithmetic ----------------------------------------------------------------------

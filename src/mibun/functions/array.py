@@ -1,7 +1,9 @@
-"""Shape and indexing: reshape, transpose, broadcast_to, sum_to, get_item, concat, ...
+"""Shape ops: reshape, transpose, broadcast_to, sum_to, expand_dims, squeeze, flatten,
+concat, split, stack, astype.
 
 Shape ops move data around without arithmetic, so each backward is the inverse move
-(reshape back, transpose by the inverse permutation, sum a broadcast back).
+(reshape back, transpose by the inverse permutation, sum a broadcast back, split a
+concatenation). Indexing (``get_item``, ``embed_id``) is :mod:`mibun.functions.indexing`.
 """
 from __future__ import annotations
 
@@ -12,22 +14,19 @@ import numpy as np
 from mibun import backend, errors
 from mibun.core import Function, Variable, as_operand, data_of
 from mibun.functions import _helpers
+from mibun.functions.indexing import get_item
 
 __all__ = [
     "BroadcastTo",
     "Cast",
-    "GetItem",
-    "GetItemGrad",
     "Reshape",
     "SumTo",
     "Transpose",
     "astype",
     "broadcast_to",
     "concat",
-    "embed_id",
     "expand_dims",
     "flatten",
-    "get_item",
     "reshape",
     "split",
     "squeeze",
@@ -274,116 +273,6 @@ def flatten(x):
         raise ValueError("F.flatten: x needs at least one axis (the batch axis)"
                          + _helpers.describe_all(x=x))
     return reshape(x, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))  # N may be 0
-
-
-# --- get_item -------------------------------------------------------------------------------
-def _plain_index(slices):
-    """Variables inside an index become their data; a list of indices becomes an array."""
-    if isinstance(slices, Variable):
-        return slices.data
-    if isinstance(slices, tuple):
-        return tuple(s.data if isinstance(s, Variable) else s for s in slices)
-    return slices
-
-
-def _has_int_array(slices):
-    """True when the index holds an integer array, whose entries may repeat."""
-    items = slices if isinstance(slices, tuple) else (slices,)
-    for s in items:
-        if isinstance(s, list) or (isinstance(s, backend.array_types) and s.dtype.kind != "b"):
-            return True
-    return False
-
-
-class GetItem(Function):
-    retain_inputs = ()
-
-    def __init__(self, slices):
-        self.slices = slices
-
-    def forward(self, x):
-        self.x_shape = x.shape
-        return x[self.slices]
-
-    def backward(self, gy):
-        return GetItemGrad(self.slices, self.x_shape)(gy)
-
-    def jvp(self, tx):
-        return GetItem(self.slices)(tx)
-
-
-class GetItemGrad(Function):
-    """Scatter ``gy`` into zeros of the input's shape; its backward is ``get_item`` again."""
-
-    retain_inputs = ()
-
-    def __init__(self, slices, in_shape):
-        self.slices = slices
-        self.in_shape = in_shape
-
-    def forward(self, gy):
-        xp = backend.get_array_module(gy)
-        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
-        if _has_int_array(self.slices):
-            backend.scatter_add(gx, self.slices, gy)  # repeated indices accumulate
-        else:
-            gx[self.slices] = gy  # slices and masks never select an entry twice
-        return gx
-
-    def backward(self, ggx):
-        return get_item(ggx, self.slices)
-
-    def jvp(self, tgy):
-        return GetItemGrad(self.slices, self.in_shape)(tgy)
-
-
-def get_item(x, slices):
-    """NumPy indexing ``x[slices]``, differentiable.
-
-    Supports ints, slices (negative steps too), ``None``, ``Ellipsis``, integer arrays
-    (repeated indices accumulate their gradients) and boolean masks.
-
-    Args:
-        x (Variable or ndarray): any shape.
-        slices: any NumPy index; Variables in it are used as data.
-    Returns:
-        Variable: ``x[slices]``.
-
-    >>> x = Variable(np.arange(6.0).reshape(2, 3))
-    >>> get_item(x, (1, slice(None, None, -1)))
-    variable([5. 4. 3.])
-    """
-    x = as_operand(x)
-    slices = _plain_index(slices)
-    if isinstance(slices, list):
-        slices = np.asarray(slices)
-    return GetItem(slices)(x)  # an IndexError is re-raised by the engine, naming the op
-
-
-def embed_id(x, W):
-    """Embedding lookup ``W[x]`` (DeZero's embed_id).
-
-    Args:
-        x (ndarray or Variable): integer ids, any shape ``S``, each in ``[0, V)``.
-        W (Variable): ``(V, D)`` embedding matrix.
-    Returns:
-        Variable: ``S + (D,)``; the gradient is scatter-added into ``W`` (repeated ids sum).
-    """
-    W = as_operand(W)
-    ids = data_of(x) if isinstance(x, Variable) else x
-    xp = backend.get_array_module(W)
-    ids = xp.asarray(ids)
-    if W.ndim == 0:  # W.shape[0] below would be NumPy's bare IndexError
-        raise ValueError("F.embed_id: W must have at least one axis (the ids pick its rows)"
-                         + _helpers.describe_all(x=ids, W=W))
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"F.embed_id: x must hold integer ids, got dtype={ids.dtype}"
-                        + _helpers.describe_all(x=ids, W=W))
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= W.shape[0]):
-        raise ValueError(f"F.embed_id: ids must be in [0, {W.shape[0]}), found "
-                         f"[{int(ids.min())}, {int(ids.max())}]"
-                         + _helpers.describe_all(x=ids, W=W))
-    return GetItem(ids)(W)
 
 
 # --- concat, split, stack -------------------------------------------------------------------

@@ -473,15 +473,13 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
            [1., 2., 1.]])
     """
     op = "F.col2im"
-    kernel_size, stride, pad = _helpers.window(op, kernel_size, stride, pad)
+    win = _helpers.window(op, kernel_size, stride, pad)
+    kernel_size, stride, pad = win
     input_shape = _helpers.as_ints(input_shape, op, "input_shape", _helpers.as_data(x, op))
     if len(input_shape) != 4:
         raise ValueError(f"{op}: input_shape must be (N, C, H, W), got {input_shape}")
     xd = _helpers.as_data(x, op)
-    H, W = input_shape[2:]
-    if H + 2 * pad[0] < kernel_size[0] or W + 2 * pad[1] < kernel_size[1]:
-        raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded image "
-                         f"({H + 2 * pad[0]}, {W + 2 * pad[1]})")
+    win.check_fits(op, xd, hw=input_shape[2:])
     expected = _col_shape(input_shape, kernel_size, stride, pad, to_matrix)
     if tuple(xd.shape) != expected:
         raise ValueError(f"{op}: x must have shape {expected} for input_shape "

@@ -11,7 +11,8 @@ from mibun import backend, errors
 from mibun.core import Function, Variable, as_operand, data_of
 from mibun.functions import _helpers
 from mibun.functions.activation import softmax
-from mibun.functions.array import get_item, reshape
+from mibun.functions.array import reshape
+from mibun.functions.indexing import get_item
 from mibun.functions.math import log, sigmoid
 from mibun.functions.reduction import mean, sum
 from mibun.functions.select import clip

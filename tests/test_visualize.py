@@ -504,3 +504,16 @@ def test_graph_arguments_are_checked_and_saved(tmp_path):
     g.save(tmp_path / "g.dot")
     assert (tmp_path / "g.dot").read_text() == g.source
     assert repr(g) == "<mibun.visualize.Graph: 3 function(s), format='svg'>"
+
+
+def test_a_setting_set_on_the_package_is_set_where_it_is_read(monkeypatch):
+    # visualize became a package (walk, dot, draw); its settings stayed settable on it
+    for name, module in (("SMALL", visualize.walk), ("COMPACT_ABOVE", visualize.walk),
+                         ("QUICK_LAYOUT_ABOVE", visualize.dot),
+                         ("DOT_TIMEOUT", visualize.dot), ("FONT_SIZE", visualize.draw)):
+        old = getattr(module, name)
+        monkeypatch.setattr(module, name, old)  # restores it after the test
+        setattr(visualize, name, old + 7)
+        assert getattr(module, name) == old + 7 and getattr(visualize, name) == old + 7
+    with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
+        visualize.NOPE

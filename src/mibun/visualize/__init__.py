@@ -22,13 +22,15 @@ A freed intermediate variable is still drawn, with a dashed outline. One module 
 * ``dot``: DOT text, rendering with Graphviz, ``plot_dot_graph`` and the notebook ``Graph``;
 * ``draw``: the drawing without Graphviz (a layered layout, rendered by matplotlib).
 
-Their settings are shown here too, but read in their own module, so set them there:
-``walk.SMALL``, ``walk.COMPACT_ABOVE``, ``dot.QUICK_LAYOUT_ABOVE``, ``dot.DOT_TIMEOUT``,
-``draw.FONT_SIZE``.
+Their settings (``SMALL``, ``COMPACT_ABOVE``, ``QUICK_LAYOUT_ABOVE``, ``DOT_TIMEOUT``,
+``FONT_SIZE``) live in their own module; read or set here, they read or set it there, so
+``mibun.visualize.DOT_TIMEOUT = 60`` works as it did when this was one file.
 """
-from mibun.visualize.dot import (  # noqa: F401  (and the settings, shown here)
-    DOT_TIMEOUT,
-    QUICK_LAYOUT_ABOVE,
+import sys
+import types
+
+from mibun.visualize import dot, draw, walk
+from mibun.visualize.dot import (  # noqa: F401
     Graph,
     GraphvizNotFoundError,
     get_dot_graph,
@@ -36,8 +38,27 @@ from mibun.visualize.dot import (  # noqa: F401  (and the settings, shown here)
     plot_dot_graph,
     render_dot,
 )
-from mibun.visualize.draw import FONT_SIZE, draw_graph  # noqa: F401
-from mibun.visualize.walk import COMPACT_ABOVE, SMALL  # noqa: F401
+from mibun.visualize.draw import draw_graph  # noqa: F401
+
+_SETTINGS = {"SMALL": walk, "COMPACT_ABOVE": walk, "QUICK_LAYOUT_ABOVE": dot,
+             "DOT_TIMEOUT": dot, "FONT_SIZE": draw}
+
+
+def __getattr__(name):
+    if name in _SETTINGS:
+        return getattr(_SETTINGS[name], name)
+    raise AttributeError(f"module 'mibun.visualize' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name in _SETTINGS:  # a setting is set where it is read
+            setattr(_SETTINGS[name], name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = ["Graph", "GraphvizNotFoundError", "draw_graph", "get_dot_graph", "graph",
            "plot_dot_graph", "render_dot"]

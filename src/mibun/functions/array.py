@@ -43,6 +43,7 @@ def _zeros_like(x):
 
 class Reshape(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -54,8 +55,8 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.x_shape)
 
-    def jvp(self, tx):
-        return reshape(tx, self.shape)
+    def jvp(self, tx):  # a batch axis in front stays (mibun.forward_mode)
+        return reshape(tx, tx.shape[:tx.ndim - len(self.x_shape)] + tuple(self.shape))
 
 
 def reshape(x, *shape):
@@ -82,6 +83,7 @@ def reshape(x, *shape):
 
 class Transpose(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, axes=None):
         self.axes = axes
@@ -96,7 +98,11 @@ class Transpose(Function):
         return transpose(gy, inv)
 
     def jvp(self, tx):
-        return transpose(tx, self.axes)
+        lead = tx.ndim - self.inputs[0].ndim  # batch axes in front stay (mibun.forward_mode)
+        if not lead:
+            return transpose(tx, self.axes)
+        axes = range(self.inputs[0].ndim)[::-1] if self.axes is None else self.axes
+        return transpose(tx, tuple(range(lead)) + tuple(a + lead for a in axes))
 
 
 def transpose(x, axes=None):
@@ -126,6 +132,7 @@ def transpose(x, axes=None):
 
 class BroadcastTo(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -139,7 +146,8 @@ class BroadcastTo(Function):
         return sum_to(gy, self.x_shape)
 
     def jvp(self, tx):
-        return broadcast_to(tx, self.shape)
+        lead = tx.ndim - len(self.x_shape)  # batch axes in front stay (mibun.forward_mode)
+        return broadcast_to(_helpers.lift(tx, lead, len(self.shape)), tx.shape[:lead] + self.shape)
 
 
 def broadcast_to(x, shape):
@@ -170,6 +178,7 @@ def broadcast_to(x, shape):
 
 class SumTo(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -182,7 +191,11 @@ class SumTo(Function):
         return broadcast_to(gy, self.x_shape)
 
     def jvp(self, tx):
-        return sum_to(tx, self.shape)
+        lead = tx.ndim - len(self.x_shape)  # batch axes in front stay (mibun.forward_mode)
+        if not lead:
+            return sum_to(tx, self.shape)
+        kept = (1,) * (len(self.x_shape) - len(self.shape)) + self.shape
+        return reshape(sum_to(tx, tx.shape[:lead] + kept), tx.shape[:lead] + self.shape)
 
 
 def sum_to(x, shape):
@@ -297,6 +310,7 @@ def _has_int_array(slices):
 
 class GetItem(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, slices):
         self.slices = slices
@@ -309,13 +323,14 @@ class GetItem(Function):
         return GetItemGrad(self.slices, self.x_shape)(gy)
 
     def jvp(self, tx):
-        return GetItem(self.slices)(tx)
+        return GetItem(_helpers.lead_index(self.slices, tx.ndim - len(self.x_shape)))(tx)
 
 
 class GetItemGrad(Function):
     """Scatter ``gy`` into zeros of the input's shape; its backward is ``get_item`` again."""
 
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, slices, in_shape):
         self.slices = slices
@@ -334,7 +349,8 @@ class GetItemGrad(Function):
         return get_item(ggx, self.slices)
 
     def jvp(self, tgy):
-        return GetItemGrad(self.slices, self.in_shape)(tgy)
+        lead = tgy.shape[:tgy.ndim - self.inputs[0].ndim]  # batch axes in front
+        return GetItemGrad(_helpers.lead_index(self.slices, len(lead)), lead + self.in_shape)(tgy)
 
 
 def get_item(x, slices):
@@ -389,6 +405,7 @@ def embed_id(x, W):
 # --- concat, split, stack -------------------------------------------------------------------
 class Concat(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, axis):
         self.axis = axis
@@ -404,12 +421,15 @@ class Concat(Function):
 
     def jvp(self, *txs):
         # linear: the same concatenation of the tangents (a missing one is zeros)
-        txs = [tx if tx is not None else _zeros_like(x) for tx, x in zip(txs, self.inputs)]
-        return Concat(self.axis)(*txs)
+        lead = next(t.shape[:t.ndim - x.ndim] for t, x in zip(txs, self.inputs) if t is not None)
+        txs = [tx if tx is not None else broadcast_to(_zeros_like(x), lead + x.shape)
+               for tx, x in zip(txs, self.inputs)]
+        return Concat(self.axis + len(lead))(*txs)  # behind batch axes (mibun.forward_mode)
 
 
 class Split(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, indices, axis):
         self.indices = indices
@@ -422,8 +442,8 @@ class Split(Function):
     def backward(self, *gys):
         return Concat(self.axis)(*gys)
 
-    def jvp(self, tx):
-        return Split(self.indices, self.axis)(tx)
+    def jvp(self, tx):  # the axis behind batch axes in front (mibun.forward_mode)
+        return Split(self.indices, self.axis + tx.ndim - self.inputs[0].ndim)(tx)
 
 
 def _sequence(xs, op):
@@ -535,6 +555,7 @@ def stack(xs, axis=0):
 
 class Cast(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, dtype):
         self.dtype = dtype

@@ -226,6 +226,11 @@ def _batched_rule(f, rule, txs, outputs, size):
             nd = outputs[0].data.ndim
             txs = [None if t is None else _helpers.lift(t, 1, nd) for t in txs]
         return rule(*txs)
+    return _per_direction(f, rule, txs, outputs, size)
+
+
+def _per_direction(f, rule, txs, outputs, size):
+    """The loop for a rule that is not batch-safe: one call per direction, stacked."""
     from mibun.functions.array import stack
     per = []  # per[b][i]: output i's tangent along direction b
     for b in range(size):

@@ -56,6 +56,8 @@ import threading
 import weakref
 from typing import ClassVar
 
+import numpy as np
+
 from mibun import autograd, backend, core
 from mibun.config import Config, using_config
 from mibun.core import Function, Variable
@@ -101,30 +103,46 @@ def _forward(f, inputs, outputs, recorded):
     """``core._forward_hook``: give ``f``'s outputs their tangents, level by level.
 
     It runs after every op while a level is open, so it is written for speed
-    (benchmarks/func.py, the jvp chain): one unbatched level, one input and one output
-    take a short path; no comprehensions."""
+    (benchmarks/func.py, the jvp chain): one unbatched level and one output take a short
+    path, on arrays when nothing is recorded; no comprehensions."""
     live = _state.live
-    if len(live) == 1 and len(inputs) == 1 and len(outputs) == 1 and not _state.sizes:
-        try:
-            tx = inputs[0]._tangents[live[0]]
-        except (AttributeError, KeyError):  # the slot is unset outside forward mode
-            return
+    if len(live) == 1 and len(outputs) == 1 and not _state.sizes:
+        k = live[0]
+        if len(inputs) == 1:
+            try:
+                txs = (inputs[0]._tangents[k],)
+            except (AttributeError, KeyError):  # the slot is unset outside forward mode
+                return
+        else:
+            txs, found = [], False
+            for x in inputs:
+                try:
+                    t = x._tangents.get(k)
+                except AttributeError:
+                    t = None
+                found = found or t is not None
+                txs.append(t)
+            if not found:
+                return
         y = outputs[0]
         rule = getattr(f, "jvp", None)
-        if recorded:
-            kept = f.inputs
-        elif f.retain_outputs or f.retain_inputs is None or rule is None:
-            # built-in rules read outputs only through retained_output; a user's op
-            # (keeping every input) may read self.output
-            f.outputs = [weakref.ref(y)]
-        f.inputs = inputs
-        core._forward_hook = None  # the rule's own ops need no tangents
-        try:
-            ty = _jvp_by_double_vjp(f, (tx,)) if rule is None else rule(tx)
-        finally:
-            core._forward_hook = _forward
+        if not recorded and rule is not None and f.retain_inputs is not None:
+            ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
+        else:
             if recorded:
-                f.inputs = kept
+                kept = f.inputs
+            elif f.retain_outputs or f.retain_inputs is None or rule is None:
+                # built-in rules read outputs only through retained_output; a user's op
+                # (keeping every input) may read self.output
+                f.outputs = [weakref.ref(y)]
+            f.inputs = inputs
+            core._forward_hook = None  # the rule's own ops need no tangents
+            try:
+                ty = _jvp_by_double_vjp(f, txs) if rule is None else rule(*txs)
+            finally:
+                core._forward_hook = _forward
+                if recorded:
+                    f.inputs = kept
         if type(ty) is not Variable:
             if type(ty) is tuple or type(ty) is list:
                 ty = ty[0]
@@ -135,13 +153,12 @@ def _forward(f, inputs, outputs, recorded):
             td, yd = ty.data, y.data
             if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
                 ty = _as_tangent(ty, y, None)
-        y._tangents = {live[0]: ty}
+        y._tangents = ts = {k: ty}
         if recorded:
-            seen = _state.touched[live[0]]
-            seen.append(weakref.ref(y))
-            # a dropped output (retained, or another op's input) is rebuilt with its tangent
-            f._output_tangents = [y._tangents]
-            seen.append(weakref.ref(f))
+            # a dropped output (retained, or another op's input) is rebuilt with its tangent;
+            # closing the level pops it from this dict, which is also y's (see _Level)
+            f._output_tangents = [ts]
+            _state.touched[k].append(weakref.ref(f))
         return
     if len(inputs) == 1:
         try:
@@ -206,8 +223,6 @@ def _forward(f, inputs, outputs, recorded):
                     y._tangents[k] = ty
                 except AttributeError:
                     y._tangents = {k: ty}
-                if recorded:
-                    _state.touched[k].append(weakref.ref(y))
     finally:
         if recorded:
             f.inputs = kept
@@ -215,6 +230,41 @@ def _forward(f, inputs, outputs, recorded):
             f._output_tangents = [_tangents_of(y) for y in outputs]
             for k in live:
                 _state.touched[k].append(weakref.ref(f))
+
+
+def _rule_on_arrays(f, rule, inputs, outputs, txs):
+    """A built-in op's rule when nothing is recorded and no lower level propagates: on the
+    arrays, as the engine runs a backward on arrays (a formula means the same on both), so
+    its ops cost what their NumPy calls cost."""
+    if len(inputs) == 1:
+        f.inputs, ts = [inputs[0].data], (txs[0].data,)
+    else:
+        xs, ts = [], []
+        for x, t in zip(inputs, txs):
+            xs.append(x.data)
+            ts.append(None if t is None else t.data)
+        f.inputs = xs
+    f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
+    saved = Config.array_backward
+    Config.array_backward = True  # (set directly: per thread, as the engine does)
+    try:
+        tys = rule(*ts)
+    finally:
+        Config.array_backward = saved
+    if type(tys) is tuple or type(tys) is list:
+        return [_as_variable(t) for t in tys]
+    return _as_variable(tys)
+
+
+def _as_variable(t):
+    """A rule's result on arrays as a tangent Variable (``_as_tangent`` checks it)."""
+    if type(t) is np.ndarray:
+        return core._new_variable(t)
+    if t is None or type(t) is Variable:
+        return t
+    if isinstance(t, np.generic):  # NumPy's 0-d results are scalars
+        return core._new_variable(np.asarray(t))
+    return core._new_variable(core.as_array(t, backend.get_array_module(t)))
 
 
 def _batched_rule(f, rule, txs, outputs, size):

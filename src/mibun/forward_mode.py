@@ -18,7 +18,9 @@ alongside the forward computation; no tape is needed. As everywhere in mibun, th
 (for a later reverse pass) is recorded in grad mode and not under ``no_grad()``: there,
 outside any reverse transform, ``jvp`` keeps nothing but the live values, and its memory
 does not grow with the depth of the computation. (Reverse transforms always record:
-they work the same inside ``no_grad()``.)
+they work the same inside ``no_grad()``.) With nothing to record and one level, a built-in
+op's rule (one declaring ``retain_inputs``) runs on the arrays, as the engine runs a
+backward on arrays: a rule must mean the same on arrays and on Variables, as a backward.
 
 *Levels* keep nested forward transforms apart (no perturbation confusion): each ``jvp``
 opens a new, higher level; a rule for level ``k`` runs while only the levels below ``k``
@@ -38,7 +40,8 @@ always):
   1, 3)``), and the rule then broadcasts correctly.
 
 Any other rule (a user's op, or one not marked) is called once per direction on the
-unbatched tangents, and the results are stacked: correct, and slower.
+unbatched tangents, and the results are stacked: correct, and slower
+(``_state.batch_rules = False`` sends every rule that way, to test a rule's batching).
 
 A Function without a ``jvp`` method (a user's op, seed or DeZero style) still works in
 forward mode, more slowly: its JVP is the transpose of its VJP ("double VJP"), ``J t =

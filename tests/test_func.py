@@ -13,7 +13,7 @@ from torch import func as tfunc
 
 import mibun
 import mibun.functions as F
-from mibun import Function, Variable, func
+from mibun import Function, Variable, forward_mode, func
 
 RTOL, ATOL = 1e-8, 1e-10
 
@@ -258,6 +258,16 @@ def test_every_op_class_has_a_jvp_rule():
     assert not missing, f"built-in ops without a JVP rule: {missing}"
 
 
+def _one_direction_at_a_time(run):
+    """``run()`` with every JVP rule called once per direction at a batched level (the
+    loop that serves rules without ``batched_jvp``), as jacfwd was before batching."""
+    forward_mode._state.batch_rules = False
+    try:
+        return run()
+    finally:
+        forward_mode._state.batch_rules = True
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_op_against_torch_func(case):
     xs, idx = _case_inputs(case)
@@ -305,6 +315,11 @@ def test_op_against_torch_func(case):
 
     h = func.hessian(s, argnums=nums)(*ps)
     th = tfunc.hessian(ts, argnums=nums)(*tps)
+    # jacfwd (so hessian) pushes all directions as one batch; the same, one by one
+    jl, hl = _one_direction_at_a_time(lambda: (func.jacfwd(f, argnums=nums)(*ps),
+                                               func.hessian(s, argnums=nums)(*ps)))
+    _close(jf, jl, "batched jacfwd vs one direction at a time")
+    _close([list(r) for r in h], [list(r) for r in hl], "batched hessian vs one at a time")
     for i in nums:
         for j in nums:
             if i > j and case[0] in TORCH_ASYMMETRIC_HESSIAN:
@@ -620,6 +635,109 @@ def test_function_without_jvp_uses_its_vjp():
         _, t = func.jvp(Cube(), (x,), (Y,))
     np.testing.assert_allclose(t.data, 3 * x ** 2 * Y, rtol=1e-12)
     mibun.utils.gradient_check(lambda v: Cube()(v), x, order=2)
+
+
+# --- batched tangents -----------------------------------------------------------------------
+class CubeRule(Cube):  # a user's JVP rule, not marked batch-safe
+    def jvp(self, tx):
+        x, = self.inputs
+        return tx * 3 * x ** 2
+
+
+def _count_loops(monkeypatch):
+    calls = []
+    loop = forward_mode._per_direction
+    monkeypatch.setattr(forward_mode, "_per_direction",
+                        lambda f, *a: calls.append(type(f).__name__) or loop(f, *a))
+    return calls
+
+
+def test_rules_not_batch_safe_loop_over_the_directions(monkeypatch):
+    calls = _count_loops(monkeypatch)
+    x = np.array([0.5, -1.5, 2.0])
+    tx = torch.tensor(x)
+    for op in (CubeRule, Cube):  # its own rule, unmarked; no rule: double VJP
+        calls.clear()
+        f = lambda v, op=op: F.sum(F.sin(op()(F.tanh(v)) * 2.0))
+        tf_ = lambda v: (torch.sin(torch.tanh(v) ** 3 * 2.0)).sum()
+        _close(func.hessian(f)(x), tfunc.hessian(tf_)(tx), f"hessian through {op.__name__}")
+        _close(func.jacfwd(lambda v, op=op: op()(v) * 2)(x), np.diag(6 * x ** 2), "jacfwd")
+        assert calls and set(calls) == {op.__name__}, calls  # only the unmarked op loops
+
+
+def test_benchmark_hessian_needs_no_loop(monkeypatch):
+    # benchmarks/func.py's 100-parameter Hessian: every op on its path (forward and the
+    # backward formulas) takes the batch at once
+    calls = _count_loops(monkeypatch)
+    rng = np.random.default_rng(0)
+    W, x = rng.standard_normal((10, 100)) / 10, rng.standard_normal(100)
+    h = lambda x: F.sum(F.tanh(F.matmul(W, x))) + F.sum(x * x) * 0.5
+    th = lambda x: torch.tanh(torch.tensor(W) @ x).sum() + (x * x).sum() * 0.5
+    _close(func.hessian(h)(x), tfunc.hessian(th)(torch.tensor(x)), "hessian")
+    assert calls == []
+
+
+def test_common_ops_take_the_batch_at_once():
+    from mibun.functions import activation, arithmetic, array, linalg, math, reduction, select
+    unary = [c for c in vars(math).values() if inspect.isclass(c) and issubclass(c, math.Unary)]
+    ops = unary + [arithmetic.Add, arithmetic.Sub, arithmetic.Mul, arithmetic.Div,
+                   arithmetic.Neg, arithmetic.Pow, arithmetic.PowVariable, select.Clip,
+                   select.Where, array.Reshape, array.Transpose, array.BroadcastTo,
+                   array.SumTo, array.GetItem, array.GetItemGrad, array.Concat, array.Split,
+                   array.Cast, reduction.Sum, reduction.Max, reduction.LogSumExp,
+                   linalg.MatMul, linalg.Linear, activation.ReLU, activation.MaskGrad,
+                   activation.Softmax, activation.LogSoftmax]
+    assert len(unary) > 15
+    assert [c.__name__ for c in ops if not getattr(c, "batched_jvp", False)] == []
+
+
+def test_batched_tangents_align_broadcast_operands():
+    # a batched tangent of a lower-rank operand must broadcast behind the batch axis: with
+    # 2 directions and a (2, 2) operand, NumPy's right alignment would silently pair the
+    # batch axis with the operand's last one
+    rng = np.random.default_rng(4)
+    x, C, M = rng.standard_normal(2), rng.standard_normal((2, 2)), rng.standard_normal((3, 2, 2))
+    tC, tM = torch.tensor(C), torch.tensor(M)
+    cases = [(lambda v: v * C, lambda v: v * tC),
+             (lambda v: C - v, lambda v: tC - v),
+             (lambda v: F.where(C > 0, v, C), lambda v: torch.where(tC > 0, v, tC)),
+             (lambda v: F.matmul(v, M), lambda v: v @ tM),  # 1-D x batched (3, 2, 2)
+             (lambda v: F.matmul(M, v), lambda v: tM @ v),
+             (lambda v: F.matmul(v, v), lambda v: v @ v),
+             (lambda v: F.linear(F.broadcast_to(v, (3, 2)), C, v), lambda v: v.expand(3, 2)
+              @ tC + v),
+             (lambda v: F.sum_to(F.broadcast_to(v, (2, 2)) * C, (1, 2)),
+              lambda v: (v.expand(2, 2) * tC).sum(0, keepdim=True))]
+    for n, (f, tf_) in enumerate(cases):
+        _close(func.jacfwd(f)(x), tfunc.jacfwd(tf_)(torch.tensor(x)), f"jacfwd case {n}")
+        s = lambda v, f=f: F.sum(F.sin(f(v)))
+        ts = lambda v, tf_=tf_: torch.sin(tf_(v)).sum()
+        _close(func.hessian(s)(x), tfunc.hessian(ts)(torch.tensor(x)), f"hessian case {n}")
+
+
+def test_nested_batched_levels():
+    # jacfwd(jacfwd(f)): tangents of tangents carry two batch axes, one per level
+    f = lambda x: F.sum(F.tanh(F.matmul(F.reshape(x, (2, 2)), x[:2])) * x[1:3])
+    tf_ = lambda x: (torch.tanh(x.reshape(2, 2) @ x[:2]) * x[1:3]).sum()
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    h = tfunc.hessian(tf_)(torch.tensor(x))
+    _close(func.jacfwd(func.jacfwd(f))(x), h, "jacfwd(jacfwd)")
+    _close(func.jacfwd(func.jacfwd(func.grad(f)))(x).data.sum(),
+           tfunc.jacfwd(tfunc.jacfwd(tfunc.grad(tf_)))(torch.tensor(x)).sum(), "third order")
+    with mibun.no_grad():
+        _close(func.hessian(f)(x), h, "hessian under no_grad")
+
+
+def test_jacfwd_in_grad_mode_leaves_no_reference_cycle():
+    gc.collect()
+    gc.disable()
+    try:
+        x = Variable(np.array([0.5, 1.0, 2.0]))
+        H = func.hessian(lambda v: F.sum(CubeRule()(F.exp(v)) * 2.0))(x)
+        del H
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("name", ["newton_hessian", "mlp_hvp", "pendulum_jacobian"])

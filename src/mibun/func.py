@@ -12,288 +12,32 @@ Reverse mode (``vjp``, ``grad``, ``jacrev``) records the graph of ``f`` (also un
 unless an enclosing transform differentiates them: nest transforms (``grad(grad(f))``) for
 higher derivatives.
 
-Forward mode (``jvp``, ``jacfwd``) is true forward mode: every Variable may carry
-*tangents*, ``x._tangents = {level: tangent Variable}``, and after each op's forward a hook
-(``core._forward_hook``) asks the op for its outputs' tangents::
-
-    class Tanh(Function):
-        def jvp(self, tx):                 # tangent Variables in, tangents out
-            y = self.retained_output()
-            return tx * (1 - y * y)
-
-A rule reads ``self.inputs`` / ``self.retained_output()`` as a backward does (all inputs
-are available to it), receives ``None`` for an input without a tangent, and is written in
-mibun ops, so it is differentiable again: forward-over-reverse (``jvp`` of ``grad``,
-``hessian``) and reverse-over-forward (``grad`` of ``jvp``) both work. Tangents flow
-alongside the forward computation; no tape is needed. As everywhere in mibun, the graph
-(for a later reverse pass) is recorded in grad mode and not under ``no_grad()``: there,
-outside any reverse transform, ``jvp`` keeps nothing but the live values, and its memory
-does not grow with the depth of the computation. (Reverse transforms always record:
-they work the same inside ``no_grad()``.)
-
-*Levels* keep nested forward transforms apart (no perturbation confusion): each ``jvp``
-opens a new, higher level; a rule for level ``k`` runs while only the levels below ``k``
-propagate, so a tangent at level ``k`` carries tangents of the outer levels only.
-
-A Function without a ``jvp`` method (a user's op, seed or DeZero style) still works in
-forward mode, more slowly: its JVP is the transpose of its VJP ("double VJP"), ``J t =
-d/du <J^T u, t>``, one backward through ``backward`` with ``u`` recorded, then one reverse
-pass through that. A backward that computes on ``.data`` instead of the gradient Variable
-is not linear in a Variable ``u`` and gives zero tangents; a backward reading
-``self.input.data`` is fine (its second derivatives are then zero, as in reverse mode).
-
-The hook is a module global: use forward mode from one thread at a time.
+Forward mode (``jvp``, ``jacfwd``) is true forward mode: tangents flow alongside the
+forward computation, each op's JVP rule giving its outputs' tangents (the machinery, the
+rules' conventions and the slower paths for ops without a rule are in
+:mod:`mibun.forward_mode`). ``jacfwd`` (and so ``hessian``) pushes all its basis
+directions at once, as one batch of tangents.
 """
-from __future__ import annotations
 
-import itertools
-import threading
-import weakref
+from __future__ import annotations
 
 import numpy as np
 
-from mibun import autograd, backend, core
-from mibun.config import Config, using_config
+from mibun import autograd, backend, core, forward_mode
+from mibun.config import using_config
 from mibun.core import Function, Variable
+from mibun.forward_mode import _need_graph, _recording, _reverse, _tangents_of, _zeros
 from mibun.functions.array import astype as _astype
 
 __all__ = ["grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "linearize", "vjp"]
 
-
-# =============================================================================
-# Forward-mode machinery
-# =============================================================================
-class _State:
-    # Not thread-local, as the hook it goes with: forward mode is for one thread at a time.
-    levels = ()  # open forward levels, increasing (an inner transform has a higher one)
-    live = ()  # the levels propagated now: all open ones, or those below a running rule
-    # level -> weak references to what got a recorded tangent at it. A recorded tangent's
-    # graph can read its own primal (Exp's rule reads the output), so y -> y._tangents ->
-    # graph -> y is a cycle: closing the level drops those tangents, and refcounting frees.
-    touched: dict = {}
-
-
-class _Reverse(threading.local):
-    depth = 0  # open reverse transforms (their graph must be recorded)
-
-    def __enter__(self):
-        self.depth += 1
-
-    def __exit__(self, *exc):
-        self.depth -= 1
-
-
-_state = _State()
-_reverse = _Reverse()
-_level_ids = itertools.count(1)  # never reused, so a stale tangent cannot be mistaken
-
-
-def _tangents_of(x):
-    try:
-        return x._tangents
-    except AttributeError:  # the slot is left unset outside forward mode
-        return None
-
-
-def _forward(f, inputs, outputs, recorded):
-    """``core._forward_hook``: give ``f``'s outputs their tangents, level by level.
-
-    It runs after every op while a level is open, so it is written for speed
-    (benchmarks/func.py, the jvp chain): one level, one input and one output take a short
-    path; no comprehensions."""
-    live = _state.live
-    if len(live) == 1 and len(inputs) == 1 and len(outputs) == 1:
-        try:
-            tx = inputs[0]._tangents[live[0]]
-        except (AttributeError, KeyError):  # the slot is unset outside forward mode
-            return
-        y = outputs[0]
-        rule = getattr(f, "jvp", None)
-        if recorded:
-            kept = f.inputs
-        elif f.retain_outputs or f.retain_inputs is None or rule is None:
-            # built-in rules read outputs only through retained_output; a user's op
-            # (keeping every input) may read self.output
-            f.outputs = [weakref.ref(y)]
-        f.inputs = inputs
-        core._forward_hook = None  # the rule's own ops need no tangents
-        try:
-            ty = _jvp_by_double_vjp(f, (tx,)) if rule is None else rule(tx)
-        finally:
-            core._forward_hook = _forward
-            if recorded:
-                f.inputs = kept
-        if type(ty) is not Variable:
-            if type(ty) is tuple or type(ty) is list:
-                ty = ty[0]
-            if ty is None:
-                return
-            ty = _as_tangent(ty, y)
-        else:
-            td, yd = ty.data, y.data
-            if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
-                ty = _as_tangent(ty, y)
-        y._tangents = {live[0]: ty}
-        if recorded:
-            seen = _state.touched[live[0]]
-            seen.append(weakref.ref(y))
-            # a dropped output (retained, or another op's input) is rebuilt with its tangent
-            f._output_tangents = [y._tangents]
-            seen.append(weakref.ref(f))
-        return
-    if len(inputs) == 1:
-        try:
-            tans = (inputs[0]._tangents,)
-        except AttributeError:  # the slot is left unset outside forward mode
-            return
-    else:
-        tans = []
-        for x in inputs:
-            try:
-                tans.append(x._tangents)
-            except AttributeError:
-                tans.append(None)
-        if tans.count(None) == len(tans):
-            return
-    kept = f.inputs if recorded else None
-    f.inputs = inputs  # every input, also those backward lets go (restored below)
-    if not recorded:
-        if len(outputs) == 1:
-            f.outputs = [weakref.ref(outputs[0])]
-        else:
-            f.outputs = [weakref.ref(y) for y in outputs]
-    try:
-        # Lower levels first: the rule at level k reads the outputs' tangents below k.
-        for n, k in enumerate(live):
-            if len(tans) == 1:
-                t = tans[0]
-                txs = (None if t is None else t.get(k),)
-                if txs[0] is None:
-                    continue
-            else:
-                txs = []
-                for t in tans:
-                    txs.append(None if t is None else t.get(k))
-                if txs.count(None) == len(txs):
-                    continue
-            rule = getattr(f, "jvp", None)
-            below = live[:n]
-            _state.live = below
-            if not below:  # the rule's own ops need no tangents: skip the hook for them
-                core._forward_hook = None
-            try:
-                tys = _jvp_by_double_vjp(f, txs) if rule is None else rule(*txs)
-            finally:
-                _state.live = live
-                core._forward_hook = _forward
-            if type(tys) is not tuple and type(tys) is not list:
-                tys = (tys,)
-            for y, ty in zip(outputs, tys):
-                if ty is None:
-                    continue
-                if type(ty) is not Variable or ty.data.shape != y.data.shape or (
-                        ty.data.dtype != y.data.dtype):
-                    ty = _as_tangent(ty, y)
-                try:
-                    y._tangents[k] = ty
-                except AttributeError:
-                    y._tangents = {k: ty}
-                if recorded:
-                    _state.touched[k].append(weakref.ref(y))
-    finally:
-        if recorded:
-            f.inputs = kept
-            # a dropped output (retained, or another op's input) is rebuilt with its tangents
-            f._output_tangents = [_tangents_of(y) for y in outputs]
-            for k in live:
-                _state.touched[k].append(weakref.ref(f))
-
-
-def _as_tangent(ty, y):
-    """A rule's result as a Variable of ``y``'s shape and dtype (a broadcasting rule may
-    return fewer axes; a constant operand of another dtype may promote, as the backward
-    engine's ``_check_grad`` corrects for gradients)."""
-    if not isinstance(ty, Variable):
-        ty = Variable(core.as_array(ty, backend.get_array_module(ty)))
-    if ty.data.shape != y.data.shape:
-        from mibun.functions.array import broadcast_to
-        ty = broadcast_to(ty, y.data.shape)
-    if ty.data.dtype != y.data.dtype and y.data.dtype.kind in "fc":
-        ty = _astype(ty, y.data.dtype)
-    return ty
-
-
-def _jvp_by_double_vjp(f, txs):
-    """J t for a Function that only has a backward: ``J t = d/du <J^T u, t>`` at any ``u``
-    (backward is linear in ``u``), by one reverse pass through backward's own graph."""
-    from mibun.functions.reduction import sum as fsum
-    if not hasattr(f, "_edges"):  # no graph was recorded: needs_grad reads the edges
-        f._edges = [None if x.generation < 0 else x._node or (None, weakref.ref(x))
-                    for x in f.inputs]
-    ys = [r() for r in f.outputs]
-    us = [Variable(backend.get_array_module(y.data).zeros_like(y.data)) for y in ys]
-    with using_config("enable_backprop", True):
-        gxs = f.backward(*us)
-        if not isinstance(gxs, (tuple, list)):
-            gxs = (gxs,)
-        total = None
-        for gx, tx in zip(gxs, txs):
-            if gx is None or tx is None:
-                continue
-            term = fsum(core.as_operand(gx) * tx)
-            total = term if total is None else total + term
-        if total is None or total.creator is None:
-            return None
-        return autograd.grad(total, us, create_graph=_need_graph(0))
-
-
-def _need_graph(own):
-    """Whether a backward must be recorded (``create_graph``): for an enclosing reverse
-    transform (``own`` counts this transform's own reverse levels), or for open forward
-    levels (the plain backward of some ops computes on arrays and would drop tangents)."""
-    return _reverse.depth > own or bool(_state.live)
-
-
-def _recording():
-    """Whether forward mode records the graph: for a reverse transform, or in grad mode."""
-    return _reverse.depth > 0 or Config.enable_backprop
-
-
-class _Level:
-    """Open a forward level: ``with _Level() as k``."""
-
-    def __enter__(self):
-        self.saved = (_state.levels, _state.live)
-        k = next(_level_ids)
-        _state.levels = _state.levels + (k,)
-        _state.live = _state.live + (k,)
-        core._forward_hook = _forward
-        _state.touched[k] = []
-        self.k = k
-        return k
-
-    def __exit__(self, *exc):
-        _state.levels, _state.live = self.saved
-        if not _state.levels:
-            core._forward_hook = None
-        for ref in _state.touched.pop(self.k):  # see _State.touched
-            obj = ref()
-            if obj is None:
-                continue
-            if isinstance(obj, Function):
-                for ts in obj.__dict__.get("_output_tangents") or ():
-                    if ts:
-                        ts.pop(self.k, None)
-            else:
-                ts = _tangents_of(obj)
-                if ts:
-                    ts.pop(self.k, None)
 
 
 class _Identity(Function):
     """A transform's own handle on an input: the gradient stops here, tangents start."""
 
     retain_inputs = ()
+    batched_jvp = True
 
     def forward(self, x):
         return x
@@ -352,10 +96,6 @@ def _argnums(argnums, n, name):
             raise ValueError(f"mibun.func.{name}: argnums {argnums} out of range for "
                              f"{n} positional argument(s)")
     return tuple(a % n for a in nums), single
-
-
-def _zeros(v):
-    return Variable(backend.get_array_module(v.data).zeros_like(v.data))
 
 
 # =============================================================================
@@ -500,7 +240,7 @@ def jacrev(f, argnums=0, has_aux=False):
                     e.flat[i] = 1
                     rows.append(autograd.grad(o, targets, grad_outputs=Variable(e),
                                           create_graph=graph))
-                per_arg = tuple(_assemble([r[j] for r in rows], o.shape, t.shape, graph, 0)
+                per_arg = tuple(_assemble([r[j] for r in rows], o.shape, t.shape, graph)
                                 for j, t in enumerate(targets))
                 jacs.append(per_arg[0] if single else per_arg)
         res = tuple(jacs) if is_tuple else jacs[0]
@@ -513,18 +253,17 @@ def _float(dtype):
     return dtype if dtype.kind in "fc" else np.float64
 
 
-def _assemble(parts, out_shape, in_shape, graph, axis):
-    """Stack Jacobian rows (``axis=0``, each ``in_shape``) or columns (``axis=-1``, each
-    ``out_shape``) into ``out_shape + in_shape``; in mibun ops when a graph is needed."""
+def _assemble(parts, out_shape, in_shape, graph):
+    """Stack Jacobian rows (each ``in_shape``) into ``out_shape + in_shape``; in mibun ops
+    when a graph is needed."""
     shape = tuple(out_shape) + tuple(in_shape)
     if not parts:
-        xp = np
-        return Variable(xp.zeros(shape))
+        return Variable(np.zeros(shape))
     if graph:
         from mibun.functions.array import reshape, stack
-        return reshape(stack(parts, axis=axis), shape)
+        return reshape(stack(parts), shape)
     xp = backend.get_array_module(parts[0].data)
-    return Variable(xp.stack([p.data for p in parts], axis=axis).reshape(shape))
+    return Variable(xp.stack([p.data for p in parts]).reshape(shape))
 
 
 # =============================================================================
@@ -552,12 +291,18 @@ def jvp(f, primals, tangents, has_aux=False):
     if len(primals) != len(tangents):
         raise ValueError(f"mibun.func.jvp: {len(primals)} primal(s) but {len(tangents)} "
                          "tangent(s)")
-    with _Level() as k:
+    return _jvp(f, primals, tangents, has_aux, None)
+
+
+def _jvp(f, primals, tangents, has_aux, size):
+    """``jvp``; with ``size``, each tangent holds ``size`` directions on a leading axis
+    (a batched level, see :mod:`mibun.forward_mode`) and so does each result."""
+    with forward_mode._Level(size) as k:
         with using_config("enable_backprop", _recording()):
             xs = [_wrap(p, "primals") for p in primals]
             for i, (x, t) in enumerate(zip(xs, tangents)):
                 t = core.as_operand(t)
-                if t.shape != x.shape:
+                if t.shape != (x.shape if size is None else (size,) + x.shape):
                     raise ValueError(f"mibun.func.jvp: tangent {i} has shape {t.shape}, its "
                                      f"primal {x.shape}")
                 if t.dtype != x.dtype and x.dtype.kind in "fc":
@@ -567,21 +312,22 @@ def jvp(f, primals, tangents, has_aux=False):
             out = f(*xs)
         out, aux = _split_aux(out, has_aux, "jvp")
         outs, is_tuple = _flat(out, "jvp")
-        touts = [_take_tangent(o, k) for o in outs]
+        touts = [_take_tangent(o, k, size) for o in outs]
         if has_aux:
             for a in aux if isinstance(aux, (tuple, list)) else (aux,):
-                _take_tangent(a, k)
+                _take_tangent(a, k, size)
     tout = tuple(touts) if is_tuple else touts[0]
     return (out, tout, aux) if has_aux else (out, tout)
 
 
-def _take_tangent(v, k):
+def _take_tangent(v, k, size):
     """Remove and return ``v``'s tangent at level ``k`` (zeros if it has none)."""
     ts = _tangents_of(v) if isinstance(v, Variable) else None
     t = None if ts is None else ts.pop(k, None)
     if t is None and isinstance(v, Variable):
         xp = backend.get_array_module(v.data)
-        t = Variable(xp.zeros(v.shape, dtype=_float(v.dtype)))
+        shape = v.shape if size is None else (size,) + v.shape
+        t = Variable(xp.zeros(shape, dtype=_float(v.dtype)))
     return t
 
 
@@ -622,9 +368,12 @@ def linearize(f, *primals):
 
 
 def jacfwd(f, argnums=0, has_aux=False):
-    """``torch.func.jacfwd``: the Jacobian by forward mode, one JVP per input entry (cheap
-    for tall functions: few inputs, many outputs). Same results and conventions as
-    :func:`jacrev`.
+    """``torch.func.jacfwd``: the Jacobian by forward mode (cheap for tall functions: few
+    inputs, many outputs). Same results and conventions as :func:`jacrev`.
+
+    One forward pass pushes all the basis directions of the differentiated inputs at once,
+    as one batch of tangents (ops whose JVP rule is not batch-safe take them one by one,
+    see :mod:`mibun.forward_mode`).
 
     >>> jacfwd(lambda x: x * x)(np.array([1.0, 2.0]))
     variable([[2. 0.]
@@ -641,30 +390,23 @@ def jacfwd(f, argnums=0, has_aux=False):
             return f(*full)
 
         primals = tuple(args[a] for a in nums)
-        graph = _recording() or bool(_state.live)
-        cols = [[] for _ in nums]  # cols[j][i]: outputs' tangents along entry i of arg j
-        out = aux = None
-        for j, p in enumerate(primals):
-            xp = backend.get_array_module(p.data)
-            for i in range(p.size):
-                tangents = tuple(_basis(q, i) if jj == j else
-                                 Variable(xp.zeros(q.shape, dtype=_float(q.dtype)))
-                                 for jj, q in enumerate(primals))
-                res = jvp(g, primals, tangents, has_aux=has_aux)
-                if out is None:
-                    out = res[0]
-                    aux = res[2] if has_aux else None
-                cols[j].append(res[1])
-        if out is None:  # every differentiated input is empty: evaluate f once
-            out = g(*primals)
-            out, aux = _split_aux(out, has_aux, "jacfwd")
+        graph = _recording() or bool(forward_mode._state.live)
+        sizes = [p.size for p in primals]
+        n = sum(sizes)
+        if not n:  # every differentiated input is empty: evaluate f once
+            out, aux = _split_aux(g(*primals), has_aux, "jacfwd")
+            touts = None
+        else:
+            out, touts, *aux = _jvp(g, primals, _basis(primals, sizes), has_aux, n)
+            aux = aux[0] if has_aux else None
         outs, is_tuple = _flat(out, "jacfwd")
+        touts = [None] * len(outs) if touts is None else list(touts) if is_tuple else [touts]
         jacs = []
-        for n, o in enumerate(outs):
-            per_arg = []
-            for j, p in enumerate(primals):
-                parts = [c[n] if is_tuple else c for c in cols[j]]
-                per_arg.append(_assemble(parts, o.shape, p.shape, graph, -1))
+        for o, t in zip(outs, touts):
+            per_arg, start = [], 0
+            for p, size in zip(primals, sizes):
+                per_arg.append(_columns(t, start, size, o.shape, p.shape, graph))
+                start += size
             jacs.append(per_arg[0] if single else tuple(per_arg))
         res = tuple(jacs) if is_tuple else jacs[0]
         return (res, aux) if has_aux else res
@@ -672,11 +414,34 @@ def jacfwd(f, argnums=0, has_aux=False):
     return wrapper
 
 
-def _basis(p, i):
-    xp = backend.get_array_module(p.data)
-    e = xp.zeros(p.shape, dtype=_float(p.dtype))
-    e.flat[i] = 1
-    return Variable(e)
+def _basis(primals, sizes):
+    """The tangents of jacfwd's batched level: direction ``i`` is the ``i``-th entry of the
+    inputs' entries taken together (a one-hot in one input, zeros in the others)."""
+    n, start, ts = sum(sizes), 0, []
+    for p, size in zip(primals, sizes):
+        xp = backend.get_array_module(p.data)
+        e = xp.zeros((n, size), dtype=_float(p.dtype))
+        e[xp.arange(start, start + size), xp.arange(size)] = 1
+        ts.append(Variable(e.reshape((n,) + p.shape)))
+        start += size
+    return ts
+
+
+def _columns(t, start, size, out_shape, in_shape, graph):
+    """The Jacobian ``out_shape + in_shape`` from the batched tangent ``t`` (directions
+    first): its directions ``start:start + size``, those of one input; in mibun ops when a
+    graph is needed."""
+    shape, k = tuple(out_shape) + tuple(in_shape), len(in_shape)
+    if t is None or not size:
+        return Variable(np.zeros(shape))
+    nd = len(out_shape)
+    axes = tuple(range(k, k + nd)) + tuple(range(k))  # in + out axes -> out + in
+    if graph:
+        from mibun.functions.array import get_item, reshape, transpose
+        part = t if start == 0 and size == t.shape[0] else get_item(t, slice(start, start + size))
+        return transpose(reshape(part, tuple(in_shape) + tuple(out_shape)), axes)
+    d = t.data[start:start + size].reshape(tuple(in_shape) + tuple(out_shape))
+    return Variable(d.transpose(axes))
 
 
 def hessian(f, argnums=0):

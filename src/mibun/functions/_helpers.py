@@ -1,5 +1,6 @@
 """What the op families share, below all of them: error lines, argument checks, axis
-normalisation, the array-level ``sum_to``, window geometry for conv and pooling.
+normalisation, the array-level ``sum_to``, window geometry for conv and pooling, the axes
+of batched tangents (mibun.forward_mode).
 
 This module imports only NumPy and mibun's lowest modules (backend, core, errors), so every
 ``mibun.functions`` module can import it, and ``mibun.utils`` (gradient checks, downloads,
@@ -16,8 +17,8 @@ import numpy as np
 from mibun import backend, core, errors
 
 __all__ = ["Window", "as_data", "as_ints", "check_image", "check_real", "conv_outsize",
-           "deconv_outsize", "describe", "describe_all", "max_backward_shape",
-           "normalize_axis", "pad_hw", "pair", "reshape_sum_backward", "sum_to", "window",
+           "deconv_outsize", "describe", "describe_all", "lead_axis", "lead_index", "lift",
+           "max_backward_shape", "normalize_axis", "pad_hw", "pair", "reshape_sum_backward", "sum_to", "window",
            "windows"]
 
 
@@ -299,3 +300,45 @@ def check_image(op, x, moves_only=False):
         raise TypeError(f"{op}: x must be {what} array, got dtype={x.dtype}"
                         + describe_all(x=x))
     return x
+
+
+# =============================================================================
+# Batched tangents (mibun.func)
+# =============================================================================
+# jacfwd pushes all its directions through at once: a tangent then has a batch axis in front
+# of its primal's axes. A JVP rule marked ``batched_jvp = True`` accepts such tangents (and
+# plain ones); these helpers put its axes behind the batch axes.
+def lead_axis(axis, ndim, lead):
+    """A normalized ``axis`` of an ``ndim``-array, for a tangent with ``lead`` batch axes
+    in front (None: all of the array's own axes).
+
+    >>> lead_axis(None, 2, 1), lead_axis((0, 2), 3, 1), lead_axis(0, 2, 1)
+    ((1, 2), (1, 3), 1)
+    """
+    if not lead:
+        return axis
+    if axis is None or ndim == 0:  # (a 0-d array allows axis 0: it has no axis of its own)
+        return tuple(range(lead, lead + ndim))
+    if isinstance(axis, tuple):
+        return tuple(a + lead for a in axis)
+    return axis + lead
+
+
+def lead_index(slices, lead):
+    """An index of an array, for a tangent with ``lead`` batch axes in front."""
+    if not lead:
+        return slices
+    return (slice(None),) * lead + (slices if isinstance(slices, tuple) else (slices,))
+
+
+def lift(t, lead, ndim):
+    """``t`` with axes of length 1 inserted behind its ``lead`` batch axes, up to ``lead +
+    ndim`` axes: broadcasting's right alignment, with the batch axes kept in front.
+
+    >>> lift(np.zeros((5, 3)), 1, 2).shape
+    (5, 1, 3)
+    """
+    k = t.ndim - lead
+    if k >= ndim:
+        return t
+    return t.reshape(t.shape[:lead] + (1,) * (ndim - k) + t.shape[lead:])

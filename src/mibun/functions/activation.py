@@ -47,6 +47,7 @@ class ReLU(Function):
         return MaskGrad(data_of(self.retained_output()) > 0)(gy)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # a batch axis in front broadcasts (mibun.forward_mode)
 
 
 class MaskGrad(Function):
@@ -69,6 +70,7 @@ class MaskGrad(Function):
         return MaskGrad(self.mask, self.slope)(ggx)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # a batch axis in front broadcasts (mibun.forward_mode)
 
 
 def relu(x):
@@ -99,6 +101,7 @@ class LeakyReLU(Function):
         return MaskGrad(data_of(self.inputs[0]) > 0, self.slope)(gy)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # a batch axis in front broadcasts (mibun.forward_mode)
 
 
 def leaky_relu(x, slope=0.2):
@@ -139,6 +142,7 @@ class GELU(Function):
             return gy * (cdf + x * pdf)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # a batch axis in front broadcasts (mibun.forward_mode)
 
 
 def gelu(x):
@@ -163,6 +167,7 @@ def gelu(x):
 class Softmax(Function):
     retain_inputs = ()
     retain_outputs = (0,)
+    batched_jvp = True
 
     def __init__(self, axis):
         self.axis = axis
@@ -182,7 +187,12 @@ class Softmax(Function):
             gx = y * gy
             return gx - y * sum(gx, axis=self.axis, keepdims=True)
 
-    jvp = backward  # the Jacobian diag(y) - y y^T is symmetric, so J t = J^T t
+    def jvp(self, tx):  # the Jacobian diag(y) - y y^T is symmetric: backward's formula
+        y = self.retained_output()  # (its axis behind a batch axis, mibun.forward_mode)
+        axis = _helpers.lead_axis(self.axis, y.ndim, tx.ndim - y.ndim)
+        with np.errstate(under="ignore"):
+            t = y * tx
+            return t - y * sum(t, axis=axis, keepdims=True)
 
 
 def softmax(x, axis=1):
@@ -206,6 +216,7 @@ def softmax(x, axis=1):
 class LogSoftmax(Function):
     retain_inputs = ()
     retain_outputs = (0,)
+    batched_jvp = True
 
     def __init__(self, axis):
         self.axis = axis
@@ -227,8 +238,9 @@ class LogSoftmax(Function):
     def jvp(self, tx):
         # J t = t - sum(softmax * t): the transpose of backward's formula
         y = self.retained_output()
+        axis = _helpers.lead_axis(self.axis, y.ndim, tx.ndim - y.ndim)  # behind a batch axis
         with np.errstate(under="ignore"):
-            return tx - sum(exp(y) * tx, axis=self.axis, keepdims=True)
+            return tx - sum(exp(y) * tx, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=1):

@@ -102,6 +102,7 @@ def _sum_to(gx, shape):
 # DeZero's six ops. A scalar operand is an input like any other: a constant (no edge, so no
 # gradient), passed to forward as a Python number (``weak_scalars``) or a 0-d array.
 class Add(Function):
+    batched_jvp = "broadcast"  # tangents aligned to the output's rank (mibun.forward_mode)
     retain_inputs = ()
     weak_scalars = True
 
@@ -119,6 +120,7 @@ class Add(Function):
 
 
 class Sub(Function):
+    batched_jvp = "broadcast"  # tangents aligned to the output's rank (mibun.forward_mode)
     retain_inputs = ()
     weak_scalars = True
 
@@ -136,6 +138,7 @@ class Sub(Function):
 
 
 class Mul(Function):
+    batched_jvp = "broadcast"  # tangents aligned to the output's rank (mibun.forward_mode)
     retain_inputs = "all"
     grad_reads = ((1,), (0,))
     weak_scalars = True
@@ -155,6 +158,7 @@ class Mul(Function):
 
 
 class Div(Function):
+    batched_jvp = "broadcast"  # tangents aligned to the output's rank (mibun.forward_mode)
     retain_inputs = "all"
     grad_reads = ((1,), (0, 1))
     weak_scalars = True
@@ -185,6 +189,7 @@ class Neg(Function):
         return -gy
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True
 
 
 class Pow(Function):
@@ -206,6 +211,7 @@ class Pow(Function):
         return gy * (x ** (c - 1) * c)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True
 
 
 class PowVariable(Function):
@@ -214,6 +220,7 @@ class PowVariable(Function):
     retain_inputs = "all"
     retain_outputs = (0,)
     grad_reads = ((0, 1), (0,))
+    batched_jvp = "broadcast"
     weak_scalars = True
 
     def forward(self, x0, x1):

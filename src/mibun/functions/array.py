@@ -42,6 +42,7 @@ def _zeros_like(x):
 
 class Reshape(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -53,8 +54,8 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.x_shape)
 
-    def jvp(self, tx):
-        return reshape(tx, self.shape)
+    def jvp(self, tx):  # a batch axis in front stays (mibun.forward_mode)
+        return reshape(tx, tx.shape[:tx.ndim - len(self.x_shape)] + tuple(self.shape))
 
 
 def reshape(x, *shape):
@@ -81,6 +82,7 @@ def reshape(x, *shape):
 
 class Transpose(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, axes=None):
         self.axes = axes
@@ -95,7 +97,11 @@ class Transpose(Function):
         return transpose(gy, inv)
 
     def jvp(self, tx):
-        return transpose(tx, self.axes)
+        lead = tx.ndim - self.inputs[0].ndim  # batch axes in front stay (mibun.forward_mode)
+        if not lead:
+            return transpose(tx, self.axes)
+        axes = range(self.inputs[0].ndim)[::-1] if self.axes is None else self.axes
+        return transpose(tx, tuple(range(lead)) + tuple(a + lead for a in axes))
 
 
 def transpose(x, axes=None):
@@ -125,6 +131,7 @@ def transpose(x, axes=None):
 
 class BroadcastTo(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -138,7 +145,8 @@ class BroadcastTo(Function):
         return sum_to(gy, self.x_shape)
 
     def jvp(self, tx):
-        return broadcast_to(tx, self.shape)
+        lead = tx.ndim - len(self.x_shape)  # batch axes in front stay (mibun.forward_mode)
+        return broadcast_to(_helpers.lift(tx, lead, len(self.shape)), tx.shape[:lead] + self.shape)
 
 
 def broadcast_to(x, shape):
@@ -169,6 +177,7 @@ def broadcast_to(x, shape):
 
 class SumTo(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -181,7 +190,11 @@ class SumTo(Function):
         return broadcast_to(gy, self.x_shape)
 
     def jvp(self, tx):
-        return sum_to(tx, self.shape)
+        lead = tx.ndim - len(self.x_shape)  # batch axes in front stay (mibun.forward_mode)
+        if not lead:
+            return sum_to(tx, self.shape)
+        kept = (1,) * (len(self.x_shape) - len(self.shape)) + self.shape
+        return reshape(sum_to(tx, tx.shape[:lead] + kept), tx.shape[:lead] + self.shape)
 
 
 def sum_to(x, shape):
@@ -278,6 +291,7 @@ def flatten(x):
 # --- concat, split, stack -------------------------------------------------------------------
 class Concat(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, axis):
         self.axis = axis
@@ -293,12 +307,15 @@ class Concat(Function):
 
     def jvp(self, *txs):
         # linear: the same concatenation of the tangents (a missing one is zeros)
-        txs = [tx if tx is not None else _zeros_like(x) for tx, x in zip(txs, self.inputs)]
-        return Concat(self.axis)(*txs)
+        lead = next(t.shape[:t.ndim - x.ndim] for t, x in zip(txs, self.inputs) if t is not None)
+        txs = [tx if tx is not None else broadcast_to(_zeros_like(x), lead + x.shape)
+               for tx, x in zip(txs, self.inputs)]
+        return Concat(self.axis + len(lead))(*txs)  # behind batch axes (mibun.forward_mode)
 
 
 class Split(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, indices, axis):
         self.indices = indices
@@ -311,8 +328,8 @@ class Split(Function):
     def backward(self, *gys):
         return Concat(self.axis)(*gys)
 
-    def jvp(self, tx):
-        return Split(self.indices, self.axis)(tx)
+    def jvp(self, tx):  # the axis behind batch axes in front (mibun.forward_mode)
+        return Split(self.indices, self.axis + tx.ndim - self.inputs[0].ndim)(tx)
 
 
 def _sequence(xs, op):
@@ -424,6 +441,7 @@ def stack(xs, axis=0):
 
 class Cast(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, dtype):
         self.dtype = dtype

@@ -35,6 +35,7 @@ def _has_int_array(slices):
 
 class GetItem(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, slices):
         self.slices = slices
@@ -47,13 +48,14 @@ class GetItem(Function):
         return GetItemGrad(self.slices, self.x_shape)(gy)
 
     def jvp(self, tx):
-        return GetItem(self.slices)(tx)
+        return GetItem(_helpers.lead_index(self.slices, tx.ndim - len(self.x_shape)))(tx)
 
 
 class GetItemGrad(Function):
     """Scatter ``gy`` into zeros of the input's shape; its backward is ``get_item`` again."""
 
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, slices, in_shape):
         self.slices = slices
@@ -72,7 +74,8 @@ class GetItemGrad(Function):
         return get_item(ggx, self.slices)
 
     def jvp(self, tgy):
-        return GetItemGrad(self.slices, self.in_shape)(tgy)
+        lead = tgy.shape[:tgy.ndim - self.inputs[0].ndim]  # batch axes in front
+        return GetItemGrad(_helpers.lead_index(self.slices, len(lead)), lead + self.in_shape)(tgy)
 
 
 def get_item(x, slices):

@@ -29,6 +29,7 @@ def _mT(x):
 
 class MatMul(Function):
     retain_inputs = "all"
+    batched_jvp = True
 
     def forward(self, x, W):
         xp = backend.get_array_module(x)
@@ -47,9 +48,32 @@ class MatMul(Function):
 
     def jvp(self, tx, tW):
         x, W = self.inputs
-        t0 = None if tx is None else matmul(tx, W)
-        t1 = None if tW is None else matmul(x, tW)
+        t0 = None if tx is None else _matmul_lead(tx, W, x.ndim, W.ndim)
+        t1 = None if tW is None else _matmul_lead(x, tW, x.ndim, W.ndim)
         return t1 if t0 is None else t0 if t1 is None else t0 + t1
+
+
+def _matmul_lead(a, b, na, nb):
+    """``a @ b`` in a JVP rule, where one operand is a tangent that may have batch axes in
+    front of its primal's ``na`` / ``nb`` axes (mibun.forward_mode): they stay in front."""
+    lead = a.ndim - na + b.ndim - nb
+    if not lead:
+        return matmul(a, b)
+    a_is_tangent = a.ndim > na
+    # As NumPy, a 1-D operand becomes a matrix and its added axis is dropped from the
+    # result; the tangent then gets matmul's batch axes behind its own.
+    if na == 1:
+        a = reshape(a, a.shape[:-1] + (1, a.shape[-1]))
+    if nb == 1:
+        b = reshape(b, b.shape + (1,))
+    n = max(na, nb, 2)
+    if a_is_tangent:
+        a = _helpers.lift(a, lead, n)
+    else:
+        b = _helpers.lift(b, lead, n)
+    y = matmul(a, b)
+    shape = y.shape[:-2] + y.shape[-1:] if na == 1 else y.shape
+    return reshape(y, shape[:-1] if nb == 1 else shape)
 
 
 def _matmul_vec_backward(gy, x, W, f):
@@ -101,6 +125,7 @@ class Linear(Function):
     """``x @ W + b`` as one node: one output buffer, no matmul temporary kept alive."""
 
     retain_inputs = (0, 1)  # b's data is not needed, only its shape
+    batched_jvp = True
 
     def forward(self, x, W, b=None):
         xp = backend.get_array_module(x)
@@ -127,8 +152,11 @@ class Linear(Function):
 
     def jvp(self, tx, tW, tb=None):
         x, W = self.inputs[0], self.inputs[1]
-        ts = [t for t in (None if tx is None else matmul(tx, W),
-                          None if tW is None else matmul(x, tW), tb) if t is not None]
+        if tb is not None:  # b beside the output's rank, behind batch axes in front
+            tb = _helpers.lift(tb, tb.ndim - 1, x.ndim)
+        ts = [t for t in (None if tx is None else _matmul_lead(tx, W, x.ndim, 2),
+                          None if tW is None else _matmul_lead(x, tW, x.ndim, 2), tb)
+              if t is not None]
         total = ts[0]
         for t in ts[1:]:
             total = total + t

@@ -54,6 +54,7 @@ class Unary(Function):
         return self.gx(gy, self.retained_output() if self.retain_outputs else self.inputs[0])
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # elementwise: a batch axis in front broadcasts (mibun.forward_mode)
 
 
 class Exp(Unary):

@@ -31,6 +31,7 @@ class Dropout(Function):
         return gy * (self.mask * self.scale).astype(gy.dtype, copy=False)
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = True  # a batch axis in front broadcasts (mibun.forward_mode)
 
 
 def dropout(x, dropout_ratio=0.5, *, rng=None):

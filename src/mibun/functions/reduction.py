@@ -28,6 +28,7 @@ __all__ = [
 
 class Sum(Function):
     retain_inputs = ()
+    batched_jvp = True
 
     def __init__(self, axis, keepdims):
         self.axis = axis
@@ -42,7 +43,8 @@ class Sum(Function):
         return broadcast_to(gy, self.x_shape)
 
     def jvp(self, tx):
-        return Sum(self.axis, self.keepdims)(tx)
+        n = len(self.x_shape)  # the axes behind a batch axis (mibun.forward_mode)
+        return Sum(_helpers.lead_axis(self.axis, n, tx.ndim - n), self.keepdims)(tx)
 
 
 def sum(x, axis=None, keepdims=False):
@@ -99,6 +101,7 @@ average = mean  # DeZero's name
 class Max(Function):
     retain_inputs = (0,)
     retain_outputs = (0,)
+    batched_jvp = True
 
     def __init__(self, axis, keepdims):
         self.axis = axis
@@ -127,7 +130,8 @@ class Max(Function):
         y = data_of(self.retained_output())
         mask = x == y.reshape(_helpers.max_backward_shape(x, self.axis))
         weight = mask / mask.sum(axis=self.axis, keepdims=True).astype(x.dtype)
-        return Sum(self.axis, self.keepdims)(tx * weight.astype(x.dtype, copy=False))
+        axis = _helpers.lead_axis(self.axis, x.ndim, tx.ndim - x.ndim)  # behind a batch axis
+        return Sum(axis, self.keepdims)(tx * weight.astype(x.dtype, copy=False))
 
 
 class Min(Max):
@@ -177,6 +181,7 @@ def min(x, axis=None, keepdims=False):
 class LogSumExp(Function):
     retain_inputs = (0,)
     retain_outputs = (0,)
+    batched_jvp = True
 
     def __init__(self, axis, keepdims):
         self.axis = axis
@@ -205,8 +210,9 @@ class LogSumExp(Function):
         x = self.inputs[0]
         y = self.retained_output()
         shape = _helpers.max_backward_shape(data_of(x), self.axis)
+        axis = _helpers.lead_axis(self.axis, x.ndim, tx.ndim - x.ndim)  # behind a batch axis
         with np.errstate(under="ignore"):
-            return Sum(self.axis, self.keepdims)(tx * exp(x - reshape(y, shape)))
+            return Sum(axis, self.keepdims)(tx * exp(x - reshape(y, shape)))
 
 
 def logsumexp(x, axis=None, keepdims=False):

@@ -40,6 +40,7 @@ class Clip(Function):
         return gy * mask.astype(gy.dtype) if not isinstance(mask, bool) else gy
 
     jvp = backward  # elementwise: the Jacobian is diagonal, so J t = J^T t
+    batched_jvp = "broadcast"  # array bounds may broadcast x (mibun.forward_mode)
 
 
 def clip(x, x_min, x_max):
@@ -69,6 +70,7 @@ def clip(x, x_min, x_max):
 
 class Where(Function):
     retain_inputs = ()
+    batched_jvp = "broadcast"
 
     def __init__(self, condition):
         self.condition = condition

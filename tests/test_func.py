@@ -678,13 +678,14 @@ def test_benchmark_hessian_needs_no_loop(monkeypatch):
 
 
 def test_common_ops_take_the_batch_at_once():
-    from mibun.functions import activation, arithmetic, array, linalg, math, reduction, select
+    from mibun.functions import (activation, arithmetic, array, indexing, linalg, math,
+                                 reduction, select)
     unary = [c for c in vars(math).values() if inspect.isclass(c) and issubclass(c, math.Unary)]
     ops = unary + [arithmetic.Add, arithmetic.Sub, arithmetic.Mul, arithmetic.Div,
                    arithmetic.Neg, arithmetic.Pow, arithmetic.PowVariable, select.Clip,
                    select.Where, array.Reshape, array.Transpose, array.BroadcastTo,
-                   array.SumTo, array.GetItem, array.GetItemGrad, array.Concat, array.Split,
-                   array.Cast, reduction.Sum, reduction.Max, reduction.LogSumExp,
+                   array.SumTo, indexing.GetItem, indexing.GetItemGrad, array.Concat,
+                   array.Split, array.Cast, reduction.Sum, reduction.Max, reduction.LogSumExp,
                    linalg.MatMul, linalg.Linear, activation.ReLU, activation.MaskGrad,
                    activation.Softmax, activation.LogSoftmax]
     assert len(unary) > 15

@@ -21,10 +21,6 @@ import re
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "mibun"
 REASON = re.compile(r"#.*\b(optional|import cost|costly to import|slow to import)", re.IGNORECASE)
-#: Modules another engineer owns and is rewriting in parallel (issue 12 splits func.py);
-#: their function-level imports are checked for cycles but not yet for a reason comment.
-#: Remove an entry when its module says why (its split is merged).
-REASON_PENDING = {"mibun.func"}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -138,8 +134,6 @@ def test_no_import_cycle():
 def test_function_level_imports_say_why():
     missing = []
     for module, path in MODULES.items():
-        if module in REASON_PENDING:
-            continue
         lines = path.read_text().splitlines()
         for _, line, in_function in _imports(module):
             if in_function and not REASON.search(_comment_of(lines, line)):

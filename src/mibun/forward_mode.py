@@ -66,6 +66,8 @@ from mibun.config import Config, using_config
 from mibun.core import Function, Variable
 from mibun.functions import _helpers
 from mibun.functions.array import astype as _astype
+from mibun.functions.array import broadcast_to, stack
+from mibun.functions.reduction import sum as fsum
 
 
 class _State:
@@ -284,7 +286,6 @@ def _batched_rule(f, rule, txs, outputs, size):
 
 def _per_direction(f, rule, txs, outputs, size):
     """The loop for a rule that is not batch-safe: one call per direction, stacked."""
-    from mibun.functions.array import stack
     per = []  # per[b][i]: output i's tangent along direction b
     for b in range(size):
         tb = [None if t is None else t[b] for t in txs]
@@ -316,7 +317,6 @@ def _as_tangent(ty, y, size):
         ty = Variable(core.as_array(ty, backend.get_array_module(ty)))
     shape = y.data.shape if size is None else (size,) + y.data.shape
     if ty.data.shape != shape:
-        from mibun.functions.array import broadcast_to
         if size is not None:
             ty = _helpers.lift(ty, 1, y.data.ndim)
         ty = broadcast_to(ty, shape)
@@ -328,7 +328,6 @@ def _as_tangent(ty, y, size):
 def _jvp_by_double_vjp(f, txs):
     """J t for a Function that only has a backward: ``J t = d/du <J^T u, t>`` at any ``u``
     (backward is linear in ``u``), by one reverse pass through backward's own graph."""
-    from mibun.functions.reduction import sum as fsum
     if not hasattr(f, "_edges"):  # no graph was recorded: needs_grad reads the edges
         f._edges = [None if x.generation < 0 else x._node or (None, weakref.ref(x))
                     for x in f.inputs]

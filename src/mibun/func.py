@@ -28,6 +28,8 @@ from mibun.config import using_config
 from mibun.core import Function, Variable
 from mibun.forward_mode import _need_graph, _recording, _reverse, _tangents_of, _zeros
 from mibun.functions.array import astype as _astype
+from mibun.functions.array import get_item, reshape, stack, transpose
+from mibun.functions.reduction import sum as fsum
 
 __all__ = ["grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "linearize", "vjp"]
 
@@ -147,7 +149,6 @@ def _pullback(outs, cts, xs, own):
     create = _need_graph(own)
     if len(outs) == 1:
         return autograd.grad(outs[0], list(xs), grad_outputs=cts[0], create_graph=create)
-    from mibun.functions.reduction import sum as fsum
     with using_config("enable_backprop", True):
         total = None
         for o, c in zip(outs, cts):
@@ -260,7 +261,6 @@ def _assemble(parts, out_shape, in_shape, graph):
     if not parts:
         return Variable(np.zeros(shape))
     if graph:
-        from mibun.functions.array import reshape, stack
         return reshape(stack(parts), shape)
     xp = backend.get_array_module(parts[0].data)
     return Variable(xp.stack([p.data for p in parts]).reshape(shape))
@@ -350,7 +350,6 @@ def linearize(f, *primals):
         if len(tangents) != len(primals):
             raise ValueError(f"mibun.func.linearize: jvp_fn got {len(tangents)} tangent(s) "
                              f"for {len(primals)} primal(s)")
-        from mibun.functions.reduction import sum as fsum
         us = [_zeros(o) for o in outs]
         with _reverse, using_config("enable_backprop", True):
             gs = vjp_fn(tuple(us) if is_tuple else us[0])
@@ -437,7 +436,6 @@ def _columns(t, start, size, out_shape, in_shape, graph):
     nd = len(out_shape)
     axes = tuple(range(k, k + nd)) + tuple(range(k))  # in + out axes -> out + in
     if graph:
-        from mibun.functions.array import get_item, reshape, transpose
         part = t if start == 0 and size == t.shape[0] else get_item(t, slice(start, start + size))
         return transpose(reshape(part, tuple(in_shape) + tuple(out_shape)), axes)
     d = t.data[start:start + size].reshape(tuple(in_shape) + tuple(out_shape))

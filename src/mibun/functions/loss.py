@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-def _pair(x0, x1):
+def _same_float(x0, x1):
     """Two operands as Variables; a raw-array operand takes the other's float dtype, so a
     float64 target array does not turn a float32 model output into float64."""
     # (as_operand first: asarray(None, dtype=float) would be a silent nan)
@@ -80,7 +80,7 @@ def mean_squared_error(x0, x1):
     >>> float(mean_squared_error(np.array([1.0, 2.0]), np.array([1.0, 4.0])).data)
     2.0
     """
-    x0, x1 = _pair(x0, x1)
+    x0, x1 = _same_float(x0, x1)
     if x0.shape != x1.shape:
         if x0.size == x1.size and _squeezed(x0.shape) == _squeezed(x1.shape):
             x1 = reshape(x1, x0.shape)
@@ -97,7 +97,7 @@ def _squeezed(shape):
 def mean_squared_error_simple(x0, x1):
     """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle); same arguments
     and result as :func:`mean_squared_error`."""
-    x0, x1 = _pair(x0, x1)
+    x0, x1 = _same_float(x0, x1)
     diff = x0 - x1
     return mean(diff * diff)
 

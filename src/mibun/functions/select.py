@@ -132,7 +132,7 @@ def maximum(x0, x1):
     >>> maximum(np.array([1.0, 4.0]), 2.0)
     variable([2. 4.])
     """
-    x0, x1 = _pair(x0, x1)
+    x0, x1 = _variables(x0, x1)
     try:
         condition = data_of(x0) >= data_of(x1)
     except (TypeError, ValueError) as e:  # shapes that do not broadcast
@@ -152,7 +152,7 @@ def minimum(x0, x1):
     >>> minimum(np.array([1.0, 4.0]), 2.0)
     variable([1. 2.])
     """
-    x0, x1 = _pair(x0, x1)
+    x0, x1 = _variables(x0, x1)
     try:
         condition = data_of(x0) <= data_of(x1)
     except (TypeError, ValueError) as e:
@@ -168,7 +168,9 @@ def _nan_wins(condition, x0):
     return condition | backend.get_array_module(x0).isnan(x0)
 
 
-def _pair(x0, x1):
+def _variables(x0, x1):
+    """The two operands of maximum/minimum as Variables, a scalar one a constant of the
+    other's dtype."""
     if _is_scalar(x1):
         x0 = as_operand(x0)
         x1 = _const_array(x0, x1)

@@ -3,6 +3,12 @@ mibun vs a hand-written NumPy forward/backward of the same math (the limit) vs P
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/elementwise.py
 """
+import os
+
+# One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
+# set before NumPy loads, so OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
 

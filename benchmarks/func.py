@@ -14,6 +14,10 @@ import argparse
 import os
 import sys
 
+# One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
+# set before NumPy loads, so OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))

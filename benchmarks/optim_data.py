@@ -12,7 +12,12 @@ PyTorch runs on one thread (mibun's NumPy elementwise ops use one).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/optim_data.py
 """
+import os
 import time
+
+# One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
+# set before NumPy loads, so OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 

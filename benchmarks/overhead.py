@@ -4,6 +4,11 @@ float64 value, forward + backward, mibun vs PyTorch CPU in one process.
 Run:  python benchmarks/overhead.py   (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE first)
 """
 import gc
+import os
+
+# One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
+# set before NumPy loads, so OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)

@@ -10,6 +10,11 @@ same updated weights before it times the step.
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/rl_step.py [--repeat N]
 """
 import argparse
+import os
+
+# One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
+# set before NumPy loads, so OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)

@@ -1,4 +1,4 @@
-"""Activations: relu, leaky_relu, gelu, softmax, log_softmax (and the ``*_simple`` oracles).
+"""Activations: relu, leaky_relu, gelu, softmax, log_softmax (the oracles are simple.py).
 
 Conventions at kinks: relu and leaky_relu use the slope of the ``x < 0`` side at exactly 0
 (relu'(0) = 0, as PyTorch).
@@ -26,9 +26,7 @@ __all__ = [
     "leaky_relu",
     "log_softmax",
     "relu",
-    "sigmoid_simple",
     "softmax",
-    "softmax_simple",
 ]
 
 
@@ -259,20 +257,3 @@ def log_softmax(x, axis=1):
     x = as_operand(x)
     axis = _helpers.normalize_axis(axis, x.ndim, "F.log_softmax", x)
     return LogSoftmax(axis)(x)
-
-
-def softmax_simple(x, axis=1):
-    """``exp(x) / sum(exp(x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for large logits, use :func:`softmax`). Arguments and result as
-    :func:`softmax`."""
-    x = as_operand(x)
-    y = exp(x)
-    return y / sum(y, axis=axis, keepdims=True)
-
-
-def sigmoid_simple(x):
-    """``1 / (1 + exp(-x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`). Any shape;
-    same shape and dtype out."""
-    x = as_operand(x)
-    return 1 / (1 + exp(-x))

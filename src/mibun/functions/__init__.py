@@ -2,8 +2,8 @@
 
 One module per family (arithmetic, math, select, array, indexing, reduction, linalg,
 activation, loss, conv, pooling, norm, noise; simple: DeZero's compositions, kept as
-oracles); every public name is re-exported here flat, as in DeZero. What the families share (error lines, axis normalisation, array ``sum_to``,
-window geometry) is ``_helpers``.
+oracles); every public name is re-exported here flat, as in DeZero. What the families
+share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
 """
 from mibun import core
 from mibun.functions import _operators

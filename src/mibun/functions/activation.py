@@ -103,8 +103,9 @@ class LeakyReLU(Function):
 
 
 def leaky_relu(x, slope=0.2):
-    """``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's default slope 0.2); the
-    gradient at exactly 0 is ``slope``.
+    """Leaky relu: ``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's slope 0.2).
+
+    The gradient at exactly 0 is ``slope``.
 
     Args:
         x (Variable or ndarray): any shape; integers are promoted to float64.
@@ -144,8 +145,9 @@ class GELU(Function):
 
 
 def gelu(x):
-    """Gaussian error linear unit ``x Φ(x) = x (1 + erf(x / √2)) / 2`` (the exact form,
-    PyTorch's default, not the tanh approximation).
+    """Gaussian error linear unit ``x Φ(x) = x (1 + erf(x / √2)) / 2``.
+
+    The exact form (PyTorch's default), not the tanh approximation.
 
     Args:
         x (Variable or ndarray): float, any shape.
@@ -194,8 +196,9 @@ class Softmax(Function):
 
 
 def softmax(x, axis=1):
-    """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1), computed with
-    the maximum subtracted so any finite logits give finite results.
+    """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1).
+
+    Computed with the maximum subtracted, so any finite logits give finite results.
 
     Args:
         x (Variable or ndarray): float logits, e.g. ``(N, C)``.
@@ -242,8 +245,9 @@ class LogSoftmax(Function):
 
 
 def log_softmax(x, axis=1):
-    """``log(softmax(x, axis))`` computed as ``x - logsumexp(x)``: finite for any finite
-    logits (``log(softmax)`` underflows to ``-inf``).
+    """``log(softmax(x, axis))``, computed as ``x - logsumexp(x)``.
+
+    Finite for any finite logits (``log(softmax)`` underflows to ``-inf``).
 
     Args:
         x (Variable or ndarray): float logits, e.g. ``(N, C)``.

@@ -100,7 +100,10 @@ def matmul(x, W):
         x (Variable or ndarray): ``(..., N, K)`` (or ``(K,)``).
         W (Variable or ndarray): ``(..., K, M)`` (or ``(K,)``).
     Returns:
-        Variable: ``(..., N, M)``.
+        Variable: ``(..., N, M)``, NumPy's result dtype.
+
+    >>> matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]]))
+    variable([[11.]])
     """
     x, W = as_operand(x), as_operand(W)
     if x.ndim == 0 or W.ndim == 0:

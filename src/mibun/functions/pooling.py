@@ -257,8 +257,9 @@ max_pooling = pooling
 
 
 def average_pooling(x, kernel_size, stride=1, pad=0):
-    """2-D average pooling; zero padding counts in the average (PyTorch's default
-    ``count_include_pad=True``, and DeZero).
+    """2-D average pooling; zero padding counts in the average.
+
+    As PyTorch's default ``count_include_pad=True``, and DeZero.
 
     Args:
         x (Variable or ndarray): ``(N, C, H, W)`` float.

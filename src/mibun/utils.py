@@ -44,12 +44,36 @@ from mibun.functions.reduction import sum as fsum
 # DeZero's array helpers
 # =============================================================================
 def get_conv_outsize(input_size, kernel_size, stride, pad):
-    """DeZero's name: the output length of a convolution, ``(H + 2 pad - K) // stride + 1``."""
+    """DeZero's name: the output length of a convolution, ``(H + 2 pad - K) // stride + 1``.
+
+    Args:
+        input_size (int): the input length ``H``.
+        kernel_size (int): the kernel length ``K``.
+        stride (int): >= 1.
+        pad (int): padding on each side, >= 0.
+    Returns:
+        int: the output length ``OH``.
+
+    >>> get_conv_outsize(5, 2, 2, 0)
+    2
+    """
     return _helpers.conv_outsize(input_size, kernel_size, stride, pad)
 
 
 def get_deconv_outsize(size, k, s, p):
-    """DeZero's name: the output length of a transposed convolution, ``s (H - 1) + k - 2 p``."""
+    """DeZero's name: the output length of a transposed convolution, ``s (H - 1) + k - 2 p``.
+
+    Args:
+        size (int): the input length ``H``.
+        k (int): the kernel length.
+        s (int): the stride, >= 1.
+        p (int): the padding on each side, >= 0.
+    Returns:
+        int: the output length (``get_conv_outsize`` maps it back to ``H``).
+
+    >>> get_deconv_outsize(2, 2, 2, 0)
+    4
+    """
     return _helpers.deconv_outsize(size, k, s, p)
 
 

@@ -1,9 +1,9 @@
 """The differentiable op library, ``import mibun.functions as F``.
 
 One module per family (arithmetic, math, select, array, indexing, reduction, linalg,
-activation, loss, conv, pooling, norm, noise); every public name is re-exported here flat,
-as in DeZero. What the families share (error lines, axis normalisation, array ``sum_to``,
-window geometry) is ``_helpers``.
+activation, loss, conv, pooling, norm, noise; simple: DeZero's compositions, kept as
+oracles); every public name is re-exported here flat, as in DeZero. What the families
+share (error lines, axis normalisation, array ``sum_to``, window geometry) is ``_helpers``.
 """
 from mibun import core
 from mibun.functions import _operators
@@ -25,6 +25,7 @@ from mibun.functions.pooling import *
 from mibun.functions.reduction import *
 from mibun.functions.select import *
 from mibun.functions.select import Clip  # noqa: F401
+from mibun.functions.simple import *
 
 _operators.install()
 

@@ -1,4 +1,4 @@
-"""Activations: relu, leaky_relu, gelu, softmax, log_softmax (and the ``*_simple`` oracles).
+"""Activations: relu, leaky_relu, gelu, softmax, log_softmax (the oracles are simple.py).
 
 Conventions at kinks: relu and leaky_relu use the slope of the ``x < 0`` side at exactly 0
 (relu'(0) = 0, as PyTorch).
@@ -26,9 +26,7 @@ __all__ = [
     "leaky_relu",
     "log_softmax",
     "relu",
-    "sigmoid_simple",
     "softmax",
-    "softmax_simple",
 ]
 
 
@@ -105,8 +103,9 @@ class LeakyReLU(Function):
 
 
 def leaky_relu(x, slope=0.2):
-    """``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's default slope 0.2); the
-    gradient at exactly 0 is ``slope``.
+    """Leaky relu: ``x`` for ``x > 0``, ``slope * x`` otherwise (DeZero's slope 0.2).
+
+    The gradient at exactly 0 is ``slope``.
 
     Args:
         x (Variable or ndarray): any shape; integers are promoted to float64.
@@ -146,8 +145,9 @@ class GELU(Function):
 
 
 def gelu(x):
-    """Gaussian error linear unit ``x Φ(x) = x (1 + erf(x / √2)) / 2`` (the exact form,
-    PyTorch's default, not the tanh approximation).
+    """Gaussian error linear unit ``x Φ(x) = x (1 + erf(x / √2)) / 2``.
+
+    The exact form (PyTorch's default), not the tanh approximation.
 
     Args:
         x (Variable or ndarray): float, any shape.
@@ -196,8 +196,9 @@ class Softmax(Function):
 
 
 def softmax(x, axis=1):
-    """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1), computed with
-    the maximum subtracted so any finite logits give finite results.
+    """Softmax ``exp(x) / sum(exp(x))`` along ``axis`` (DeZero's default: 1).
+
+    Computed with the maximum subtracted, so any finite logits give finite results.
 
     Args:
         x (Variable or ndarray): float logits, e.g. ``(N, C)``.
@@ -244,8 +245,9 @@ class LogSoftmax(Function):
 
 
 def log_softmax(x, axis=1):
-    """``log(softmax(x, axis))`` computed as ``x - logsumexp(x)``: finite for any finite
-    logits (``log(softmax)`` underflows to ``-inf``).
+    """``log(softmax(x, axis))``, computed as ``x - logsumexp(x)``.
+
+    Finite for any finite logits (``log(softmax)`` underflows to ``-inf``).
 
     Args:
         x (Variable or ndarray): float logits, e.g. ``(N, C)``.
@@ -259,20 +261,3 @@ def log_softmax(x, axis=1):
     x = as_operand(x)
     axis = _helpers.normalize_axis(axis, x.ndim, "F.log_softmax", x)
     return LogSoftmax(axis)(x)
-
-
-def softmax_simple(x, axis=1):
-    """``exp(x) / sum(exp(x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for large logits, use :func:`softmax`). Arguments and result as
-    :func:`softmax`."""
-    x = as_operand(x)
-    y = exp(x)
-    return y / sum(y, axis=axis, keepdims=True)
-
-
-def sigmoid_simple(x):
-    """``1 / (1 + exp(-x))`` composed from ops (DeZero's, kept as a test oracle; it
-    overflows for very negative ``x``, use :func:`mibun.functions.sigmoid`). Any shape;
-    same shape and dtype out."""
-    x = as_operand(x)
-    return 1 / (1 + exp(-x))

@@ -301,8 +301,10 @@ def mul(x0, x1):
 
 
 def div(x0, x1):
-    """``x0 / x1`` (true division) with broadcasting (``Variable.__truediv__``). Division
-    by zero follows NumPy (inf/nan, with NumPy's warning); the gradient there is inf/nan too.
+    """``x0 / x1`` (true division) with broadcasting (``Variable.__truediv__``).
+
+    Division by zero follows NumPy (inf/nan, with NumPy's warning); the gradient there is
+    inf/nan too.
 
     Args:
         x0, x1 (Variable, ndarray or scalar): broadcastable shapes, as in :func:`add`.
@@ -344,8 +346,10 @@ def neg(x):
 
 
 def pow(x, c):
-    """``x ** c`` (``Variable.__pow__``): ``c`` a constant scalar, or a Variable/array
-    (then both get gradients; the exponent's gradient ``y log(x)`` needs ``x > 0``).
+    """Power ``x ** c`` (``Variable.__pow__``).
+
+    ``c`` is a constant scalar, or a Variable/array (then both get gradients; the
+    exponent's gradient ``y log(x)`` needs ``x > 0``).
 
     Args:
         x (Variable or ndarray): any shape.

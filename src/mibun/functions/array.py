@@ -66,6 +66,10 @@ def reshape(x, *shape):
         shape (int or tuple of int): ``reshape(x, (2, 3))`` or ``reshape(x, 2, 3)``.
     Returns:
         Variable: the same data in the new shape.
+
+    >>> reshape(np.arange(6.0), 2, 3)
+    variable([[0. 1. 2.]
+              [3. 4. 5.]])
     """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -460,8 +464,19 @@ class Cast(Function):
 
 
 def astype(x, dtype):
-    """``x`` converted to ``dtype`` (``x`` itself when it has it already); the gradient is
-    cast back to ``x``'s float dtype. ``Variable.astype`` calls this."""
+    """``x`` converted to ``dtype`` (``x`` itself when it has it already).
+
+    The gradient is cast back to ``x``'s float dtype. ``Variable.astype`` calls this.
+
+    Args:
+        x (Variable or ndarray): any shape.
+        dtype (dtype or str): a bool, integer or float NumPy dtype, or its name.
+    Returns:
+        Variable: same shape as ``x``, dtype ``dtype``.
+
+    >>> astype(np.array([1.5, 2.0]), "float32").dtype
+    dtype('float32')
+    """
     given = dtype
     try:  # np.dtype reads an array's (or a Variable's) .dtype, and None as float64: refused
         if given is None or isinstance(given, (Variable, *backend.array_types)):

@@ -22,10 +22,9 @@ from __future__ import annotations
 import numpy as np  # noqa: F401  (the doctests use np)
 
 from mibun import backend
-from mibun.core import Function, as_operand
+from mibun.core import Function
 from mibun.functions import _helpers
 from mibun.functions._helpers import pad_hw, windows
-from mibun.functions.linalg import linear
 from mibun.functions.reduction import sum as fsum
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "Im2col",
     "col2im",
     "conv2d",
-    "conv2d_simple",
     "deconv2d",
     "im2col",
 ]
@@ -344,30 +342,6 @@ def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
     return Deconv2d(stride, pad, outsize)(x, W, b)
 
 
-def conv2d_simple(x, W, b=None, stride=1, pad=0):
-    """``conv2d`` composed from ``im2col``, ``linear`` and a transpose (DeZero's version).
-
-    Same arguments and result as :func:`conv2d`; slower, kept as a readable oracle.
-
-    >>> conv2d_simple(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))).shape
-    (1, 1, 2, 2)
-    """
-    op = "F.conv2d_simple"
-    xd = _helpers.check_image(op, x)
-    stride = _helpers.pair(stride, "stride", op, 1)
-    pad = _helpers.pair(pad, "pad", op, 0)
-    Wd = _check_weight(op, xd, W, b, 1)
-    N, _, H, Wx = xd.shape
-    OC, _, KH, KW = Wd.shape
-    win = _helpers.Window((KH, KW), stride, pad)
-    win.check_fits(op, xd, Wd)
-    OH, OW = win.out_hw(H, Wx)
-    col = im2col(x, (KH, KW), stride, pad, to_matrix=True)  # (N*OH*OW, C*KH*KW)
-    Wm = as_operand(W).reshape(OC, -1).transpose()
-    t = linear(col, Wm, b)
-    return t.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)
-
-
 # =============================================================================
 # im2col / col2im
 # =============================================================================
@@ -488,5 +462,3 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
     if xd.dtype.kind not in "iuf":
         raise TypeError(f"{op}: x must be a real-valued array, got dtype={xd.dtype}")
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
-
-

@@ -109,6 +109,10 @@ def embed_id(x, W):
         W (Variable): ``(V, D)`` embedding matrix.
     Returns:
         Variable: ``S + (D,)``; the gradient is scatter-added into ``W`` (repeated ids sum).
+
+    >>> embed_id(np.array([2, 0]), np.arange(6.0).reshape(3, 2))
+    variable([[4. 5.]
+              [0. 1.]])
     """
     W = as_operand(W)
     ids = data_of(x) if isinstance(x, Variable) else x

@@ -13,7 +13,6 @@ __all__ = [
     "Linear",
     "MatMul",
     "linear",
-    "linear_simple",
     "matmul",
 ]
 
@@ -101,7 +100,10 @@ def matmul(x, W):
         x (Variable or ndarray): ``(..., N, K)`` (or ``(K,)``).
         W (Variable or ndarray): ``(..., K, M)`` (or ``(K,)``).
     Returns:
-        Variable: ``(..., N, M)``.
+        Variable: ``(..., N, M)``, NumPy's result dtype.
+
+    >>> matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]]))
+    variable([[11.]])
     """
     x, W = as_operand(x), as_operand(W)
     if x.ndim == 0 or W.ndim == 0:
@@ -198,18 +200,3 @@ def linear(x, W, b=None):
     if b is None:
         return Linear()(x, W)
     return Linear()(x, W, b)
-
-
-def linear_simple(x, W, b=None):
-    """``matmul(x, W) + b`` composed from two ops (DeZero's version, kept as an oracle).
-
-    Same arguments and result as :func:`linear`.
-
-    The matmul result is not needed by ``+``'s backward, so its data is freed at once.
-    """
-    t = matmul(x, W)
-    if b is None:
-        return t
-    y = t + b
-    t.data = None  # free the (N, O) temporary: Add's backward does not read it
-    return y

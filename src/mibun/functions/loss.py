@@ -12,9 +12,8 @@ from mibun.core import Function, Variable, as_operand, data_of
 from mibun.functions import _helpers
 from mibun.functions.activation import softmax
 from mibun.functions.array import reshape
-from mibun.functions.indexing import get_item
 from mibun.functions.math import log, sigmoid
-from mibun.functions.reduction import mean, sum
+from mibun.functions.reduction import sum
 from mibun.functions.select import clip
 
 __all__ = [
@@ -23,12 +22,9 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "accuracy",
     "binary_cross_entropy",
-    "binary_cross_entropy_simple",
     "mean_squared_error",
-    "mean_squared_error_simple",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",
-    "softmax_cross_entropy_simple",
 ]
 
 
@@ -92,14 +88,6 @@ def mean_squared_error(x0, x1):
 
 def _squeezed(shape):
     return tuple(s for s in shape if s != 1)
-
-
-def mean_squared_error_simple(x0, x1):
-    """``mean((x0 - x1)**2)`` composed from ops (kept as a test oracle); same arguments
-    and result as :func:`mean_squared_error`."""
-    x0, x1 = _same_float(x0, x1)
-    diff = x0 - x1
-    return mean(diff * diff)
 
 
 # --- softmax cross-entropy --------------------------------------------------------------------
@@ -219,21 +207,6 @@ def softmax_cross_entropy(x, t):
     return SoftmaxCrossEntropy(t)(x, t)
 
 
-def softmax_cross_entropy_simple(x, t):
-    """DeZero's composition ``-mean(log(clip(softmax(x), 1e-15, 1))[i, t[i]])`` (oracle).
-
-    Same arguments and result as :func:`softmax_cross_entropy`, but the clip makes the loss
-    at most ``-log(1e-15)`` per row and its gradient 0 there.
-    """
-    x = as_operand(x)
-    t = _check_labels(x, t, "F.softmax_cross_entropy_simple")
-    N = x.shape[0]
-    p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
-    xp = backend.get_array_module(x)
-    log_p = get_item(log(p), (xp.arange(N), t))
-    return -sum(log_p) * (1.0 / N)
-
-
 # --- sigmoid / binary cross-entropy -----------------------------------------------------------
 def _float_targets(x, t, name):
     """``t`` as a Variable of ``x``'s dtype and shape (integer labels become constants)."""
@@ -342,20 +315,6 @@ class BinaryCrossEntropy(Function):
                 term = sum((clip(log(1 - p), -100.0, None) - clip(log(p), -100.0, None)) * tt)
             total = term if total is None else total + term
         return total * (1.0 / self.n)
-
-
-def binary_cross_entropy_simple(p, t):
-    """The clamped-log composition ``-sum(t max(log p, -100) + (1-t) max(log(1-p), -100))
-    / N`` (a test oracle: its gradient is nan at p = 0 or 1, where the clamp's zero slope
-    meets log's infinite one). Same arguments and result as :func:`binary_cross_entropy`.
-    """
-    p = as_operand(p)
-    t = _float_targets(p, t, "F.binary_cross_entropy_simple")
-    N = max(len(p) if p.ndim else 1, 1)
-    with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
-        log_p = clip(log(p), -100.0, None)
-        log_q = clip(log(1 - p), -100.0, None)
-    return -sum(t * log_p + (1 - t) * log_q) * (1.0 / N)
 
 
 def binary_cross_entropy(p, t):

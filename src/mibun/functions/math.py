@@ -428,8 +428,10 @@ def abs(x):
 
 
 def sigmoid(x):
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed from ``exp(-|x|)``: finite,
-    warning-free and accurate in both tails for any ``x``.
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, elementwise.
+
+    Computed from ``exp(-|x|)``: finite, warning-free and accurate in both tails for any
+    ``x``.
 
     Args:
         x (Variable or ndarray): any shape; bool/int become the float type of ``np.exp``.
@@ -443,8 +445,9 @@ def sigmoid(x):
 
 
 def softplus(x):
-    """``log(1 + exp(x))``, a smooth relu (PyTorch's ``F.softplus`` with ``beta=1``),
-    computed as ``log1p(exp(-|x|)) + max(x, 0)``: no overflow, accurate in both tails (it
+    """Softplus ``log(1 + exp(x))``, a smooth relu (PyTorch's with ``beta=1``).
+
+    Computed as ``log1p(exp(-|x|)) + max(x, 0)``: no overflow, accurate in both tails (it
     has no threshold: PyTorch returns ``x`` itself above 20). The gradient is ``sigmoid(x)``.
 
     Args:
@@ -459,9 +462,10 @@ def softplus(x):
 
 
 def erf(x):
-    """The error function ``2/sqrt(pi) ∫_0^x exp(-t²) dt``, elementwise; the gradient is
-    ``2/sqrt(pi) exp(-x²)``. Computed in float64 (Cody's rational approximations, within
-    4 ulp of ``math.erf``; on CuPy, ``cupyx.scipy.special.erf``).
+    """The error function ``2/sqrt(pi) ∫_0^x exp(-t²) dt``, elementwise.
+
+    The gradient is ``2/sqrt(pi) exp(-x²)``. Computed in float64 (Cody's rational
+    approximations, within 4 ulp of ``math.erf``; on CuPy, ``cupyx.scipy.special.erf``).
 
     Args:
         x (Variable or ndarray): any shape; integers become float64.

@@ -35,9 +35,10 @@ class Dropout(Function):
 
 
 def dropout(x, dropout_ratio=0.5, *, rng=None):
-    """Inverted dropout: zero each entry with probability ``dropout_ratio`` and scale the
-    rest by ``1 / (1 - dropout_ratio)`` so the expectation is unchanged. The identity when
-    ``Config.train`` is False (``with mibun.test_mode():``).
+    """Inverted dropout: zero entries with probability ``dropout_ratio``, scale the rest.
+
+    The kept entries are scaled by ``1 / (1 - dropout_ratio)`` so the expectation is
+    unchanged. The identity when ``Config.train`` is False (``with mibun.test_mode():``).
 
     Randomness: by default the mask comes from the array module's global generator
     (``np.random``, or ``cupy.random`` for CuPy input), as in DeZero, so

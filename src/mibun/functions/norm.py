@@ -188,9 +188,11 @@ batch_nrom = batch_norm  # DeZero's misspelt name
 
 
 def layer_norm(x, gamma, beta, eps=1e-5):
-    """Layer normalisation over the last axis (``torch.nn.functional.layer_norm`` with
-    ``normalized_shape = (D,)``): ``y = gamma * (x - mu) / sqrt(var + eps) + beta`` with
-    the mean and biased variance of each row.
+    """Layer normalisation over the last axis.
+
+    As ``torch.nn.functional.layer_norm`` with ``normalized_shape = (D,)``:
+    ``y = gamma * (x - mu) / sqrt(var + eps) + beta`` with the mean and biased variance
+    of each row.
 
     Args:
         x (Variable or ndarray): ``(..., D)``, float.

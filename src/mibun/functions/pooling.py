@@ -16,12 +16,9 @@ import numpy as np
 
 from mibun import backend
 from mibun.config import Config
-from mibun.core import Function, as_operand, data_of
+from mibun.core import Function, data_of
 from mibun.functions import _helpers
 from mibun.functions._helpers import pad_hw, windows
-from mibun.functions.array import concat
-from mibun.functions.conv import im2col
-from mibun.functions.reduction import max as fmax
 
 __all__ = [
     "AveragePooling",
@@ -32,7 +29,6 @@ __all__ = [
     "average_pooling",
     "max_pooling",
     "pooling",
-    "pooling_simple",
 ]
 
 
@@ -260,38 +256,10 @@ def pooling(x, kernel_size, stride=1, pad=0):
 max_pooling = pooling
 
 
-def pooling_simple(x, kernel_size, stride=1, pad=0):
-    """Max pooling composed from ``im2col`` and ``F.max`` (DeZero's version, an oracle).
-
-    Same arguments and result shape as :func:`pooling`; pads with ``-inf`` like it. Its
-    gradient splits ties evenly (``F.max``'s rule), so it matches :func:`pooling` only on
-    inputs without ties.
-
-    >>> pooling_simple(np.arange(16.0).reshape(1, 1, 4, 4), 2, stride=2).shape
-    (1, 1, 2, 2)
-    """
-    kernel_size, stride, pad = _pool_args("F.pooling_simple", x, kernel_size, stride,
-                                          pad, True)
-    x = as_operand(x)
-    N, C, H, W = x.shape
-    ph, pw = pad
-    xp = backend.get_array_module(x)
-    if ph:
-        wall = xp.full((N, C, ph, W), _lowest(x.dtype), dtype=x.dtype)
-        x = concat([wall, x, wall], axis=2)
-    if pw:
-        wall = xp.full((N, C, H + 2 * ph, pw), _lowest(x.dtype), dtype=x.dtype)
-        x = concat([wall, x, wall], axis=3)
-    KH, KW = kernel_size
-    OH, OW = _helpers.Window(kernel_size, stride, pad).out_hw(H, W)
-    col = im2col(x, kernel_size, stride, 0, to_matrix=True).reshape(-1, KH * KW)
-    y = fmax(col, axis=1)
-    return y.reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
-
-
 def average_pooling(x, kernel_size, stride=1, pad=0):
-    """2-D average pooling; zero padding counts in the average (PyTorch's default
-    ``count_include_pad=True``, and DeZero).
+    """2-D average pooling; zero padding counts in the average.
+
+    As PyTorch's default ``count_include_pad=True``, and DeZero.
 
     Args:
         x (Variable or ndarray): ``(N, C, H, W)`` float.

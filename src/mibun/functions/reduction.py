@@ -149,8 +149,10 @@ def _extreme(cls, name, x, axis, keepdims):
 
 
 def max(x, axis=None, keepdims=False):
-    """Maximum over ``axis``. The gradient goes to the maximal entries; when several tie,
-    it is split evenly between them (as ``torch.amax``; DeZero gave each the full gradient).
+    """Maximum over ``axis``.
+
+    The gradient goes to the maximal entries; when several tie, it is split evenly between
+    them (as ``torch.amax``; DeZero gave each the full gradient).
     Max pooling (:func:`mibun.functions.pooling`) instead gives a tie's whole gradient to the
     first maximal entry, as ``torch.max_pool2d``.
 
@@ -170,7 +172,12 @@ def max(x, axis=None, keepdims=False):
 def min(x, axis=None, keepdims=False):
     """Minimum over ``axis``; ties split the gradient evenly, as in :func:`max`.
 
-    Arguments and result as :func:`max`.
+    Args:
+        x (Variable or ndarray): any shape, not empty.
+        axis (None, int or tuple of int): axes to reduce (None: all).
+        keepdims (bool): keep the reduced axes with length 1.
+    Returns:
+        Variable: the reduced array, dtype of ``x``.
 
     >>> min(np.array([[1.0, 3.0], [4.0, 2.0]]), axis=1)
     variable([1. 2.])
@@ -234,8 +241,10 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def var(x, axis=None, keepdims=False, ddof=0):
-    """Variance ``mean((x - mean(x))**2)`` over ``axis`` (NumPy's ``ddof`` convention:
-    divide by ``count - ddof``; PyTorch's default is ``ddof=1``).
+    """Variance ``mean((x - mean(x))**2)`` over ``axis``.
+
+    NumPy's ``ddof`` convention: divide by ``count - ddof`` (PyTorch's default is
+    ``ddof=1``).
 
     Args:
         x (Variable or ndarray): float, any shape.
@@ -260,8 +269,17 @@ def var(x, axis=None, keepdims=False, ddof=0):
 
 
 def std(x, axis=None, keepdims=False, ddof=0):
-    """Standard deviation ``sqrt(var(x, axis, keepdims, ddof))``. Its gradient is infinite
-    where the variance is 0 (as in PyTorch). Arguments and result as :func:`var`.
+    """Standard deviation ``sqrt(var(x, axis, keepdims, ddof))``.
+
+    Its gradient is infinite where the variance is 0 (as in PyTorch).
+
+    Args:
+        x (Variable or ndarray): float, any shape.
+        axis (None, int or tuple of int): axes to reduce (None: all).
+        keepdims (bool): keep the reduced axes with length 1.
+        ddof (int): delta degrees of freedom, as in :func:`var`.
+    Returns:
+        Variable: the reduced array, dtype of ``x``.
 
     >>> float(std(np.array([1.0, 3.0])).data)
     1.0

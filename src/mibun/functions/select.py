@@ -44,8 +44,9 @@ class Clip(Function):
 
 
 def clip(x, x_min, x_max):
-    """Clamp to ``[x_min, x_max]`` (either may be None). The gradient is 1 inside the
-    closed interval, 0 outside.
+    """Clamp to ``[x_min, x_max]`` (either may be None).
+
+    The gradient is 1 inside the closed interval, 0 outside.
 
     Args:
         x (Variable or ndarray): any shape.
@@ -95,8 +96,9 @@ class Where(Function):
 
 
 def where(condition, x0, x1):
-    """``x0`` where ``condition`` else ``x1``, with broadcasting. ``condition`` is data
-    (bool array or Variable), never differentiated.
+    """``x0`` where ``condition`` else ``x1``, with broadcasting.
+
+    ``condition`` is data (bool array or Variable), never differentiated.
 
     Args:
         condition (ndarray or Variable): booleans, broadcastable with ``x0`` and ``x1``.
@@ -121,8 +123,9 @@ def where(condition, x0, x1):
 
 
 def maximum(x0, x1):
-    """Elementwise maximum with broadcasting; NaN propagates, as in NumPy. At ties the
-    gradient goes to ``x0`` (documented convention; PyTorch splits it in half).
+    """Elementwise maximum with broadcasting; NaN propagates, as in NumPy.
+
+    At ties the gradient goes to ``x0`` (documented convention; PyTorch splits it in half).
 
     Args:
         x0, x1 (Variable, ndarray or scalar): broadcastable shapes.
@@ -141,8 +144,9 @@ def maximum(x0, x1):
 
 
 def minimum(x0, x1):
-    """Elementwise minimum with broadcasting; NaN propagates, as in NumPy. At ties the
-    gradient goes to ``x0``.
+    """Elementwise minimum with broadcasting; NaN propagates, as in NumPy.
+
+    At ties the gradient goes to ``x0``.
 
     Args:
         x0, x1 (Variable, ndarray or scalar): broadcastable shapes.

@@ -155,7 +155,8 @@ class CifarUnpickler(pickle.Unpickler):
     def __init__(self, file, source, limit=None):
         super().__init__(file, encoding="bytes")
         self.source = source  # named by the caller's message (see load_cifar_batch)
-        self.limit = len(file.getbuffer()) if limit is None else limit  # bytes: no array may be larger than the file
+        # bytes: no array may be larger than the file
+        self.limit = len(file.getbuffer()) if limit is None else limit
 
     def find_class(self, module, name):
         if name == "_reconstruct" and module in ("numpy.core.multiarray",

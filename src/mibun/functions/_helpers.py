@@ -18,8 +18,8 @@ from mibun import backend, core, errors
 
 __all__ = ["Window", "as_data", "as_ints", "check_image", "check_real", "conv_outsize",
            "deconv_outsize", "describe", "describe_all", "lead_axis", "lead_index", "lift",
-           "max_backward_shape", "normalize_axis", "pad_hw", "pair", "reshape_sum_backward", "sum_to", "window",
-           "windows"]
+           "max_backward_shape", "normalize_axis", "pad_hw", "pair", "reshape_sum_backward",
+           "sum_to", "window", "windows"]
 
 
 # =============================================================================

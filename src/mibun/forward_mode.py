@@ -95,6 +95,14 @@ class _Reverse(threading.local):
 _state = _State()
 _reverse = _Reverse()
 _level_ids = itertools.count(1)  # never reused, so a stale tangent cannot be mistaken
+# ``x._tangents[_OWN] == k`` (0 is no level): ``x`` and its tangents descend only from the
+# leaves that level ``k``'s own transform made from arrays, and from constants. Nothing
+# outside that transform can differentiate with respect to them, so while ``k`` is the one
+# open level an op whose inputs are all such (or constants) computes its tangent on the
+# arrays even in grad mode (benchmarks/func.py, the jvp chain); any other input (a user's
+# Variable, a closure, an enclosing transform's input, what depends on one) has no mark,
+# and the tangent is recorded. A stale mark (of a closed level) marks nothing.
+_OWN = 0
 
 
 def _tangents_of(x):
@@ -113,26 +121,42 @@ def _forward(f, inputs, outputs, recorded):
     live = _state.live
     if len(live) == 1 and len(outputs) == 1 and not _state.sizes:
         k = live[0]
+        # own: every input is the level's own (see _OWN) or a constant, so the tangent
+        # needs no graph; judged only when recorded and for the one open level
+        own = recorded and len(_state.levels) == 1
         if len(inputs) == 1:
             try:
-                txs = (inputs[0]._tangents[k],)
+                ts = inputs[0]._tangents
+                txs = (ts[k],)
             except (AttributeError, KeyError):  # the slot is unset outside forward mode
                 return
+            own = own and ts.get(_OWN) == k
         else:
             txs, found = [], False
             for x in inputs:
                 try:
-                    t = x._tangents.get(k)
+                    ts = x._tangents
                 except AttributeError:
                     t = None
+                    own = own and x.generation < 0
+                else:
+                    t = ts.get(k)
+                    own = own and (ts.get(_OWN) == k or x.generation < 0)
                 found = found or t is not None
                 txs.append(t)
             if not found:
                 return
         y = outputs[0]
         rule = getattr(f, "jvp", None)
-        if not recorded and rule is not None and f.retain_inputs is not None:
-            ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
+        if (own or not recorded) and rule is not None and f.retain_inputs is not None:
+            if own:  # the op is recorded: keep what its backward reads
+                kept = f.inputs
+                ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
+                f.inputs = kept
+                if not f.retain_outputs:
+                    del f._ys
+            else:
+                ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
         else:
             if recorded:
                 kept = f.inputs
@@ -152,13 +176,15 @@ def _forward(f, inputs, outputs, recorded):
             if type(ty) is tuple or type(ty) is list:
                 ty = ty[0]
             if ty is None:
+                if own:
+                    y._tangents = {_OWN: k}
                 return
             ty = _as_tangent(ty, y, None)
         else:
             td, yd = ty.data, y.data
             if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
                 ty = _as_tangent(ty, y, None)
-        y._tangents = ts = {k: ty}
+        y._tangents = ts = {k: ty, _OWN: k} if own else {k: ty}
         if recorded:
             # a dropped output (retained, or another op's input) is rebuilt with its tangent;
             # closing the level pops it from this dict, which is also y's (see _Level)

@@ -18,9 +18,11 @@ alongside the forward computation; no tape is needed. As everywhere in mibun, th
 (for a later reverse pass) is recorded in grad mode and not under ``no_grad()``: there,
 outside any reverse transform, ``jvp`` keeps nothing but the live values, and its memory
 does not grow with the depth of the computation. (Reverse transforms always record:
-they work the same inside ``no_grad()``.) With nothing to record and one level, a built-in
-op's rule (one declaring ``retain_inputs``) runs on the arrays, as the engine runs a
-backward on arrays: a rule must mean the same on arrays and on Variables, as a backward.
+they work the same inside ``no_grad()``.) In grad mode too, a tangent is recorded only
+when something can differentiate it: not when every input descends only from the leaves
+``jvp`` itself made from arrays (see ``_OWN``). With nothing to record and one level, a
+built-in op's rule (one declaring ``retain_inputs``) runs on the arrays, as the engine runs
+a backward on arrays: a rule must mean the same on arrays and on Variables, as a backward.
 
 *Levels* keep nested forward transforms apart (no perturbation confusion): each ``jvp``
 opens a new, higher level; a rule for level ``k`` runs while only the levels below ``k``
@@ -117,7 +119,7 @@ def _forward(f, inputs, outputs, recorded):
 
     It runs after every op while a level is open, so it is written for speed
     (benchmarks/func.py, the jvp chain): one unbatched level and one output take a short
-    path, on arrays when nothing is recorded; no comprehensions."""
+    path, on arrays when the tangent needs no graph; no comprehensions."""
     live = _state.live
     if len(live) == 1 and len(outputs) == 1 and not _state.sizes:
         k = live[0]
@@ -149,14 +151,7 @@ def _forward(f, inputs, outputs, recorded):
         y = outputs[0]
         rule = getattr(f, "jvp", None)
         if (own or not recorded) and rule is not None and f.retain_inputs is not None:
-            if own:  # the op is recorded: keep what its backward reads
-                kept = f.inputs
-                ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
-                f.inputs = kept
-                if not f.retain_outputs:
-                    del f._ys
-            else:
-                ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
+            ty = _rule_on_arrays(f, rule, inputs, outputs, txs, recorded)
         else:
             if recorded:
                 kept = f.inputs
@@ -263,10 +258,12 @@ def _forward(f, inputs, outputs, recorded):
                 _state.touched[k].append(weakref.ref(f))
 
 
-def _rule_on_arrays(f, rule, inputs, outputs, txs):
-    """A built-in op's rule when nothing is recorded and no lower level propagates: on the
-    arrays, as the engine runs a backward on arrays (a formula means the same on both), so
-    its ops cost what their NumPy calls cost."""
+def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
+    """A built-in op's rule when its tangent needs no graph and no lower level propagates:
+    on the arrays, as the engine runs a backward on arrays (a formula means the same on
+    both), so its ops cost what their NumPy calls cost. ``recorded``: ``f`` is in the
+    (primal) graph, and gets back what its backward reads."""
+    kept = f.inputs if recorded else None
     if len(inputs) == 1:
         f.inputs, ts = [inputs[0].data], (txs[0].data,)
     else:
@@ -282,6 +279,10 @@ def _rule_on_arrays(f, rule, inputs, outputs, txs):
         tys = rule(*ts)
     finally:
         Config.array_backward = saved
+        if recorded:
+            f.inputs = kept
+            if not f.retain_outputs:
+                del f._ys
     if type(tys) is tuple or type(tys) is list:
         return [_as_variable(t) for t in tys]
     return _as_variable(tys)

@@ -136,14 +136,15 @@ def _forward(f, inputs, outputs, recorded):
         else:
             txs, found = [], False
             for x in inputs:
-                try:
-                    ts = x._tangents
-                except AttributeError:
-                    t = None
-                    own = own and x.generation < 0
+                if x.generation < 0:  # a constant (an operand the op was given as a number or
+                    txs.append(None)  # an array) has no tangent: skip the slot's lookup
+                    continue
+                ts = getattr(x, "_tangents", None)  # (cheaper than catching AttributeError)
+                if ts is None:
+                    t, own = None, False
                 else:
                     t = ts.get(k)
-                    own = own and (ts.get(_OWN) == k or x.generation < 0)
+                    own = own and ts.get(_OWN) == k
                 found = found or t is not None
                 txs.append(t)
             if not found:
@@ -272,7 +273,8 @@ def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
             xs.append(x.data)
             ts.append(None if t is None else t.data)
         f.inputs = xs
-    f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
+    if f.retain_outputs and not recorded:  # (a recorded op has them: see Function.__call__)
+        f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
     saved = Config.array_backward
     Config.array_backward = True  # (set directly: per thread, as the engine does)
     try:
@@ -281,8 +283,6 @@ def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
         Config.array_backward = saved
         if recorded:
             f.inputs = kept
-            if not f.retain_outputs:
-                del f._ys
     if type(tys) is tuple or type(tys) is list:
         return [_as_variable(t) for t in tys]
     return _as_variable(tys)

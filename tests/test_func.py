@@ -810,10 +810,15 @@ def test_grad_mode_jvp_of_arrays_records_no_tangent():
     # the jvp's own leaves (made from ndarrays) cannot be differentiated with respect to:
     # the tangent ops run on the arrays, only the primal graph is recorded (grad mode)
     before = _functions_alive()
-    out, t = func.jvp(_chain, (X,), (Y,))
-    assert t.creator is None
-    assert _functions_alive() - before == len(list(mibun.core.functions_below(out)))
-    del out, t
+    gc.disable()
+    try:
+        out, t = func.jvp(_chain, (X,), (Y,))
+        assert t.creator is None
+        assert _functions_alive() - before == len(list(mibun.core.functions_below(out)))
+        del out, t
+        assert gc.collect() == 0  # no reference cycle: refcounting frees the graph
+    finally:
+        gc.enable()
     # the same values as the recorded tangent (a user Variable as primal) and as no_grad
     out, t = func.jvp(_chain, (X,), (Y,))
     out1, t1 = func.jvp(_chain, (Variable(X),), (Y,))

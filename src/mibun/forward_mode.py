@@ -185,7 +185,8 @@ def _forward(f, inputs, outputs, recorded):
             # a dropped output (retained, or another op's input) is rebuilt with its tangent;
             # closing the level pops it from this dict, which is also y's (see _Level)
             f._output_tangents = [ts]
-            _state.touched[k].append(weakref.ref(f))
+            if not own:  # a tangent on arrays has no graph, so it makes no cycle
+                _state.touched[k].append(weakref.ref(f))
         return
     if len(inputs) == 1:
         try:

@@ -877,3 +877,14 @@ def test_jvp_of_a_user_variable_gives_a_differentiable_tangent():
     # the same inside an enclosing reverse transform, whose input came as an ndarray
     gj = func.grad(lambda x: func.jvp(_chain, (x,), (Y,))[1])(X)
     _close(gj, g, "grad(jvp)")
+
+
+def test_grad_mode_jvp_of_arrays_through_mibun_grad():
+    # forward-over-reverse with mibun.grad inside f: the backward reads tanh's and exp's
+    # outputs (dropped by f, rebuilt with their tangents) computed on the array path
+    f = lambda x: mibun.grad(F.sum(F.exp(F.tanh(x)) * 1.5), x, create_graph=True)
+    _, t = func.jvp(f, (X,), (Y,))
+    _, t1 = func.jvp(f, (Variable(X),), (Y,))
+    tf_ = tfunc.grad(lambda x: (torch.exp(torch.tanh(x)) * 1.5).sum())
+    _close(t, tfunc.jvp(tf_, (torch.tensor(X),), (torch.tensor(Y),))[1], "jvp(mibun.grad)")
+    np.testing.assert_allclose(t.data, t1.data, rtol=1e-14)

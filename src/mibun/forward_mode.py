@@ -268,6 +268,10 @@ def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
     kept = f.inputs if recorded else None
     if len(inputs) == 1:
         f.inputs, ts = [inputs[0].data], (txs[0].data,)
+    elif len(inputs) == 2:  # (unrolled: binary arithmetic is most ops, as in the jvp chain)
+        (x0, x1), (t0, t1) = inputs, txs
+        f.inputs = [x0.data, x1.data]
+        ts = (None if t0 is None else t0.data, None if t1 is None else t1.data)
     else:
         xs, ts = [], []
         for x, t in zip(inputs, txs):
@@ -293,10 +297,10 @@ def _as_variable(t):
     """A rule's result on arrays as a tangent Variable (``_as_tangent`` checks it)."""
     if type(t) is np.ndarray:
         return core._new_variable(t)
-    if t is None or type(t) is Variable:
-        return t
     if isinstance(t, np.generic):  # NumPy's 0-d results are scalars
         return core._new_variable(np.asarray(t))
+    if t is None or type(t) is Variable:
+        return t
     return core._new_variable(core.as_array(t, backend.get_array_module(t)))
 
 

@@ -815,6 +815,9 @@ def test_grad_mode_jvp_of_arrays_records_no_tangent():
         out, t = func.jvp(_chain, (X,), (Y,))
         assert t.creator is None
         assert _functions_alive() - before == len(list(mibun.core.functions_below(out)))
+        for g in mibun.core.functions_below(out):  # closing the level dropped the tangents
+            for ts in g.__dict__.get("_output_tangents") or ():
+                assert not [v for v in (ts or {}).values() if isinstance(v, Variable)]
         del out, t
         assert gc.collect() == 0  # no reference cycle: refcounting frees the graph
     finally:

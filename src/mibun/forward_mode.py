@@ -184,9 +184,9 @@ def _forward(f, inputs, outputs, recorded):
         if recorded:
             # a dropped output (retained, or another op's input) is rebuilt with its tangent;
             # closing the level pops it from this dict, which is also y's (see _Level)
+            # (also a tangent on arrays: it makes no cycle, but the graph would keep it)
             f._output_tangents = [ts]
-            if not own:  # a tangent on arrays has no graph, so it makes no cycle
-                _state.touched[k].append(weakref.ref(f))
+            _state.touched[k].append(weakref.ref(f))
         return
     if len(inputs) == 1:
         try:

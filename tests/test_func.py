@@ -760,7 +760,9 @@ def test_op_jvp_without_a_graph(case):
     f = _mibun_fn(case, xs, idx)
     ps = tuple(xs[i] for i in idx)
     vs = tuple(np.random.default_rng(3).standard_normal(np.shape(p)) for p in ps)
-    _, t = func.jvp(f, ps, vs)
+    # Variable primals: in grad mode the tangents are recorded (ndarray primals would take
+    # the same array path as no_grad, see test_grad_mode_jvp_of_arrays_records_no_tangent)
+    _, t = func.jvp(f, tuple(Variable(np.asarray(p)) for p in ps), vs)
     with mibun.no_grad():
         _, t0 = func.jvp(f, ps, vs)
     for a, b in zip(t if isinstance(t, tuple) else (t,), t0 if isinstance(t0, tuple) else (t0,)):
@@ -789,3 +791,103 @@ def test_jvp_in_grad_mode_leaves_no_reference_cycle():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# --- grad mode: a tangent is recorded only when something can differentiate it -------------
+def _functions_alive():
+    gc.collect()
+    return sum(issubclass(type(o), Function) for o in gc.get_objects())  # no __class__ lookups
+
+
+def _chain(x):
+    y = x
+    for _ in range(20):
+        y = F.tanh(y) * 1.01
+    return F.sum(F.exp(y) * y + 0.5 * y)
+
+
+def test_grad_mode_jvp_of_arrays_records_no_tangent():
+    # the jvp's own leaves (made from ndarrays) cannot be differentiated with respect to:
+    # the tangent ops run on the arrays, only the primal graph is recorded (grad mode)
+    before = _functions_alive()
+    gc.disable()
+    try:
+        out, t = func.jvp(_chain, (X,), (Y,))
+        assert t.creator is None
+        assert _functions_alive() - before == len(list(mibun.core.functions_below(out)))
+        for g in mibun.core.functions_below(out):  # closing the level dropped the tangents
+            for ts in g.__dict__.get("_output_tangents") or ():
+                assert not [v for v in (ts or {}).values() if isinstance(v, Variable)]
+        del out, t
+        assert gc.collect() == 0  # no reference cycle: refcounting frees the graph
+    finally:
+        gc.enable()
+    # the same values as the recorded tangent (a user Variable as primal) and as no_grad
+    out, t = func.jvp(_chain, (X,), (Y,))
+    out1, t1 = func.jvp(_chain, (Variable(X),), (Y,))
+    assert t1.creator is not None
+    with mibun.no_grad():
+        out0, t0 = func.jvp(_chain, (X,), (Y,))
+    for a in (out1, out0):
+        np.testing.assert_array_equal(out.data, a.data)
+    for a in (t1, t0):
+        np.testing.assert_allclose(t.data, a.data, rtol=1e-14)
+    # and torch.func's
+    tx = torch.tensor(X)
+
+    def tchain(x):
+        y = x
+        for _ in range(20):
+            y = torch.tanh(y) * 1.01
+        return (torch.exp(y) * y + 0.5 * y).sum()
+    _close(t, tfunc.jvp(tchain, (tx,), (torch.tensor(Y),))[1], "jvp")
+
+
+def test_grad_of_jvp_with_respect_to_a_closed_over_variable():
+    # reverse-over-forward through a closure: W enters ops whose other inputs are the jvp's
+    # own (x, and tanh(x) computed on arrays); those mixing in W are recorded
+    W0 = np.array([0.7, -0.4, 1.3])
+    W = Variable(W0.copy())
+    f = lambda x: F.sum(F.sin(F.tanh(x) * W) + F.exp(x) * 2.0)
+    _, t = func.jvp(f, (X,), (Y,))
+    g = mibun.grad(t, W)
+    tf_ = lambda x, w: (torch.sin(torch.tanh(x) * w) + torch.exp(x) * 2.0).sum()
+    tx, tv = torch.tensor(X), torch.tensor(Y)
+    tg = tfunc.grad(lambda w: tfunc.jvp(lambda x: tf_(x, w), (tx,), (tv,))[1])(
+        torch.tensor(W0))
+    _close(g, tg, "grad of jvp w.r.t. a closure")
+    assert W.grad is None
+    # a user Variable as the tangent: the JVP is differentiable with respect to it (J)
+    V = Variable(Y.copy())
+    _, t = func.jvp(lambda x: F.tanh(x) * 1.5, (X,), (V,))
+    gv = mibun.grad(F.sum(t), V)
+    np.testing.assert_allclose(gv.data, (1 - np.tanh(X) ** 2) * 1.5, rtol=1e-14)
+
+
+def test_jvp_of_a_user_variable_gives_a_differentiable_tangent():
+    x = Variable(X.copy())
+    _, t = func.jvp(_chain, (x,), (Y,))
+    assert t.creator is not None
+    g = mibun.grad(t, x)  # d/dx <grad f(x), v> = H v
+    tx = torch.tensor(X)
+
+    def tchain(x):
+        y = x
+        for _ in range(20):
+            y = torch.tanh(y) * 1.01
+        return (torch.exp(y) * y + 0.5 * y).sum()
+    _close(g, tfunc.jvp(tfunc.grad(tchain), (tx,), (torch.tensor(Y),))[1], "H v")
+    # the same inside an enclosing reverse transform, whose input came as an ndarray
+    gj = func.grad(lambda x: func.jvp(_chain, (x,), (Y,))[1])(X)
+    _close(gj, g, "grad(jvp)")
+
+
+def test_grad_mode_jvp_of_arrays_through_mibun_grad():
+    # forward-over-reverse with mibun.grad inside f: the backward reads tanh's and exp's
+    # outputs (dropped by f, rebuilt with their tangents) computed on the array path
+    f = lambda x: mibun.grad(F.sum(F.exp(F.tanh(x)) * 1.5), x, create_graph=True)
+    _, t = func.jvp(f, (X,), (Y,))
+    _, t1 = func.jvp(f, (Variable(X),), (Y,))
+    tf_ = tfunc.grad(lambda x: (torch.exp(torch.tanh(x)) * 1.5).sum())
+    _close(t, tfunc.jvp(tf_, (torch.tensor(X),), (torch.tensor(Y),))[1], "jvp(mibun.grad)")
+    np.testing.assert_allclose(t.data, t1.data, rtol=1e-14)

@@ -18,9 +18,11 @@ alongside the forward computation; no tape is needed. As everywhere in mibun, th
 (for a later reverse pass) is recorded in grad mode and not under ``no_grad()``: there,
 outside any reverse transform, ``jvp`` keeps nothing but the live values, and its memory
 does not grow with the depth of the computation. (Reverse transforms always record:
-they work the same inside ``no_grad()``.) With nothing to record and one level, a built-in
-op's rule (one declaring ``retain_inputs``) runs on the arrays, as the engine runs a
-backward on arrays: a rule must mean the same on arrays and on Variables, as a backward.
+they work the same inside ``no_grad()``.) In grad mode too, a tangent is recorded only
+when something can differentiate it: not when every input descends only from the leaves
+``jvp`` itself made from arrays (see ``_OWN``). With nothing to record and one level, a
+built-in op's rule (one declaring ``retain_inputs``) runs on the arrays, as the engine runs
+a backward on arrays: a rule must mean the same on arrays and on Variables, as a backward.
 
 *Levels* keep nested forward transforms apart (no perturbation confusion): each ``jvp``
 opens a new, higher level; a rule for level ``k`` runs while only the levels below ``k``
@@ -95,6 +97,14 @@ class _Reverse(threading.local):
 _state = _State()
 _reverse = _Reverse()
 _level_ids = itertools.count(1)  # never reused, so a stale tangent cannot be mistaken
+# ``x._tangents[_OWN] == k`` (0 is no level): ``x`` and its tangents descend only from the
+# leaves that level ``k``'s own transform made from arrays, and from constants. Nothing
+# outside that transform can differentiate with respect to them, so while ``k`` is the one
+# open level an op whose inputs are all such (or constants) computes its tangent on the
+# arrays even in grad mode (benchmarks/func.py, the jvp chain); any other input (a user's
+# Variable, a closure, an enclosing transform's input, what depends on one) has no mark,
+# and the tangent is recorded. A stale mark (of a closed level) marks nothing.
+_OWN = 0
 
 
 def _tangents_of(x):
@@ -109,30 +119,40 @@ def _forward(f, inputs, outputs, recorded):
 
     It runs after every op while a level is open, so it is written for speed
     (benchmarks/func.py, the jvp chain): one unbatched level and one output take a short
-    path, on arrays when nothing is recorded; no comprehensions."""
+    path, on arrays when the tangent needs no graph; no comprehensions."""
     live = _state.live
     if len(live) == 1 and len(outputs) == 1 and not _state.sizes:
         k = live[0]
+        # own: every input is the level's own (see _OWN) or a constant, so the tangent
+        # needs no graph; judged only when recorded and for the one open level
+        own = recorded and len(_state.levels) == 1
         if len(inputs) == 1:
             try:
-                txs = (inputs[0]._tangents[k],)
+                ts = inputs[0]._tangents
+                txs = (ts[k],)
             except (AttributeError, KeyError):  # the slot is unset outside forward mode
                 return
+            own = own and ts.get(_OWN) == k
         else:
             txs, found = [], False
             for x in inputs:
-                try:
-                    t = x._tangents.get(k)
-                except AttributeError:
-                    t = None
+                if x.generation < 0:  # a constant (an operand the op was given as a number or
+                    txs.append(None)  # an array) has no tangent: skip the slot's lookup
+                    continue
+                ts = getattr(x, "_tangents", None)  # (cheaper than catching AttributeError)
+                if ts is None:
+                    t, own = None, False
+                else:
+                    t = ts.get(k)
+                    own = own and ts.get(_OWN) == k
                 found = found or t is not None
                 txs.append(t)
             if not found:
                 return
         y = outputs[0]
         rule = getattr(f, "jvp", None)
-        if not recorded and rule is not None and f.retain_inputs is not None:
-            ty = _rule_on_arrays(f, rule, inputs, outputs, txs)
+        if (own or not recorded) and rule is not None and f.retain_inputs is not None:
+            ty = _rule_on_arrays(f, rule, inputs, outputs, txs, recorded)
         else:
             if recorded:
                 kept = f.inputs
@@ -152,16 +172,19 @@ def _forward(f, inputs, outputs, recorded):
             if type(ty) is tuple or type(ty) is list:
                 ty = ty[0]
             if ty is None:
+                if own:
+                    y._tangents = {_OWN: k}
                 return
             ty = _as_tangent(ty, y, None)
         else:
             td, yd = ty.data, y.data
             if td.shape != yd.shape or (td.dtype is not yd.dtype and td.dtype != yd.dtype):
                 ty = _as_tangent(ty, y, None)
-        y._tangents = ts = {k: ty}
+        y._tangents = ts = {k: ty, _OWN: k} if own else {k: ty}
         if recorded:
             # a dropped output (retained, or another op's input) is rebuilt with its tangent;
             # closing the level pops it from this dict, which is also y's (see _Level)
+            # (also a tangent on arrays: it makes no cycle, but the graph would keep it)
             f._output_tangents = [ts]
             _state.touched[k].append(weakref.ref(f))
         return
@@ -237,25 +260,34 @@ def _forward(f, inputs, outputs, recorded):
                 _state.touched[k].append(weakref.ref(f))
 
 
-def _rule_on_arrays(f, rule, inputs, outputs, txs):
-    """A built-in op's rule when nothing is recorded and no lower level propagates: on the
-    arrays, as the engine runs a backward on arrays (a formula means the same on both), so
-    its ops cost what their NumPy calls cost."""
+def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
+    """A built-in op's rule when its tangent needs no graph and no lower level propagates:
+    on the arrays, as the engine runs a backward on arrays (a formula means the same on
+    both), so its ops cost what their NumPy calls cost. ``recorded``: ``f`` is in the
+    (primal) graph, and gets back what its backward reads."""
+    kept = f.inputs if recorded else None
     if len(inputs) == 1:
         f.inputs, ts = [inputs[0].data], (txs[0].data,)
+    elif len(inputs) == 2:  # (unrolled: binary arithmetic is most ops, as in the jvp chain)
+        (x0, x1), (t0, t1) = inputs, txs
+        f.inputs = [x0.data, x1.data]
+        ts = (None if t0 is None else t0.data, None if t1 is None else t1.data)
     else:
         xs, ts = [], []
         for x, t in zip(inputs, txs):
             xs.append(x.data)
             ts.append(None if t is None else t.data)
         f.inputs = xs
-    f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
+    if f.retain_outputs and not recorded:  # (a recorded op has them: see Function.__call__)
+        f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
     saved = Config.array_backward
     Config.array_backward = True  # (set directly: per thread, as the engine does)
     try:
         tys = rule(*ts)
     finally:
         Config.array_backward = saved
+        if recorded:
+            f.inputs = kept
     if type(tys) is tuple or type(tys) is list:
         return [_as_variable(t) for t in tys]
     return _as_variable(tys)
@@ -265,10 +297,10 @@ def _as_variable(t):
     """A rule's result on arrays as a tangent Variable (``_as_tangent`` checks it)."""
     if type(t) is np.ndarray:
         return core._new_variable(t)
-    if t is None or type(t) is Variable:
-        return t
     if isinstance(t, np.generic):  # NumPy's 0-d results are scalars
         return core._new_variable(np.asarray(t))
+    if t is None or type(t) is Variable:
+        return t
     return core._new_variable(core.as_array(t, backend.get_array_module(t)))
 
 

@@ -53,7 +53,11 @@ class _Identity(Function):
 
 def _wrap(x, name):
     if isinstance(x, Variable):
-        return _Identity()(x)
+        y = _Identity()(x)
+        ts = _tangents_of(y)
+        if ts:  # a transform's input is differentiated: never the level's own
+            ts.pop(forward_mode._OWN, None)
+        return y
     if isinstance(x, backend.array_types) or np.isscalar(x):
         return Variable(core.as_array(x, backend.get_array_module(x)))
     raise TypeError(f"mibun.func: {name} must be a Variable or an ndarray, "
@@ -300,7 +304,9 @@ def _jvp(f, primals, tangents, has_aux, size):
     with forward_mode._Level(size) as k:
         with using_config("enable_backprop", _recording()):
             xs = [_wrap(p, "primals") for p in primals]
-            for i, (x, t) in enumerate(zip(xs, tangents)):
+            for i, (p, x, t) in enumerate(zip(primals, xs, tangents)):
+                # made here from arrays: the level's own (see forward_mode._OWN)
+                own = not isinstance(p, Variable) and not isinstance(t, Variable)
                 t = core.as_operand(t)
                 if t.shape != (x.shape if size is None else (size,) + x.shape):
                     raise ValueError(f"mibun.func.jvp: tangent {i} has shape {t.shape}, its "
@@ -309,6 +315,8 @@ def _jvp(f, primals, tangents, has_aux, size):
                     t = _astype(t, x.dtype)
                 ts = _tangents_of(x)
                 x._tangents = {k: t} if ts is None else {**ts, k: t}
+                if own:
+                    x._tangents[forward_mode._OWN] = k
             out = f(*xs)
         out, aux = _split_aux(out, has_aux, "jvp")
         outs, is_tuple = _flat(out, "jvp")

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from oracle import check_op
 
-import mibun
 import mibun.functions as F
 from mibun import Variable
 from mibun.functions import math as fmath
@@ -277,50 +276,6 @@ def test_two_scalar_operands_follow_numpy():
         for y in (F.div(0, 0), F.rdiv(0, 0)):
             assert isinstance(y, Variable) and np.isnan(y.data)
     assert F.add(1, 2).data == 3 and F.mul(1.5, 2).data == 3.0
-
-
-# --- a backward on arrays computes into its temporaries (math._into) ------------------------
-UNARY_CLASSES = [c for c in vars(fmath).values()
-                 if isinstance(c, type) and issubclass(c, fmath.Unary) and c is not fmath.Unary]
-
-
-@pytest.mark.parametrize("cls", UNARY_CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("dtype, gdtype, gshape", [
-    (np.float32, np.float32, (3, 4)), (np.float64, np.float64, (3, 4)),
-    (np.float32, np.float64, (3, 4)),  # a float64 gradient: the product is float64
-    (np.float32, np.float32, (2, 3, 4)),  # a batch of tangents: larger than the temporary
-    (np.float64, np.float64, ()),
-])
-def test_gradients_on_arrays_in_place_are_the_plain_formulas_bits(cls, dtype, gdtype, gshape,
-                                                                  monkeypatch):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0.1, 0.9, gshape[-2:] if gshape else ()).astype(dtype)
-    gy = rng.standard_normal(gshape).astype(gdtype)
-    f = cls()
-    v = f.forward(x) if f.retain_outputs else x
-    v0, gy0 = np.copy(v), np.copy(gy)
-    with mibun.using_config("array_backward", True):
-        got = f.gx(gy, v)
-        monkeypatch.setattr(fmath, "_into", lambda op, a, t: op(a, t))
-        want = f.gx(gy, v)
-    assert got.shape == want.shape == np.broadcast_shapes(gy.shape, x.shape)
-    assert got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(v, v0)  # what backward reads is left as it was
-    np.testing.assert_array_equal(gy, gy0)
-    assert got is not gy and not np.shares_memory(got, v)
-
-
-def test_into_writes_only_into_a_temporary_of_the_results_shape_and_dtype():
-    t = np.ones(3, np.float32)
-    with mibun.using_config("array_backward", True):
-        assert fmath._into(fmath.mul, np.full(3, 2, np.float32), t) is t
-        assert fmath._into(fmath.sub, 1, t) is t
-        for a in (np.ones((2, 3), np.float32), np.ones(3), np.float32(2.0)):
-            r = fmath._into(fmath.mul, a, t)
-            assert r is not t and r.shape == np.broadcast_shapes(np.shape(a), t.shape)
-    assert fmath._into(fmath.mul, np.ones(3, np.float32), t) is not t  # a graph: no
-    np.testing.assert_array_equal(t, [-1, -1, -1])  # 1 - 2 * 1 in place, then left alone
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -8,12 +8,10 @@ Variables, and serves as the JVP: the Jacobian is diagonal).
 from __future__ import annotations
 
 import math
-from operator import add, mul, sub, truediv
 
 import numpy as np
 
 from mibun import backend
-from mibun.config import Config
 from mibun.core import Function, data_of
 from mibun.functions._erf import _erf, _float_dtype
 
@@ -21,22 +19,6 @@ __all__ = [
     "abs", "arccos", "arcsin", "arctan", "cos", "cosh", "erf", "exp", "expm1", "log", "log1p",
     "sigmoid", "sin", "sinh", "softplus", "sqrt", "tan", "tanh",
 ]
-
-_UFUNC = {add: np.add, mul: np.multiply, sub: np.subtract, truediv: np.divide}
-
-
-def _into(op, a, t):
-    """``op(a, t)`` (``operator.mul`` ...), where ``t`` is a temporary the gradient formula
-    has just made: in a backward on arrays, computed into ``t`` when ``a`` is a number or an
-    array of ``t``'s shape and dtype: the same values without a new array (benchmarks/
-    elementwise.py: its backward 7-9% less CPU). Else, on Variables (``create_graph``, forward
-    mode) or when ``a`` is larger (a batch of tangents), the plain ``op(a, t)``."""
-    if type(t) is np.ndarray and Config.array_backward and (
-            type(a) is float or type(a) is int
-            or type(a) is np.ndarray and a.shape == t.shape and a.dtype == t.dtype):
-        return _UFUNC[op](a, t, out=t)
-    return op(a, t)
-
 
 # --- unary elementwise ----------------------------------------------------------------------
 class Unary(Function):
@@ -77,7 +59,7 @@ class Log1p(Unary):
     ufunc = "log1p"
 
     def gx(self, gy, x):
-        return _into(truediv, gy, x + 1)
+        return gy / (x + 1)
 
 
 class Expm1(Unary):
@@ -85,21 +67,21 @@ class Expm1(Unary):
     retain_inputs, retain_outputs = (), (0,)  # expm1' = exp = y + 1
 
     def gx(self, gy, y):
-        return _into(mul, gy, y + 1)
+        return gy * (y + 1)
 
 
 class Sin(Unary):
     ufunc = "sin"
 
     def gx(self, gy, x):
-        return _into(mul, gy, cos(x))
+        return gy * cos(x)
 
 
 class Cos(Unary):
     ufunc = "cos"
 
     def gx(self, gy, x):
-        return _into(mul, gy, -sin(x))
+        return gy * -sin(x)
 
 
 class Tan(Unary):
@@ -107,42 +89,42 @@ class Tan(Unary):
     retain_inputs, retain_outputs = (), (0,)
 
     def gx(self, gy, y):
-        return _into(mul, gy, _into(add, 1, y * y))
+        return gy * (y * y + 1)
 
 
 class Arcsin(Unary):
     ufunc = "arcsin"
 
     def gx(self, gy, x):
-        return _into(truediv, gy, sqrt(_into(sub, 1, x * x)))
+        return gy / sqrt(1 - x * x)
 
 
 class Arccos(Unary):
     ufunc = "arccos"
 
     def gx(self, gy, x):
-        return _into(truediv, -gy, sqrt(_into(sub, 1, x * x)))
+        return -gy / sqrt(1 - x * x)
 
 
 class Arctan(Unary):
     ufunc = "arctan"
 
     def gx(self, gy, x):
-        return _into(truediv, gy, _into(add, 1, x * x))
+        return gy / (x * x + 1)
 
 
 class Sinh(Unary):
     ufunc = "sinh"
 
     def gx(self, gy, x):
-        return _into(mul, gy, cosh(x))
+        return gy * cosh(x)
 
 
 class Cosh(Unary):
     ufunc = "cosh"
 
     def gx(self, gy, x):
-        return _into(mul, gy, sinh(x))
+        return gy * sinh(x)
 
 
 class Tanh(Unary):
@@ -150,7 +132,7 @@ class Tanh(Unary):
     retain_inputs, retain_outputs = (), (0,)
 
     def gx(self, gy, y):
-        return _into(mul, gy, _into(sub, 1, y * y))
+        return gy * (1 - y * y)
 
 
 class Sqrt(Unary):
@@ -158,7 +140,7 @@ class Sqrt(Unary):
     retain_inputs, retain_outputs = (), (0,)
 
     def gx(self, gy, y):
-        return _into(truediv, gy, y * 2)
+        return gy / (y * 2)
 
 
 class Abs(Unary):
@@ -167,7 +149,7 @@ class Abs(Unary):
     def gx(self, gy, x):
         # Convention at the kink: d|x|/dx = sign(0) = 0, as in PyTorch.
         x = data_of(x)
-        return _into(mul, gy, backend.get_array_module(x).sign(x))
+        return gy * backend.get_array_module(x).sign(x)
 
 
 def _as_float(x):
@@ -193,7 +175,7 @@ class Sigmoid(Unary):
         return y
 
     def gx(self, gy, y):
-        return _into(mul, gy * y, 1 - y)
+        return gy * y * (1 - y)
 
 
 class Softplus(Unary):
@@ -205,7 +187,7 @@ class Softplus(Unary):
         return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
 
     def gx(self, gy, x):
-        return _into(mul, gy, sigmoid(x))
+        return gy * sigmoid(x)
 
 
 class Erf(Unary):
@@ -214,7 +196,7 @@ class Erf(Unary):
 
     def gx(self, gy, x):
         with np.errstate(under="ignore"):  # exp(-x²) underflows to 0 for |x| > 27: right
-            return _into(mul, 2 / math.sqrt(math.pi), _into(mul, gy, exp(-(x * x))))
+            return gy * exp(-(x * x)) * (2 / math.sqrt(math.pi))
 
 
 def exp(x):

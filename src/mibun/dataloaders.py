@@ -12,16 +12,9 @@ import math
 import numpy as np
 
 from mibun import backend
+from mibun.functions._helpers import check_int
 
 __all__ = ["DataLoader", "SeqDataLoader"]
-
-
-def _check_batch_size(name, batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"{name}: batch_size must be an int, got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"{name}: batch_size must be at least 1, got {batch_size}")
-    return int(batch_size)
 
 
 class DataLoader:
@@ -58,7 +51,7 @@ class DataLoader:
             raise TypeError(f"{type(self).__name__}: dataset must be a Dataset or a sequence "
                             f"of (x, t) pairs, got {type(dataset).__name__}")
         self.dataset = dataset
-        self.batch_size = _check_batch_size(type(self).__name__, batch_size)
+        self.batch_size = check_int(type(self).__name__, "batch_size", batch_size)
         self.shuffle = shuffle
         self.gpu = gpu
         self.drop_last = drop_last

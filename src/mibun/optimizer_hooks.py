@@ -121,10 +121,7 @@ class StepLR(_Schedule):
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)):
-            raise TypeError(f"StepLR: step_size must be an int, got {type(step_size).__name__}")
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be at least 1, got {step_size}")
+        step_size = utils.check_int("StepLR", "step_size", step_size)
         self.gamma = utils.check_real("StepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer)
         self.step_size = step_size
@@ -147,10 +144,7 @@ class CosineLR(_Schedule):
     """
 
     def __init__(self, optimizer, t_max: int, eta_min: float = 0.0):
-        if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)):
-            raise TypeError(f"CosineLR: t_max must be an int, got {type(t_max).__name__}")
-        if t_max < 1:
-            raise ValueError(f"CosineLR: t_max must be at least 1, got {t_max}")
+        t_max = utils.check_int("CosineLR", "t_max", t_max)
         self.eta_min = utils.check_real("CosineLR", "eta_min", eta_min, low=0.0)
         super().__init__(optimizer)
         self.t_max = t_max

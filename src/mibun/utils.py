@@ -29,6 +29,7 @@ from mibun.functions import _helpers
 from mibun.functions._helpers import (  # noqa: F401  (DeZero's utils names, and mibun's)
     as_data,
     as_ints,
+    check_int,
     check_real,
     describe,
     max_backward_shape,

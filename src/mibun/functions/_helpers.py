@@ -16,7 +16,7 @@ import numpy as np
 
 from mibun import backend, core, errors
 
-__all__ = ["Window", "as_data", "as_ints", "check_image", "check_real", "conv_outsize",
+__all__ = ["Window", "as_data", "as_ints", "check_image", "check_int", "check_real", "conv_outsize",
            "deconv_outsize", "describe", "describe_all", "lead_axis", "lead_index", "lift",
            "max_backward_shape", "normalize_axis", "pad_hw", "pair", "reshape_sum_backward",
            "sum_to", "window", "windows"]
@@ -66,6 +66,21 @@ def as_ints(seq, op, name, x):
     except TypeError as e:
         raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got "
                         f"{type(seq).__name__} {seq!r:.60}" + describe_all(x=x)) from e
+
+
+def check_int(owner, name, value, none=False, zero=False):
+    """``value`` as an int >= 1 (>= 0 with ``zero``; None allowed with ``none``), else a
+    TypeError or ValueError naming ``owner``'s ``name``: the integer settings of layers
+    (sizes), loaders (batch sizes) and schedules (step counts)."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: {name} must be an int{' or None' if none else ''}, got "
+                        f"{type(value).__name__} {value!r:.40}")
+    if value < (0 if zero else 1):
+        raise ValueError(f"{owner}: {name} must be {'>= 0' if zero else 'positive'}, "
+                         f"got {value}")
+    return int(value)
 
 
 def check_real(owner, name, value, low=None, high=None, low_open=False, high_open=False,

@@ -6,6 +6,7 @@ import numpy as np
 
 from mibun import backend
 from mibun.core import Variable
+from mibun.functions._helpers import check_int as check_size  # noqa: F401  (layers' name)
 
 
 def shape_str(v) -> str:
@@ -21,18 +22,6 @@ def kwargs_repr(**kw) -> str:
 
 
 # --- argument checks: at construction, so that a bad setting fails where it is given ----------
-def check_size(op, name, value, none=False, zero=False):
-    """A layer size (int >= 1, or >= 0 with ``zero``; None allowed with ``none``)."""
-    if value is None and none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {name} must be an int{' or None' if none else ''}, got "
-                        f"{type(value).__name__} {value!r:.40}")
-    if value < (0 if zero else 1):
-        raise ValueError(f"{op}: {name} must be {'>= 0' if zero else 'positive'}, got {value}")
-    return int(value)
-
-
 def check_pair(op, name, value, zero=False):
     """``k`` or ``(kh, kw)``, each checked as ``_size``."""
     if isinstance(value, (tuple, list)) and len(value) == 2:

@@ -806,6 +806,13 @@ def _chain(x):
     return F.sum(F.exp(y) * y + 0.5 * y)
 
 
+def tchain(x):  # _chain in torch
+    y = x
+    for _ in range(20):
+        y = torch.tanh(y) * 1.01
+    return (torch.exp(y) * y + 0.5 * y).sum()
+
+
 def test_grad_mode_jvp_of_arrays_records_no_tangent():
     # the jvp's own leaves (made from ndarrays) cannot be differentiated with respect to:
     # the tangent ops run on the arrays, only the primal graph is recorded (grad mode)
@@ -834,12 +841,6 @@ def test_grad_mode_jvp_of_arrays_records_no_tangent():
         np.testing.assert_allclose(t.data, a.data, rtol=1e-14)
     # and torch.func's
     tx = torch.tensor(X)
-
-    def tchain(x):
-        y = x
-        for _ in range(20):
-            y = torch.tanh(y) * 1.01
-        return (torch.exp(y) * y + 0.5 * y).sum()
     _close(t, tfunc.jvp(tchain, (tx,), (torch.tensor(Y),))[1], "jvp")
 
 
@@ -870,12 +871,6 @@ def test_jvp_of_a_user_variable_gives_a_differentiable_tangent():
     assert t.creator is not None
     g = mibun.grad(t, x)  # d/dx <grad f(x), v> = H v
     tx = torch.tensor(X)
-
-    def tchain(x):
-        y = x
-        for _ in range(20):
-            y = torch.tanh(y) * 1.01
-        return (torch.exp(y) * y + 0.5 * y).sum()
     _close(g, tfunc.jvp(tfunc.grad(tchain), (tx,), (torch.tensor(Y),))[1], "H v")
     # the same inside an enclosing reverse transform, whose input came as an ndarray
     gj = func.grad(lambda x: func.jvp(_chain, (x,), (Y,))[1])(X)

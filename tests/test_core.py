@@ -265,6 +265,12 @@ def test_unchain_and_unchain_backward():
     c = x * 2
     c.unchain()
     assert c.creator is None
+    # every output in the graph is cut, whatever its shape and value (no truth test)
+    v = Variable(np.zeros(3))
+    d = v * 2
+    e = d * 3
+    (e * 1).unchain_backward()
+    assert d.creator is None and e.creator is None
 
 
 def test_variable_properties():

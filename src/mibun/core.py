@@ -18,10 +18,9 @@ and mibun ops. Under ``backward(create_graph=True)`` it runs on Variables (a bui
 gradients are recorded and can be differentiated again. Otherwise, the usual case, the
 engine hands a built-in op plain arrays (gradients, ``self.inputs``, ``retained_output()``)
 with ``Config.array_backward`` on, under which a mibun op called with arrays just runs its
-forward: no Variable is made, nothing is recorded. A user's Function (which may read
-``gy.data``) still gets Variables. A formula must mean the same on arrays and Variables: no
-``.data`` (a memoryview on an ndarray), :func:`data_of` instead; the op tests run every
-backward in both modes and compare.
+forward: nothing is made or recorded. A user's Function (which may read ``gy.data``) still
+gets Variables. A formula must mean the same on arrays and Variables: no ``.data`` (a
+memoryview on an ndarray), :func:`data_of` instead; the op tests compare both modes.
 """
 from __future__ import annotations
 
@@ -88,9 +87,8 @@ class Variable:
     def unchain_backward(self) -> None:
         """Cut every Variable of the graph below this one from its creator (truncated BPTT)."""
         for f in functions_below(self):
-            for ref in f.outputs:
-                if ref() is not None:
-                    ref()._node = None
+            for y in [ref() for ref in f.outputs if ref() is not None]:
+                y._node = None
         self._node = None
 
     def backward(self, retain_grad: bool = False, create_graph: bool = False, *,
@@ -147,6 +145,12 @@ def as_operand(obj) -> Variable:
         return obj
     return _new_variable(_real_array(obj, lambda: (errors.op_name("mibun.as_operand"),
                                                    errors.arg_name(obj, depth=4))), -1)
+
+
+def with_constants(inputs, xs):
+    """``inputs`` as Variables: one given raw becomes a constant of its data ``xs[i]``."""
+    return [x if isinstance(x, Variable) else _new_variable(as_array(d), -1) for x, d in
+            zip(inputs, xs)]
 
 
 def data_of(x):
@@ -215,10 +219,8 @@ class Function:
             edges.append(None)
         ys = self._forward(xs)
         keep, variables = self.retain_inputs, inputs
-        if not plain and (keep is None or _forward_hook is not None):
-            # a user's Function (and forward mode) reads Variables: constants become ones
-            variables = [x if isinstance(x, Variable) else _new_variable(as_array(d), -1)
-                         for x, d in zip(inputs, xs)]
+        if not plain and keep is None:  # a user's Function reads Variables
+            variables = with_constants(inputs, xs)
         if record:
             self._edges = edges
             self.generation = gen
@@ -257,7 +259,7 @@ class Function:
         if record and self.retain_outputs:
             self._ys = [v.data for v in outputs]
         if _forward_hook is not None:
-            _forward_hook(self, variables, outputs, record)
+            _forward_hook(self, variables, xs, outputs, record)
         return outputs[0] if single else outputs
 
     def _forward(self, xs):
@@ -292,7 +294,7 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-_forward_hook = None  # mibun.func's hook(function, inputs, outputs, recorded): tangents
+_forward_hook = None  # mibun.func's hook(function, inputs, their data, outputs, recorded)
 autograd: Any = None  # backward's gradient rules: mibun.autograd (it imports us) sets itself here
 
 
@@ -352,9 +354,8 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
         return found
     arrays = not create_graph
     seed = seed.data if arrays else seed
-    # pending[id(f)]: the gradients of f's outputs summed so far. f is pushed on the heap
-    # when its first output gradient arrives, and popped after every function of a higher
-    # generation, i.e. once all gradients for its outputs have arrived.
+    # pending[id(f)]: f's output gradients summed so far. f is pushed on the heap when the
+    # first arrives, popped after every function of a higher generation: once all have.
     f, i = start._node
     pending = {id(f): [None] * len(f.outputs)}
     pending[id(f)][i] = seed

@@ -65,7 +65,7 @@ import numpy as np
 
 from mibun import autograd, backend, core
 from mibun.config import Config, using_config
-from mibun.core import Function, Variable
+from mibun.core import Variable
 from mibun.functions import _helpers
 from mibun.functions.array import astype as _astype
 from mibun.functions.array import broadcast_to, stack
@@ -78,9 +78,11 @@ class _State:
     live = ()  # the levels propagated now: all open ones, or those below a running rule
     sizes: ClassVar[dict] = {}  # batched level -> its number of directions B (unbatched: absent)
     batch_rules = True  # False: every rule takes the loop at a batched level (to test one)
-    # level -> weak references to what got a recorded tangent at it. A recorded tangent's
-    # graph can read its own primal (Exp's rule reads the output), so y -> y._tangents ->
-    # graph -> y is a cycle: closing the level drops those tangents, and refcounting frees.
+    # level -> the tangent dicts of the recorded outputs at it (the graph's, see
+    # _output_variable). A recorded tangent's graph can read its own primal (Exp's rule
+    # reads the output), so y -> y._tangents -> graph -> y is a cycle: closing the level
+    # pops the level's tangents from those dicts, so the graph keeps none and refcounting
+    # frees it. (Held until then: a dict costs less to keep than a weak reference to look up.)
     touched: ClassVar[dict] = {}
 
 
@@ -114,8 +116,10 @@ def _tangents_of(x):
         return None
 
 
-def _forward(f, inputs, outputs, recorded):
+def _forward(f, inputs, xs, outputs, recorded):
     """``core._forward_hook``: give ``f``'s outputs their tangents, level by level.
+    ``inputs`` are as ``f`` got them (a constant may be a number or an array), ``xs`` what
+    its forward computed with.
 
     It runs after every op while a level is open, so it is written for speed
     (benchmarks/func.py, the jvp chain): one unbatched level and one output take a short
@@ -136,12 +140,11 @@ def _forward(f, inputs, outputs, recorded):
         else:
             txs, found = [], False
             for x in inputs:
-                if x.generation < 0:  # a constant (an operand the op was given as a number or
-                    txs.append(None)  # an array) has no tangent: skip the slot's lookup
-                    continue
                 ts = getattr(x, "_tangents", None)  # (cheaper than catching AttributeError)
-                if ts is None:
-                    t, own = None, False
+                if ts is None:  # no tangent: only a constant (a number, an array) is own
+                    t = None
+                    if own and isinstance(x, Variable) and x.generation >= 0:
+                        own = False
                 else:
                     t = ts.get(k)
                     own = own and ts.get(_OWN) == k
@@ -152,7 +155,7 @@ def _forward(f, inputs, outputs, recorded):
         y = outputs[0]
         rule = getattr(f, "jvp", None)
         if (own or not recorded) and rule is not None and f.retain_inputs is not None:
-            ty = _rule_on_arrays(f, rule, inputs, outputs, txs, recorded)
+            ty = _rule_on_arrays(f, rule, xs, outputs, txs, recorded)
         else:
             if recorded:
                 kept = f.inputs
@@ -160,7 +163,7 @@ def _forward(f, inputs, outputs, recorded):
                 # built-in rules read outputs only through retained_output; a user's op
                 # (keeping every input) may read self.output
                 f.outputs = [weakref.ref(y)]
-            f.inputs = inputs
+            f.inputs = core.with_constants(inputs, xs)
             core._forward_hook = None  # the rule's own ops need no tangents
             try:
                 ty = _jvp_by_double_vjp(f, txs) if rule is None else rule(*txs)
@@ -183,10 +186,9 @@ def _forward(f, inputs, outputs, recorded):
         y._tangents = ts = {k: ty, _OWN: k} if own else {k: ty}
         if recorded:
             # a dropped output (retained, or another op's input) is rebuilt with its tangent;
-            # closing the level pops it from this dict, which is also y's (see _Level)
-            # (also a tangent on arrays: it makes no cycle, but the graph would keep it)
+            # closing the level pops it from this dict, which is also y's (see _State)
             f._output_tangents = [ts]
-            _state.touched[k].append(weakref.ref(f))
+            _state.touched[k].append(ts)
         return
     if len(inputs) == 1:
         try:
@@ -203,7 +205,7 @@ def _forward(f, inputs, outputs, recorded):
         if tans.count(None) == len(tans):
             return
     kept = f.inputs if recorded else None
-    f.inputs = inputs  # every input, also those backward lets go (restored below)
+    f.inputs = core.with_constants(inputs, xs)  # every input, also those backward lets go
     if not recorded:
         if len(outputs) == 1:
             f.outputs = [weakref.ref(outputs[0])]
@@ -255,29 +257,25 @@ def _forward(f, inputs, outputs, recorded):
         if recorded:
             f.inputs = kept
             # a dropped output (retained, or another op's input) is rebuilt with its tangents
-            f._output_tangents = [_tangents_of(y) for y in outputs]
+            f._output_tangents = tss = [_tangents_of(y) for y in outputs]
             for k in live:
-                _state.touched[k].append(weakref.ref(f))
+                _state.touched[k] += tss
 
 
-def _rule_on_arrays(f, rule, inputs, outputs, txs, recorded):
+def _rule_on_arrays(f, rule, xs, outputs, txs, recorded):
     """A built-in op's rule when its tangent needs no graph and no lower level propagates:
-    on the arrays, as the engine runs a backward on arrays (a formula means the same on
-    both), so its ops cost what their NumPy calls cost. ``recorded``: ``f`` is in the
-    (primal) graph, and gets back what its backward reads."""
+    on the arrays ``xs`` its forward computed with, as the engine runs a backward on arrays
+    (a formula means the same on both), so its ops cost what their NumPy calls cost.
+    ``recorded``: ``f`` is in the (primal) graph, and gets back what its backward reads."""
     kept = f.inputs if recorded else None
-    if len(inputs) == 1:
-        f.inputs, ts = [inputs[0].data], (txs[0].data,)
-    elif len(inputs) == 2:  # (unrolled: binary arithmetic is most ops, as in the jvp chain)
-        (x0, x1), (t0, t1) = inputs, txs
-        f.inputs = [x0.data, x1.data]
+    f.inputs = xs
+    if len(txs) == 1:
+        ts = (txs[0].data,)
+    elif len(txs) == 2:  # (unrolled: binary arithmetic is most ops, as in the jvp chain)
+        t0, t1 = txs
         ts = (None if t0 is None else t0.data, None if t1 is None else t1.data)
     else:
-        xs, ts = [], []
-        for x, t in zip(inputs, txs):
-            xs.append(x.data)
-            ts.append(None if t is None else t.data)
-        f.inputs = xs
+        ts = [None if t is None else t.data for t in txs]
     if f.retain_outputs and not recorded:  # (a recorded op has them: see Function.__call__)
         f._ys = [outputs[0].data] if len(outputs) == 1 else [y.data for y in outputs]
     saved = Config.array_backward
@@ -415,15 +413,7 @@ class _Level:
         _state.levels, _state.live, _state.sizes = self.saved
         if not _state.levels:
             core._forward_hook = None
-        for ref in _state.touched.pop(self.k):  # see _State.touched
-            obj = ref()
-            if obj is None:
-                continue
-            if isinstance(obj, Function):
-                for ts in obj.__dict__.get("_output_tangents") or ():
-                    if ts:
-                        ts.pop(self.k, None)
-            else:
-                ts = _tangents_of(obj)
-                if ts:
-                    ts.pop(self.k, None)
+        k = self.k
+        for ts in _state.touched.pop(k):  # see _State.touched
+            if ts:
+                ts.pop(k, None)

@@ -5,9 +5,12 @@
   benchmarks/mlp.py) with 100 examples per rank and step (so 2 ranks train on twice the
   examples per step), one BLAS thread per rank; examples per second, and 2 ranks / 1 rank.
   The SmallCNN of ``mibun train --model cnn`` on 28x28 images, batch 32 per rank, likewise.
-* allreduce_grad: the MLP's gradients averaged over 2 ranks, against ``Allreduce`` of one
-  float32 buffer of the same 1.8 M elements in place (the floor: no packing, no scaling),
-  and against that plus the in-place scaling the mean needs.
+  Each rank's loss is weighted by 1 / size before backward and the gradients summed, as
+  ``mibun train --distributed`` does (no pass over the gradients to scale them).
+* allreduce_grad: the MLP's gradients averaged over 2 ranks (the mean: one scaling pass),
+  and summed (``weight=1.0``: for a loss weighted before backward), against ``Allreduce``
+  of one float32 buffer of the same 1.8 M elements in place (the floor: no packing, no
+  scaling), and against that plus the in-place scaling the mean needs.
 * On paper: the time of a ring allreduce of each model's gradients at 8, 64 and 512 ranks,
   ``2 (p - 1) alpha + 2 (p - 1) / p * bytes / beta``, beside the step's compute measured
   here, for two networks (the assumptions are printed with the table).
@@ -57,11 +60,12 @@ def throughput(comm, model_name, batch, steps):
     model, x, t = build(model_name, batch)
     comm.bcast_data(model)
     opt = distributed.create_multi_node_optimizer(optimizers.SGD(0.01).setup(model), comm)
+    opt.grad_weight = 1.0  # the loss is weighted before backward, as mibun train does
 
     def step():
         loss = F.softmax_cross_entropy(model(x), t)
         model.cleargrads()
-        loss.backward()
+        (loss * (1 / comm.size)).backward()
         opt.update()
 
     for _ in range(3):
@@ -80,6 +84,12 @@ def throughput(comm, model_name, batch, steps):
             "ms_per_step": 1e3 * best / steps, "params": int(n_params)}
 
 
+# the mean (weight 1/size: one scaling pass), a sum (a loss weighted before backward, as
+# mibun train --distributed does: no pass), and their floors
+ALLREDUCE_ROWS = ("allreduce_grad", "allreduce_grad, weight 1", "raw Allreduce",
+                  "raw Allreduce + scaling")
+
+
 def allreduce_cost(comm, repeat):
     import mibun.functions as F
     model, x, t = build("mlp", 100)
@@ -89,10 +99,10 @@ def allreduce_cost(comm, repeat):
     buf = np.ones(n, np.float32)
     MPI, mc = comm.MPI, comm.mpi_comm
 
-    def ours():
+    def ours(weight=None):
         for p in model.params():  # fresh gradients each time, as after a backward
             p.grad = grads[id(p)]
-        comm.allreduce_grad(model)
+        comm.allreduce_grad(model, weight)
 
     def raw():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -101,7 +111,8 @@ def allreduce_cost(comm, repeat):
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         np.multiply(buf, 1.0 / comm.size, out=buf)
 
-    fns = {"allreduce_grad": ours, "raw Allreduce": raw, "raw Allreduce + scaling": raw_mean}
+    fns = {"allreduce_grad": ours, "allreduce_grad, weight 1": lambda: ours(1.0),
+           "raw Allreduce": raw, "raw Allreduce + scaling": raw_mean}
     times = {k: [] for k in fns}
     for _ in range(3):
         for f in fns.values():
@@ -160,7 +171,7 @@ def _best(rounds):
         out[m] = max((r[m] for r in rounds), key=lambda x: x["examples_per_s"])
     if "allreduce" in out:
         ar = dict(out["allreduce"])
-        for name in ("allreduce_grad", "raw Allreduce", "raw Allreduce + scaling"):
+        for name in ALLREDUCE_ROWS:
             ar[name] = (min(r["allreduce"][name][0] for r in rounds),
                         float(np.median([r["allreduce"][name][1] for r in rounds])))
         out["allreduce"] = ar
@@ -200,9 +211,9 @@ def main():
     print(f"\nallreduce of the MLP's {ar['elements']:,} float32 gradients over 2 ranks "
           "(min / median ms)")
     base = ar["raw Allreduce"]
-    for name in ("allreduce_grad", "raw Allreduce", "raw Allreduce + scaling"):
+    for name in ALLREDUCE_ROWS:
         lo, med = ar[name]
-        print(f"  {name:26s} {lo:6.2f} / {med:6.2f}   {lo / base[0]:.2f}x / "
+        print(f"  {name:28s} {lo:6.2f} / {med:6.2f}   {lo / base[0]:.2f}x / "
               f"{med / base[1]:.2f}x raw")
     print("\non paper: ring allreduce per step beside the compute measured here (1 rank), "
           "no overlap of the two")

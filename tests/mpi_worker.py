@@ -141,6 +141,18 @@ def check(comm):
     grad0 = comm.bcast_obj(model.l1.W.grad.data if r == 0 else None)
     comm.allreduce_grad(model)
     np.testing.assert_allclose(model.l1.W.grad.data, grad0 / n, rtol=1e-6)
+    # --- weight 1.0 sums: a loss weighted by 1/n before backward gives the mean, as
+    # mibun train --distributed does (no scaling pass); each rank has its own data here
+    rng = np.random.default_rng(100 + r)
+    x, t = rng.standard_normal((4, 20)), rng.integers(0, 10, 4)
+    pre, post = build(1, np.float64), build(1, np.float64)
+    for m_, scale, weight in ((pre, 1 / n, 1.0), (post, 1.0, None)):
+        m_.cleargrads()
+        (F.softmax_cross_entropy(m_(x), t) * scale).backward()
+        comm.allreduce_grad(m_, weight)
+    for (name, p), (_, q) in zip(pre.named_params(), post.named_params()):
+        if not name.startswith("unused"):
+            np.testing.assert_allclose(p.grad.data, q.grad.data, rtol=1e-13, err_msg=name)
     # --- gradients not ours to reduce in place: one array given to two parameters (as
     # backprop may), a transposed view, a read-only broadcast. Every rank has the same
     # gradients here, so each mean must be the gradient itself.

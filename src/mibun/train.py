@@ -427,7 +427,7 @@ class Trainer:
                 loss = loss + self._loss(model(xk), tk)
             loss = loss / len(x)
             model.cleargrads()
-            loss.backward()
+            self._backward(loss)
             loss.unchain_backward()
             opt.update()
             n = len(x) * len(x[0])
@@ -435,9 +435,12 @@ class Trainer:
         y = model.forward_batch(x)
         loss = self._loss(y, t)
         model.cleargrads()
-        loss.backward()
+        self._backward(loss)
         opt.update()
         return float(loss.data), self._correct(y, t), len(t)
+
+    def _backward(self, loss):
+        loss.backward()  # (a rank of a distributed run weights the loss first)
 
     def _snapshot(self):
         model = {k: np.array(backend.as_numpy(v), copy=True)

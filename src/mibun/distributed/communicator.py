@@ -108,9 +108,11 @@ class Communicator:
     def allreduce_grad(self, model, weight: float | None = None) -> None:
         """Replace every gradient by the mean over the ranks (``weight``: a weighted sum).
 
-        Each rank contributes ``weight * grad`` (default ``weight = 1 / size``, the mean;
-        ``DataParallelTrainer`` gives ``rows of this rank / rows of the batch`` when the
-        ranks' batches differ in size). The result differs from one process's gradient of
+        Each rank contributes ``weight * grad`` (default ``weight = 1 / size``, the mean).
+        ``weight=1.0`` sums, with no pass over the gradients before the reduction: for a
+        loss already multiplied by the rank's weight before ``backward`` (a product with a
+        0-d value, where the gradients' scaling costs nothing), as ``mibun train
+        --distributed`` does with ``rows of this rank / rows of the batch``. The result differs from one process's gradient of
         the whole batch only by the order of the float sums (a mean of means): about 1e-6
         of the largest entry in float32 (docs/guide/distributed.md, "Guarantees").
 
@@ -163,8 +165,9 @@ class Communicator:
             if g.base is not None:
                 seen.add(id(g.base))
             arrays.append(g)
-        for g in arrays:  # ... then scale them in place
-            g *= w
+        if w != 1.0:  # (weight 1: a loss weighted before backward, as mibun train does)
+            for g in arrays:  # ... then scale them in place
+                g *= w
         self._collective(xp, "allreduce", [buf] + arrays)
         present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
         for p, seg, f in zip(small, views, present):

@@ -17,7 +17,9 @@ def create_multi_node_optimizer(optimizer, comm):
     ``FreezeParam``) see the averaged gradients, so they act as on one process.
 
     ``optimizer.grad_weight`` (None: ``1 / size``) is passed to ``allreduce_grad`` as this
-    rank's weight.
+    rank's weight; set it to ``1.0`` when the loss was multiplied by the weight before
+    ``backward`` (``(loss * (1 / comm.size)).backward()``): the same mean, with no pass
+    over the gradients to scale them.
     """
     cls = type(optimizer)
     if getattr(cls, "_multi_node", False):

@@ -81,8 +81,8 @@ class DataParallelTrainer(train.Trainer):
     takes the same examples as on one process (the order of epoch *e* comes from
     ``(seed, e)``), rank *r* its *r*-th contiguous part (``np.array_split``); a recurrent
     model's parallel streams are split the same way. Gradients are weighted by each rank's
-    share, so the step is the one process's step up to float summation order, whatever
-    the number of ranks, and a checkpoint resumes with any number of ranks (or none).
+    share (the loss is, before backward: then the reduction is a plain sum), so the step
+    is the one process's step up to float summation order, whatever the number of ranks, and a checkpoint resumes with any number of ranks (or none).
     Losses and accuracies are summed over the ranks every step (with the stop flag, in one
     small message); the test set is evaluated whole on every rank (the same weights give
     the same numbers). Rank 0 alone writes files.
@@ -112,7 +112,8 @@ class DataParallelTrainer(train.Trainer):
     def _train_step(self, x, t):
         n = len(x[0]) if self.seq else len(x)  # the step's examples (streams), all ranks
         lo, hi = _split_bounds(n, self.comm.size)[self.comm.rank]
-        self.optimizer.grad_weight = (hi - lo) / n
+        self._share = (hi - lo) / n  # this rank's weight, on the loss (see _backward)
+        self.optimizer.grad_weight = 1.0
         if hi > lo:
             loss, correct, k = super()._train_step(_rows(x, lo, hi), _rows(t, lo, hi))
         else:  # the epoch's last batch has fewer examples than there are ranks
@@ -125,6 +126,9 @@ class DataParallelTrainer(train.Trainer):
                                          dtype=np.float64))
         self.interrupt.requested = bool(s[3])
         return float(s[0] / s[2]), float(s[1]), int(s[2])
+
+    def _backward(self, loss):
+        (loss * self._share).backward()
 
     def save(self, path=None):
         path = path or os.path.join(self.out_dir, "checkpoint.npz")

@@ -1,5 +1,8 @@
 """Per-op overhead: a 1000-op chain alternating tanh and multiply-by-constant on a 0-d
-float64 value, forward + backward, mibun vs PyTorch CPU in one process.
+float64 value, forward + backward, mibun vs PyTorch CPU in one process; beside them the
+floor of mibun's design (benchmarks/_floor_engine.py: the same engine with nothing but
+the two ops, no checks, no modes), so the distance from mibun to it is what mibun's checks
+and modes cost, and from it to PyTorch what a Python engine of this design costs.
 
 Run:  python benchmarks/overhead.py   (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE first)
 """
@@ -10,8 +13,9 @@ import os
 # set before NumPy loads, so OpenBLAS reads it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import _floor_engine as floor  # benchmarks/ (this folder is on sys.path)
 import numpy as np
-from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
+from _timing import timeit  # benchmarks/_timing.py
 
 import mibun
 import mibun.functions as F
@@ -35,6 +39,15 @@ def chain_mibun():
     return x.grad
 
 
+def chain_floor():
+    x = floor.Var(np.array(0.5))
+    y = x
+    for _ in range(N_OPS // 2):
+        y = floor.Mul()(floor.Tanh()(y), 1.01)
+    floor.backward(y)
+    return x.grad
+
+
 def chain_torch():
     import torch
     x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
@@ -43,7 +56,8 @@ def chain_torch():
 
 
 def main():
-    fns = {"mibun": chain_mibun}
+    fns = {"mibun": chain_mibun, "floor": chain_floor}
+    assert abs(float(chain_floor()) - float(chain_mibun().data)) < 1e-12
     try:
         import torch
         torch.set_num_threads(1)
@@ -57,12 +71,16 @@ def main():
     times = timeit(fns, REPEAT)
     (m_best, m_med) = times["mibun"]
     print(f"mibun  : {m_best / N_OPS * 1e3:6.2f} us/op (median {m_med / N_OPS * 1e3:.2f})")
+    f_best, f_med = times["floor"]
+    print(f"floor  : {f_best / N_OPS * 1e3:6.2f} us/op (median {f_med / N_OPS * 1e3:.2f}), "
+          f"the design's floor: mibun/floor {m_best / f_best:.2f}x")
     if torch is None:
         print("pytorch not installed: no ratio")
         return
     t_best, t_med = times["pytorch"]
     print(f"pytorch: {t_best / N_OPS * 1e3:6.2f} us/op (median {t_med / N_OPS * 1e3:.2f})")
-    print(f"ratio mibun/pytorch: {m_best / t_best:.2f}x (median {m_med / t_med:.2f}x)")
+    print(f"ratio mibun/pytorch: {m_best / t_best:.2f}x (median {m_med / t_med:.2f}x); "
+          f"floor/pytorch {f_best / t_best:.2f}x")
 
 
 if __name__ == "__main__":

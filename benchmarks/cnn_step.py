@@ -17,8 +17,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
+from mlp import mibun_step, torch_step  # the same training steps as benchmarks/mlp.py
 
-import mibun.functions as F
 from mibun import optimizers
 from mibun.models import SmallCNN
 
@@ -39,14 +39,6 @@ def mibun_setup(x):
     return model, optimizers.Adam(LR).setup(model)
 
 
-def mibun_step(model, optimizer, x, t):
-    loss = F.softmax_cross_entropy(model(x), t)
-    model.cleargrads()
-    loss.backward()
-    optimizer.update()
-    return loss
-
-
 def torch_setup(model):
     import torch
     nn = torch.nn
@@ -61,15 +53,6 @@ def torch_setup(model):
             mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
             mod.bias.copy_(torch.from_numpy(layer.b.data.copy()))
     return net, torch.optim.Adam(net.parameters(), lr=LR)
-
-
-def torch_step(net, optimizer, x, t):
-    import torch
-    loss = torch.nn.functional.cross_entropy(net(x), t)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss
 
 
 def main():

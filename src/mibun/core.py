@@ -120,9 +120,8 @@ _object_new = object.__new__
 def _new_variable(data, generation=0):
     """``Variable(data)`` for an ndarray, unchecked; generation -1 marks a *constant*."""
     v = _object_new(Variable)
-    v.data = data
+    v.data, v.generation = data, generation
     v.name = v.grad = v._node = None
-    v.generation = generation
     return v
 
 
@@ -193,15 +192,22 @@ class Function:
     grad_reads: tuple | None = None
     weak_scalars = False
 
+    def __init_subclass__(cls, **kwargs):  # from grad_reads: what to keep, per constants' mask
+        super().__init_subclass__(**kwargs)
+        r = cls.grad_reads or ()
+        cls._keeps = {m: tuple(sorted({j for i, js in enumerate(r) if not m >> i & 1
+                                       for j in js})) for m in range(1, 1 << len(r))}
+
     def __call__(self, *inputs):
         record = Config.enable_backprop  # the hot path: one pass over inputs, one over outputs
-        xs, edges, gen, plain = [], [], 0, True
+        xs, edges, gen, plain, consts = [], [], 0, True, 0
         for x in inputs:
             if isinstance(x, Variable):
                 xs.append(x.data)
                 if record:
                     g = x.generation
                     if g < 0:  # a constant
+                        consts |= 1 << len(edges)
                         edges.append(None)
                     else:
                         edges.append(x._node or (None, weakref.ref(x)))
@@ -216,19 +222,16 @@ class Function:
                 xs.append(_real_array(x, lambda: (errors.op_name(type(self).__name__), errors
                                                   .input_names(self, len(inputs))[len(xs)])))
             plain = False
+            consts |= 1 << len(edges)
             edges.append(None)
         ys = self._forward(xs)
         keep, variables = self.retain_inputs, inputs
         if not plain and keep is None:  # a user's Function reads Variables
             variables = with_constants(inputs, xs)
         if record:
-            self._edges = edges
-            self.generation = gen
-            if self.grad_reads is not None and None in edges:  # some gradient not needed:
-                keep = ()                                      # keep what the others read
-                for e, js in zip(edges, self.grad_reads):
-                    if e is not None:
-                        keep += js
+            self._edges, self.generation = edges, gen
+            if consts:  # some input a constant: keep only what the needed gradients read
+                keep = self._keeps.get(consts, keep)
             if keep is None:
                 self.inputs = variables
             elif len(keep) == len(xs) or keep == "all":
@@ -237,23 +240,20 @@ class Function:
                 self.inputs = inputs_kept = [None] * len(xs)
                 for i in keep:
                     inputs_kept[i] = xs[i]
-            gen += 1
-            refs = self.outputs = []
-            meta = self._meta = []
+            gen, refs, meta = gen + 1, [], []
+            self.outputs, self._meta = refs, meta
         single = type(ys) is not tuple  # one path links any number of outputs
         outputs = []
         for i, y in enumerate((ys,) if single else ys):
             if not isinstance(y, _array_types):
                 y = np.asarray(y)  # NumPy returns 0-d results as scalars
             v = _object_new(Variable)
-            v.data = y
-            v.name = v.grad = None
+            v.data, v.name, v.grad = y, None, None
             outputs.append(v)
             if not record:
                 v._node, v.generation = None, 0
                 continue
-            v._node = (self, i)
-            v.generation = gen
+            v._node, v.generation = (self, i), gen
             refs.append(weakref.ref(v))
             meta.append((y.shape, y.dtype))
         if record and self.retain_outputs:

@@ -62,6 +62,58 @@ def mibun_step(q, target, optimizer, s, a, r, s2, done):
     return loss
 
 
+# --- hand-written NumPy: the kernels' floor --------------------------------------------------
+def numpy_setup(q_mibun):
+    """The Q-network's weights as plain arrays (W, b per layer), a frozen copy as the target
+    network, and Adam's moments."""
+    q = [(getattr(q_mibun, f"l{i}").W.data.copy(), getattr(q_mibun, f"l{i}").b.data.copy())
+         for i in range(len(SIZES) - 1)]
+    target = [(W.copy(), b.copy()) for W, b in q]
+    flat = [p for layer in q for p in layer]
+    return q, target, {"m": [np.zeros_like(p) for p in flat],
+                       "v": [np.zeros_like(p) for p in flat], "t": 0}
+
+
+def _numpy_forward(layers, x):
+    hs = [x]
+    for i, (W, b) in enumerate(layers):
+        y = hs[-1] @ W
+        y += b
+        hs.append(np.maximum(y, 0) if i < len(layers) - 1 else y)
+    return hs
+
+
+def numpy_step(q, target, adam, s, a, r, s2, done):
+    """The same update by hand, as a NumPy programmer would write it: the forward keeping
+    its activations, the backward of MSE, indexing, linear and ReLU, and Adam parameter by
+    parameter, in place (torch.optim.Adam's formula)."""
+    next_q = _numpy_forward(target, s2)[-1].max(axis=1)
+    td = r + GAMMA * next_q * (1 - done)
+    hs = _numpy_forward(q, s)
+    rows = np.arange(BATCH)
+    diff = hs[-1][rows, a] - td
+    loss = np.float32(diff @ diff / BATCH)
+    gy = np.zeros_like(hs[-1])
+    gy[rows, a] = diff * np.float32(2 / BATCH)
+    grads = []
+    for i in range(len(q) - 1, -1, -1):
+        W, _ = q[i]
+        grads[:0] = [hs[i].T @ gy, gy.sum(axis=0)]
+        if i:
+            gy = gy @ W.T
+            gy *= hs[i] > 0
+    adam["t"] += 1
+    t, b1, b2 = adam["t"], 0.9, 0.999
+    step, c2 = LR / (1 - b1 ** t), np.sqrt(1 - b2 ** t)
+    for p, g, m, v in zip([p for layer in q for p in layer], grads, adam["m"], adam["v"]):
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        p -= step * m / (np.sqrt(v) / c2 + 1e-8)
+    return loss
+
+
 def torch_setup(q_mibun):
     import torch
     layers = []
@@ -111,13 +163,20 @@ def main():
             assert abs(lm - lt) <= 1e-5 * max(1.0, abs(lt)), (lm, lt)
         w_m, w_t = m[0].l0.W.data, t[0][0].weight.detach().numpy().T
         assert np.allclose(w_m, w_t, atol=1e-5), np.abs(w_m - w_t).max()
+    m0 = mibun_setup()
+    n = numpy_setup(m0[0])
+    for _ in range(3):  # the hand-written step computes the same losses and weights
+        lm, ln = float(mibun_step(*m0, *batch).data), float(numpy_step(*n, *batch))
+        assert abs(lm - ln) <= 1e-5 * max(1.0, abs(ln)), (lm, ln)
+    assert np.allclose(m0[0].l0.W.data, n[0][0][0], atol=1e-5)
     # the same step with Adam's old update, one parameter at a time (the path a DeZero-style
     # subclass with its own update_one takes), against the flat one (optimizer_base._Flat)
     m1 = mibun_setup()
     adam = type(m1[2])
     m1[2].__class__ = type("AdamOneByOne", (adam,),
                            {"update_one": lambda self, p: adam.update_one(self, p)})
-    fns = {"mibun": lambda: mibun_step(*m, *batch), "one-by-one": lambda: mibun_step(*m1, *batch)}
+    fns = {"mibun": lambda: mibun_step(*m, *batch), "one-by-one": lambda: mibun_step(*m1, *batch),
+           "numpy": lambda: numpy_step(*n, *batch)}
     if torch is not None:
         fns["pytorch"] = lambda: torch_step(*t, *tbatch)
     times = timeit(fns, args.repeat)
@@ -125,11 +184,15 @@ def main():
           f"target net without a graph, MSE, Adam (one thread; best and median of "
           f"{args.repeat})")
     for name, (best, med) in times.items():
-        label = "mibun, Adam one parameter at a time" if name == "one-by-one" else name
+        label = {"one-by-one": "mibun, Adam one parameter at a time",
+                 "numpy": "NumPy by hand"}.get(name, name)
         print(f"  {label:8s} {best * 1e3:7.1f} us  (median {med * 1e3:.1f})")
     if torch is not None:
         (mb, mm), (tb, tm) = times["mibun"], times["pytorch"]
         print(f"  mibun / pytorch  {mb / tb:.2f}x  (median {mm / tm:.2f}x)")
+        nb, nm = times["numpy"]
+        print(f"  NumPy by hand / pytorch  {nb / tb:.2f}x  (median {nm / tm:.2f}x): the "
+              "kernels' floor")
 
 
 if __name__ == "__main__":

@@ -208,6 +208,30 @@ def test_intermediate_outputs_are_freed():
         gc.enable()
 
 
+@pytest.mark.parametrize("op, kept, grads", [
+    # what the op keeps for x op c, c op x and x op x (c a raw array: a constant), by the
+    # gradients each needs, and d/dx of each
+    (lambda a, b: a * b, ([False, True], [True, False], [True, True]),
+     (lambda x, c: c, lambda x, c: c, lambda x, c: 2 * x)),
+    (lambda a, b: a / b, ([False, True], [True, True], [True, True]),
+     (lambda x, c: 1 / c, lambda x, c: -c / x ** 2, lambda x, c: 0 * x)),
+    (lambda a, b: a ** b, ([True, True], [True, False], [True, True]),
+     (lambda x, c: c * x ** (c - 1), lambda x, c: c ** x * np.log(c),
+      lambda x, c: x ** x * (np.log(x) + 1))),
+])
+def test_an_op_keeps_only_what_the_needed_gradients_read(op, kept, grads):
+    # A constant operand needs no gradient, so an input that only its gradient reads is let
+    # go (Function.grad_reads, looked up per mask of constant inputs).
+    rng = np.random.default_rng(0)
+    xd, cd = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 2.0, 3)
+    for sides, want, grad in zip([("x", "c"), ("c", "x"), ("x", "x")], kept, grads):
+        x = Variable(xd.copy())
+        y = op(*[x if side == "x" else cd for side in sides])
+        assert [i is not None for i in y.creator.inputs] == want, sides
+        y.sum().backward()
+        np.testing.assert_allclose(x.grad.data, grad(xd, cd), rtol=1e-13, atol=1e-15)
+
+
 def test_retained_output_rebuilt_for_higher_order():
     # tanh keeps its output's data; the output Variable itself is dropped here
     x = Variable(np.array(0.7))

@@ -221,15 +221,23 @@ def test_intermediate_outputs_are_freed():
 ])
 def test_an_op_keeps_only_what_the_needed_gradients_read(op, kept, grads):
     # A constant operand needs no gradient, so an input that only its gradient reads is let
-    # go (Function.grad_reads, looked up per mask of constant inputs).
+    # go (Function.grad_reads, worked out per mask of constant inputs). A constant is a raw
+    # array or a constant Variable (as_operand's, generation -1).
     rng = np.random.default_rng(0)
     xd, cd = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 2.0, 3)
-    for sides, want, grad in zip([("x", "c"), ("c", "x"), ("x", "x")], kept, grads):
-        x = Variable(xd.copy())
-        y = op(*[x if side == "x" else cd for side in sides])
-        assert [i is not None for i in y.creator.inputs] == want, sides
-        y.sum().backward()
-        np.testing.assert_allclose(x.grad.data, grad(xd, cd), rtol=1e-13, atol=1e-15)
+    for const in (cd, mibun.core.as_operand(cd)):
+        for sides, want, grad in zip([("x", "c"), ("c", "x"), ("x", "x")], kept, grads):
+            x = Variable(xd.copy())
+            y = op(*[x if side == "x" else const for side in sides])
+            assert [i is not None for i in y.creator.inputs] == want, (sides, type(const))
+            y.sum().backward()
+            np.testing.assert_allclose(x.grad.data, grad(xd, cd), rtol=1e-13, atol=1e-15)
+
+
+def test_a_python_number_operand_is_kept_and_the_array_let_go():
+    x = Variable(np.array([0.5, 2.0]))
+    for y, kept in [(x * 2.5, [None, 2.5]), (2.5 * x, [None, 2.5]), (x / 2.5, [None, 2.5])]:
+        assert list(y.creator.inputs) == kept
 
 
 def test_retained_output_rebuilt_for_higher_order():

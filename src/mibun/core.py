@@ -192,11 +192,9 @@ class Function:
     grad_reads: tuple | None = None
     weak_scalars = False
 
-    def __init_subclass__(cls, **kwargs):  # from grad_reads: what to keep, per constants' mask
+    def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        r = cls.grad_reads or ()
-        cls._keeps = {m: tuple(sorted({j for i, js in enumerate(r) if not m >> i & 1
-                                       for j in js})) for m in range(1, 1 << len(r))}
+        cls._keeps = {}  # mask of constant inputs -> what the other inputs' gradients read
 
     def __call__(self, *inputs):
         record = Config.enable_backprop  # the hot path: one pass over inputs, one over outputs
@@ -230,8 +228,11 @@ class Function:
             variables = with_constants(inputs, xs)
         if record:
             self._edges, self.generation = edges, gen
-            if consts:  # some input a constant: keep only what the needed gradients read
-                keep = self._keeps.get(consts, keep)
+            if consts and self.grad_reads is not None:  # keep what the needed gradients read
+                keep = self._keeps.get(consts)
+                if keep is None:  # (worked out once per class and mask of constant inputs)
+                    keep = self._keeps[consts] = tuple(sorted({j for i, js in enumerate(
+                        self.grad_reads) if not consts >> i & 1 for j in js}))
             if keep is None:
                 self.inputs = variables
             elif len(keep) == len(xs) or keep == "all":
@@ -354,8 +355,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
         return found
     arrays = not create_graph
     seed = seed.data if arrays else seed
-    # pending[id(f)]: f's output gradients summed so far. f is pushed on the heap when the
-    # first arrives, popped after every function of a higher generation: once all have.
+    # pending[id(f)]: f's output gradients so far (f waits on the heap for all of them).
     f, i = start._node
     pending = {id(f): [None] * len(f.outputs)}
     pending[id(f)][i] = seed

@@ -1,15 +1,17 @@
 """One DQN update: a Q-network MLP 4 -> 128 -> 128 -> 2 (ReLU), batch 32, float32. The
 target network is evaluated without a graph, the TD target ``r + gamma * max_a Q'(s', a)``
 (zero past the end of an episode) is formed, the MSE on the chosen actions' Q values is
-backpropagated, and Adam updates the Q-network: mibun vs PyTorch CPU in one process, one
-thread each. At this size every op is cheap, so the step measures per-op overhead.
+backpropagated, and Adam updates the Q-network: mibun vs PyTorch CPU vs the same update
+written by hand in NumPy (the kernels' floor), in one process, one thread each. At this
+size every op is cheap, so the step measures per-op overhead.
 
-Both start from the same weights; the script checks that they give the same loss and the
+All start from the same weights; the script checks that they give the same losses and the
 same updated weights before it times the step.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/rl_step.py [--repeat N]
 """
 import argparse
+import math
 import os
 
 # One thread for NumPy too (OpenBLAS would use every core, PyTorch is set to one below);
@@ -104,7 +106,7 @@ def numpy_step(q, target, adam, s, a, r, s2, done):
             gy *= hs[i] > 0
     adam["t"] += 1
     t, b1, b2 = adam["t"], 0.9, 0.999
-    step, c2 = LR / (1 - b1 ** t), np.sqrt(1 - b2 ** t)
+    step, c2 = LR / (1 - b1 ** t), math.sqrt(1 - b2 ** t)  # Python floats: float32 stays
     for p, g, m, v in zip([p for layer in q for p in layer], grads, adam["m"], adam["v"]):
         m *= b1
         m += (1 - b1) * g
@@ -186,7 +188,7 @@ def main():
     for name, (best, med) in times.items():
         label = {"one-by-one": "mibun, Adam one parameter at a time",
                  "numpy": "NumPy by hand"}.get(name, name)
-        print(f"  {label:8s} {best * 1e3:7.1f} us  (median {med * 1e3:.1f})")
+        print(f"  {label:36s} {best * 1e3:7.1f} us  (median {med * 1e3:.1f})")
     if torch is not None:
         (mb, mm), (tb, tm) = times["mibun"], times["pytorch"]
         print(f"  mibun / pytorch  {mb / tb:.2f}x  (median {mm / tm:.2f}x)")

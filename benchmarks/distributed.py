@@ -93,14 +93,21 @@ ALLREDUCE_ROWS = ("allreduce_grad", "allreduce_grad, weight 1", "raw Allreduce",
 def allreduce_cost(comm, repeat):
     import mibun.functions as F
     model, x, t = build("mlp", 100)
-    F.softmax_cross_entropy(model(x), t).backward()
+
+    def backward():
+        model.cleargrads()
+        F.softmax_cross_entropy(model(x), t).backward()
+
+    backward()
+    comm.allreduce_grad(model)  # the first call makes the gradient arena
+    backward()  # the gradients as in a training step: the weights' written into the arena
     grads = {id(p): p.grad for p in model.params()}
     n = sum(p.data.size for p in model.params())
     buf = np.ones(n, np.float32)
     MPI, mc = comm.MPI, comm.mpi_comm
 
     def ours(weight=None):
-        for p in model.params():  # fresh gradients each time, as after a backward
+        for p in model.params():  # the gradients as after that backward, each time
             p.grad = grads[id(p)]
         comm.allreduce_grad(model, weight)
 

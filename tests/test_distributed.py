@@ -190,6 +190,98 @@ def test_single_rank_communicator_and_optimizer_state_round_trip(tmp_path):
         comm.bcast_data(models.MLP((3,)))
 
 
+def _arena_models(seed=0):
+    """The same small MLP twice: one to reduce (it gets a gradient arena), one reference."""
+    from mibun import models
+    pair = []
+    for _ in range(2):
+        np.random.seed(seed)
+        m = models.MLP((6, 3))
+        m(np.ones((1, 4), np.float32))
+        pair.append(m)
+    return pair
+
+
+@needs_mpi
+def test_backward_writes_linear_weight_gradients_into_the_arena():
+    import mibun.functions as F
+    from mibun import autograd
+    from mibun import distributed as D
+    comm = D.create_communicator()
+    model, ref = _arena_models()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    comm.allreduce_grad(model)  # no gradients yet: makes the arena, grads stay None
+    assert all(p.grad is None for p in model.params())
+    (arena, _), = comm._arenas.values()
+    for step in range(3):
+        for m in (model, ref):
+            m.cleargrads()
+            F.sum(F.tanh(m(x + step))).backward()
+        for (n, p), (_, q) in zip(model.named_params(), ref.named_params()):
+            np.testing.assert_array_equal(p.grad.data, q.grad.data, err_msg=n)
+            # the weights' gradients are written by backward into their slots, no copy;
+            # the biases' come from a sum and are copied in by allreduce_grad
+            assert (p.grad.data is autograd.arena_slot(p)) == n.endswith("W"), n
+        comm.allreduce_grad(model)
+        for (n, p), (_, q) in zip(model.named_params(), ref.named_params()):
+            assert np.shares_memory(p.grad.data, arena), n
+            np.testing.assert_array_equal(p.grad.data, q.grad.data, err_msg=n)
+    # the slot is rewritten by the next backward after cleargrads (as documented)
+    kept = model.l0.W.grad.data
+    model.cleargrads()
+    F.sum(model(x) * 2).backward()
+    assert model.l0.W.grad.data is kept
+
+
+@needs_mpi
+def test_arena_keeps_the_gradient_semantics():
+    """A second use of the weight, accumulation without cleargrads, mibun.grad,
+    create_graph and a leaf whose data changed shape: each gradient is what it is
+    without an arena, and mibun.grad's result does not alias the arena."""
+    import mibun
+    import mibun.functions as F
+    from mibun import autograd
+    from mibun import distributed as D
+    comm = D.create_communicator()
+    model, ref = _arena_models(1)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    comm.allreduce_grad(model)
+
+    def shared(m):  # the first layer's weight used twice in one graph
+        h = F.tanh(m.l0(x))
+        return F.sum(m.l1(h)) + F.sum(F.linear(x, m.l0.W) ** 2)
+
+    for loss_of in (shared, lambda m: F.sum(m(x) ** 2)):
+        for m in (model, ref):
+            m.cleargrads()
+            loss_of(m).backward()
+            loss_of(m).backward()  # accumulates onto the first backward's gradients
+        for (n, p), (_, q) in zip(model.named_params(), ref.named_params()):
+            np.testing.assert_allclose(p.grad.data, q.grad.data, rtol=1e-6, err_msg=n)
+        comm.allreduce_grad(model)
+        for (n, p), (_, q) in zip(model.named_params(), ref.named_params()):
+            np.testing.assert_allclose(p.grad.data, q.grad.data, rtol=1e-6, err_msg=n)
+    W = model.l0.W
+    model.cleargrads()
+    g, = mibun.grad(F.sum(model(x) ** 2), [W])
+    ref.cleargrads()
+    F.sum(ref(x) ** 2).backward()
+    np.testing.assert_array_equal(g.data, ref.l0.W.grad.data)
+    assert W.grad is None and not np.shares_memory(g.data, autograd.arena_slot(W))
+    model.cleargrads()  # create_graph: gradients with a graph, not the arena's arrays
+    F.sum(model(x) ** 2).backward(create_graph=True)
+    assert W.grad.creator is not None and W.grad.data is not autograd.arena_slot(W)
+    np.testing.assert_allclose(W.grad.data, ref.l0.W.grad.data, rtol=1e-6)
+    slot = autograd.arena_slot(W)  # a parameter whose data changed shape: no arena write
+    W.data = np.ones((4, 7), np.float32)
+    W.cleargrad()
+    F.sum(F.linear(x, W)).backward()
+    assert W.grad.data.shape == (4, 7) and W.grad.data is not slot
+    np.testing.assert_array_equal(W.grad.data, np.repeat(x.sum(0)[:, None], 7, axis=1))
+    comm.allreduce_grad(model)  # a new arena for the new shape
+    assert autograd.arena_slot(W).shape == (4, 7) and W.grad.data is autograd.arena_slot(W)
+
+
 # =============================================================================
 # Two ranks
 # =============================================================================

@@ -12,10 +12,12 @@ core these rules (``core.autograd``), as :mod:`mibun.functions` installs the ope
 from __future__ import annotations
 
 import sys
+import weakref
 
 import numpy as np
 
 from mibun import backend, core, errors
+from mibun.config import Config
 from mibun.core import Variable
 from mibun.functions import array
 
@@ -104,19 +106,64 @@ def as_grad(f, i, gx, shape, dtype, arrays):
     return gx
 
 
-def accumulate(grad, gx, given, arrays):
+def accumulate(grad, gx, given, arrays, leaf=None):
     """``grad + gx`` as a new Variable. A first gradient gets memory of its own, so an
     in-place update (``p.grad.data *= ...``) changes nothing else: Add hands the same gy to
-    both inputs, reshape returns views."""
+    both inputs, reshape returns views. (The ``leaf``'s arena slot, which a formula wrote
+    through :func:`arena_out`, is its own.)"""
     if grad is not None:
         return grad + gx if not arrays else core._new_variable(np.asarray(grad.data + gx))
     d = gx if arrays else gx.data
-    if id(d) in given or not isinstance(d, core._array_types) or not (
-            d.flags.owndata and getattr(d.flags, "writeable", True)):  # CuPy: no read-only
+    if (id(d) in given or not isinstance(d, core._array_types) or not (
+            d.flags.owndata and getattr(d.flags, "writeable", True))  # CuPy: no read-only
+            ) and (leaf is None or id(d) in given or d is not arena_slot(leaf)):
         d = d.copy() if isinstance(d, core._array_types) else np.asarray(d)
         gx = d if arrays else gx * 1
     given.add(id(d))
     return core._new_variable(d) if arrays else gx
+
+
+# id of a Parameter -> (a weak reference to it, its slot in a gradient arena): the flat
+# buffer that mibun.distributed reduces in one message, per model and dtype (set_arena)
+ARENA_SLOTS: dict = {}
+
+
+def set_arena(p, slot) -> None:
+    """Give ``p`` its ``slot`` (a view of a gradient arena) for :func:`arena_out`; the entry
+    goes when ``p`` does."""
+    key = id(p)
+
+    def gone(ref):
+        if ARENA_SLOTS.get(key, (None,))[0] is ref:
+            del ARENA_SLOTS[key]
+
+    ARENA_SLOTS[key] = (weakref.ref(p, gone), slot)
+
+
+def arena_slot(p):
+    """``p``'s gradient-arena slot, or None."""
+    e = ARENA_SLOTS.get(id(p))
+    return e[1] if e is not None and e[0]() is p else None
+
+
+def arena_out(f, i, dtype):
+    """Where ``f.backward`` may write input ``i``'s gradient, of ``dtype``, in place: the
+    slot of the leaf behind that input in a gradient arena (:func:`set_arena`), when that
+    gradient is the leaf's first of a backward on arrays; else None.
+
+    The slot then *is* ``grad.data`` (:func:`accumulate` keeps it), so the reduction copies
+    nothing. The next backward after ``cleargrads()`` writes it again, as PyTorch's
+    ``gradient_as_bucket_view``. Another contribution to the same leaf, or
+    ``mibun.grad`` (which returns copies), leaves ``.grad`` as without an arena."""
+    if not ARENA_SLOTS or not Config.array_backward:
+        return None
+    e = f._edges[i]
+    p = None if e is None or e[0] is not None else e[1]()  # a leaf input, still alive
+    out = None if p is None else arena_slot(p)
+    if (out is None or p.grad is not None or out.dtype != dtype
+            or out.shape != p.data.shape or type(out) is not type(p.data)):
+        return None
+    return out
 
 
 def fill_zeros(f, gys, arrays):

@@ -410,7 +410,7 @@ def _run_backward(start: Variable, retain_grad: bool, create_graph: bool,
                         count += 1
                     slot[j] = gx if slot[j] is None else slot[j] + gx
                 elif wanted is None:
-                    j.grad = autograd.accumulate(j.grad, gx, given, arrays)
+                    j.grad = autograd.accumulate(j.grad, gx, given, arrays, j)
     finally:
         Config.enable_backprop, Config.array_backward = saved
     return found

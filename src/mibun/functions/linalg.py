@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401  (doctests)
 
-from mibun import backend
+from mibun import autograd, backend
 from mibun.core import Function, as_operand
 from mibun.functions import _helpers
 from mibun.functions.arithmetic import _sum_to
@@ -144,10 +144,12 @@ class Linear(Function):
         gx = gy @ W.T if self.needs_grad(0) else None  # skipped for a data batch
         gW = None
         if self.needs_grad(1):
-            if x.ndim == 2:
-                gW = x.T @ gy
-            else:  # (..., I) inputs: fold the leading axes into one batch axis
-                gW = reshape(x, (-1, x.shape[-1])).T @ reshape(gy, (-1, gy.shape[-1]))
+            if x.ndim != 2:  # (..., I) inputs: fold the leading axes into one batch axis
+                x, gy = reshape(x, (-1, x.shape[-1])), reshape(gy, (-1, gy.shape[-1]))
+            # straight into W's slot of a gradient arena, if it has one (mibun.distributed)
+            out = autograd.arena_out(self, 1, gy.dtype) if x.dtype == gy.dtype else None
+            gW = x.T @ gy if out is None else backend.get_array_module(gy).matmul(x.T, gy,
+                                                                               out=out)
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _sum_to(gy, self.b_shape) if self.needs_grad(2) else None

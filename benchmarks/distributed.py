@@ -7,19 +7,25 @@
   The SmallCNN of ``mibun train --model cnn`` on 28x28 images, batch 32 per rank, likewise.
   Each rank's loss is weighted by 1 / size before backward and the gradients summed, as
   ``mibun train --distributed`` does (no pass over the gradients to scale them).
+  One job of 2 ranks measures both, in turns: a block of steps on rank 0 alone (a
+  communicator of one rank; rank 1 sleeps meanwhile), then a block on both ranks, and so
+  on (``--blocks``), so that the machine's drift (this 2-core guest's speed moves by tens
+  of percent within minutes) hits both alike. Shown: the sustained throughput (all the
+  blocks' examples over their time), and the best block of each.
 * allreduce_grad: the MLP's gradients averaged over 2 ranks (the mean: one scaling pass),
   and summed (``weight=1.0``: for a loss weighted before backward), against ``Allreduce``
   of one float32 buffer of the same 1.8 M elements in place (the floor: no packing, no
-  scaling), and against that plus the in-place scaling the mean needs.
+  scaling; ``np.ones``, and one in huge pages as the arena is), and against that plus the
+  in-place scaling the mean needs. The gradients are
+  as a training step leaves them: the weights' written into the gradient arena by
+  backward, the biases' not. Also: a raw ``Allreduce`` inside a training step (after the
+  step's compute and a barrier), which is what a step pays.
 * On paper: the time of a ring allreduce of each model's gradients at 8, 64 and 512 ranks,
   ``2 (p - 1) alpha + 2 (p - 1) / p * bytes / beta``, beside the step's compute measured
   here, for two networks (the assumptions are printed with the table).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/distributed.py
-(it starts ``mpiexec -n 1`` and ``mpiexec -n 2`` of itself; ``--allow-run-as-root`` is
-added as root). The ranks of a 2-core machine share it with nothing else only if the
-machine is otherwise idle: the figures are noisy on a loaded one, so 1 and 2 ranks are
-launched in turns (``--rounds``, 3) and each one's best round is shown.
+(it starts ``mpiexec -n 2`` of itself; ``--allow-run-as-root`` is added as root).
 """
 import argparse
 import json
@@ -54,44 +60,72 @@ def build(model_name, batch):
     return model, x, t
 
 
-def throughput(comm, model_name, batch, steps):
+def throughput(world, alone, model_name, batch, steps, blocks):
+    """Blocks of ``steps`` training steps, in turns: on rank 0 alone (``alone``, a
+    communicator of one rank), then on both ranks of ``world``."""
     import mibun.functions as F
     from mibun import distributed, optimizers
-    model, x, t = build(model_name, batch)
-    comm.bcast_data(model)
-    opt = distributed.create_multi_node_optimizer(optimizers.SGD(0.01).setup(model), comm)
-    opt.grad_weight = 1.0  # the loss is weighted before backward, as mibun train does
 
-    def step():
-        loss = F.softmax_cross_entropy(model(x), t)
-        model.cleargrads()
-        (loss * (1 / comm.size)).backward()
-        opt.update()
+    def setup(comm):
+        model, x, t = build(model_name, batch)
+        comm.bcast_data(model)
+        opt = distributed.create_multi_node_optimizer(optimizers.SGD(0.01).setup(model),
+                                                      comm)
+        opt.grad_weight = 1.0  # the loss is weighted before backward, as mibun train does
 
-    for _ in range(3):
-        step()
-    best = None
-    for _ in range(3):  # best of three blocks: other processes' load hits them unevenly
-        comm.barrier()
+        def step():
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            (loss * (1 / comm.size)).backward()
+            opt.update()
+        for _ in range(3):
+            step()
+        return step, model
+
+    solo = setup(alone)[0] if world.rank == 0 else None
+    both, model = setup(world)
+    times = {1: [], 2: []}
+    for _ in range(blocks):
+        if world.rank == 0:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                solo()
+            times[1].append(time.perf_counter() - t0)
+        _idle_barrier(world)  # rank 1 sleeps while rank 0 runs alone
+        world.barrier()
         t0 = time.perf_counter()
         for _ in range(steps):
-            step()
-        comm.barrier()
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
+            both()
+        world.barrier()
+        times[2].append(time.perf_counter() - t0)
     n_params = sum(p.data.size for p in model.params())
-    return {"examples_per_s": comm.size * batch * steps / best,
-            "ms_per_step": 1e3 * best / steps, "params": int(n_params)}
+    out = {"params": int(n_params)}
+    for n, ts in times.items():
+        if not ts:  # rank 1 has no 1-rank blocks; rank 0 reports
+            continue
+        out[n] = {"examples_per_s": n * batch * steps * len(ts) / sum(ts),
+                  "best_examples_per_s": n * batch * steps / min(ts),
+                  "ms_per_step": 1e3 * sum(ts) / (steps * len(ts))}
+    return out
+
+
+def _idle_barrier(world):
+    """A barrier that sleeps instead of spinning (MPI's own polls a core at full speed)."""
+    req = world.mpi_comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.0005)
 
 
 # the mean (weight 1/size: one scaling pass), a sum (a loss weighted before backward, as
 # mibun train --distributed does: no pass), and their floors
 ALLREDUCE_ROWS = ("allreduce_grad", "allreduce_grad, weight 1", "raw Allreduce",
-                  "raw Allreduce + scaling")
+                  "raw Allreduce, huge pages", "raw Allreduce + scaling",
+                  "raw Allreduce in a step")
 
 
 def allreduce_cost(comm, repeat):
     import mibun.functions as F
+    from mibun.distributed.communicator import _zeros
     model, x, t = build("mlp", 100)
 
     def backward():
@@ -104,7 +138,17 @@ def allreduce_cost(comm, repeat):
     grads = {id(p): p.grad for p in model.params()}
     n = sum(p.data.size for p in model.params())
     buf = np.ones(n, np.float32)
+    huge = _zeros(np, n, np.float32)  # in huge pages, as the arena (where the OS allows)
+    huge[...] = 1
     MPI, mc = comm.MPI, comm.mpi_comm
+
+    def timed(f):
+        def run():
+            comm.barrier()
+            t0 = time.perf_counter()
+            f()
+            return time.perf_counter() - t0
+        return run
 
     def ours(weight=None):
         for p in model.params():  # the gradients as after that backward, each time
@@ -114,12 +158,21 @@ def allreduce_cost(comm, repeat):
     def raw():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
 
+    def raw_huge():
+        mc.Allreduce(MPI.IN_PLACE, huge, op=MPI.SUM)
+
     def raw_mean():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         np.multiply(buf, 1.0 / comm.size, out=buf)
 
-    fns = {"allreduce_grad": ours, "allreduce_grad, weight 1": lambda: ours(1.0),
-           "raw Allreduce": raw, "raw Allreduce + scaling": raw_mean}
+    def raw_in_step():  # after a step's compute, as the reduction of a training step
+        backward()
+        return timed(raw)()
+
+    fns = {"allreduce_grad": timed(ours), "allreduce_grad, weight 1": timed(lambda: ours(1.0)),
+           "raw Allreduce": timed(raw), "raw Allreduce, huge pages": timed(raw_huge),
+           "raw Allreduce + scaling": timed(raw_mean),
+           "raw Allreduce in a step": raw_in_step}
     times = {k: [] for k in fns}
     for _ in range(3):
         for f in fns.values():
@@ -127,10 +180,7 @@ def allreduce_cost(comm, repeat):
     for _ in range(repeat // 5):  # in turns, blocks of five, as benchmarks/_timing.py
         for name, f in fns.items():
             for _ in range(5):
-                comm.barrier()
-                t0 = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(f())
     # a rank's time is the slower of the two ranks' (the step waits for both)
     out = {}
     for name, ts in times.items():
@@ -141,48 +191,34 @@ def allreduce_cost(comm, repeat):
 
 
 def worker(args):
+    from mpi4py import MPI
+
     from mibun import distributed
-    comm = distributed.create_communicator()
-    res = {"size": comm.size,
-           "mlp": throughput(comm, "mlp", 100, args.steps),
-           "cnn": throughput(comm, "cnn", 32, max(3, args.steps // 4))}
-    if comm.size > 1:
-        res["allreduce"] = allreduce_cost(comm, args.repeat)
-    if comm.rank == 0:
+    world = distributed.create_communicator()
+    alone = distributed.create_communicator(MPI.COMM_SELF)
+    res = {"mlp": throughput(world, alone, "mlp", 100, args.steps, args.blocks),
+           "cnn": throughput(world, alone, "cnn", 32, max(3, args.steps // 4), args.blocks),
+           "allreduce": allreduce_cost(world, args.repeat)}
+    if world.rank == 0:
         print("RESULT " + json.dumps(res), flush=True)
 
 
-def launch(n, args):
+def launch(args):
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if not os.path.exists(mpiexec):
         mpiexec = "mpiexec"
     root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                MKL_NUM_THREADS="1")  # one thread per rank
-    cmd = [mpiexec, "-n", str(n), "--oversubscribe", "--bind-to", "none", *root,
+    cmd = [mpiexec, "-n", "2", "--oversubscribe", "--bind-to", "none", *root,
            sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(args.steps),
-           "--repeat", str(args.repeat)]
+           "--repeat", str(args.repeat), "--blocks", str(args.blocks)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900,
                        check=False)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    raise SystemExit(f"mpiexec -n {n} failed:\n{p.stdout}\n{p.stderr}")
-
-
-def _best(rounds):
-    """The rounds' results merged: each model's fastest round; each allreduce's smallest
-    minimum and the median of its medians."""
-    out = dict(rounds[0])
-    for m in ("mlp", "cnn"):
-        out[m] = max((r[m] for r in rounds), key=lambda x: x["examples_per_s"])
-    if "allreduce" in out:
-        ar = dict(out["allreduce"])
-        for name in ALLREDUCE_ROWS:
-            ar[name] = (min(r["allreduce"][name][0] for r in rounds),
-                        float(np.median([r["allreduce"][name][1] for r in rounds])))
-        out["allreduce"] = ar
-    return out
+    raise SystemExit(f"mpiexec -n 2 failed:\n{p.stdout}\n{p.stderr}")
 
 
 def ring_ms(p, nbytes, alpha, beta):
@@ -192,29 +228,27 @@ def ring_ms(p, nbytes, alpha, beta):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", action="store_true")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=60)
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="launches of 1 and of 2 ranks, in turns; the best of each is shown")
+    ap.add_argument("--steps", type=int, default=20, help="MLP steps per block (CNN: 1/4)")
+    ap.add_argument("--blocks", type=int, default=12,
+                    help="blocks of 1 rank and of 2 ranks, in turns")
+    ap.add_argument("--repeat", type=int, default=200, help="timed calls per allreduce row")
     args = ap.parse_args()
     if args.worker:
         return worker(args)
-    # 1 and 2 ranks run at different times, so load on the shared machine hits them
-    # unevenly: launch them in turns and keep each one's best round
-    ones, twos = [], []
-    for _ in range(args.rounds):
-        ones.append(launch(1, args))
-        twos.append(launch(2, args))
-    one, two = _best(ones), _best(twos)
+    res = launch(args)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
-    print("\nthroughput, one BLAS thread per rank (examples per second; weak scaling)")
+    print(f"\nthroughput, one BLAS thread per rank (examples per second; weak scaling), "
+          f"{args.blocks} blocks of each in turns: sustained (best block)")
     for m, what in (("mlp", "MLP 784-1000-1000-10, 100 per rank"),
                     ("cnn", "SmallCNN 28x28, 32 per rank")):
-        a, b = one[m], two[m]
-        print(f"  {what:38s} {a['params'] / 1e6:.2f} M params  1 rank {a['examples_per_s']:7.0f}"
-              f" ({a['ms_per_step']:.1f} ms/step)  2 ranks {b['examples_per_s']:7.0f}"
-              f" ({b['ms_per_step']:.1f} ms/step)  {b['examples_per_s'] / a['examples_per_s']:.2f}x")
-    ar = two["allreduce"]
+        a, b = res[m]["1"], res[m]["2"]
+        print(f"  {what:36s} {res[m]['params'] / 1e6:.2f} M params  1 rank "
+              f"{a['examples_per_s']:6.0f} ({a['best_examples_per_s']:6.0f}), "
+              f"{a['ms_per_step']:.1f} ms/step  2 ranks {b['examples_per_s']:6.0f} "
+              f"({b['best_examples_per_s']:6.0f}), {b['ms_per_step']:.1f} ms/step  "
+              f"{b['examples_per_s'] / a['examples_per_s']:.2f}x "
+              f"({b['best_examples_per_s'] / a['best_examples_per_s']:.2f}x)")
+    ar = res["allreduce"]
     print(f"\nallreduce of the MLP's {ar['elements']:,} float32 gradients over 2 ranks "
           "(min / median ms)")
     base = ar["raw Allreduce"]
@@ -227,8 +261,8 @@ def main():
     for net, (alpha, beta) in NETWORKS.items():
         print(f"  {net}")
         for m in ("mlp", "cnn"):
-            c = one[m]["ms_per_step"]
-            nbytes = 4 * one[m]["params"]
+            c = res[m]["1"]["ms_per_step"]
+            nbytes = 4 * res[m]["params"]
             row = []
             for p in (8, 64, 512):
                 r = ring_ms(p, nbytes, alpha, beta)

@@ -151,6 +151,26 @@ def test_scatter_dataset_of_a_dataset_uses_get_batch():
     np.testing.assert_array_equal(t, ds.label[shard.indices[:50]])
 
 
+@pytest.mark.parametrize("n, dtype", [(10, np.float64), (1_796_016, np.float32),
+                                      ((1 << 19) + 3, np.float64)])
+def test_arena_memory_is_zeros_in_whole_huge_pages(n, dtype):
+    import gc
+    import mmap
+
+    from mibun.distributed.communicator import HUGE_PAGE, _zeros
+    a = _zeros(np, n, dtype)
+    assert a.shape == (n,) and a.dtype == dtype and a.flags.c_contiguous
+    assert a.flags.writeable and not a.any()
+    big = n * np.dtype(dtype).itemsize >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE")
+    if big:  # starts on a huge-page boundary (the kernel may then back it with them)
+        assert a.ctypes.data % HUGE_PAGE == 0
+    a[:] = 1
+    tail = a[-5:].reshape(5, 1)  # a view outlives the name of the buffer
+    del a
+    gc.collect()
+    assert tail.sum() == 5
+
+
 def test_split_bounds_is_array_split():
     from mibun import distributed as D
     for n in (1, 5, 29, 32):

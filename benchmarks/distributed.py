@@ -16,9 +16,8 @@
   and summed (``weight=1.0``: for a loss weighted before backward), against ``Allreduce``
   of one float32 buffer of the same 1.8 M elements in place (the floor: no packing, no
   scaling; ``np.ones``, and one in huge pages as the arena is), and against that plus the
-  in-place scaling the mean needs. The gradients are
-  as a training step leaves them: the weights' written into the gradient arena by
-  backward, the biases' not. Also: a raw ``Allreduce`` inside a training step (after the
+  in-place scaling the mean needs. The gradients are as a training step leaves them:
+  written into the gradient arena by backward. Also: a raw ``Allreduce`` inside a training step (after the
   step's compute and a barrier), which is what a step pays.
 * On paper: the time of a ring allreduce of each model's gradients at 8, 64 and 512 ranks,
   ``2 (p - 1) alpha + 2 (p - 1) / p * bytes / beta``, beside the step's compute measured
@@ -142,18 +141,19 @@ def allreduce_cost(comm, repeat):
     huge[...] = 1
     MPI, mc = comm.MPI, comm.mpi_comm
 
-    def timed(f):
+    def timed(f, setup=None):
         def run():
+            if setup is not None:
+                setup()
             comm.barrier()
             t0 = time.perf_counter()
             f()
             return time.perf_counter() - t0
         return run
 
-    def ours(weight=None):
-        for p in model.params():  # the gradients as after that backward, each time
+    def after_backward():  # the gradients as after that backward, each time
+        for p in model.params():
             p.grad = grads[id(p)]
-        comm.allreduce_grad(model, weight)
 
     def raw():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -169,7 +169,9 @@ def allreduce_cost(comm, repeat):
         backward()
         return timed(raw)()
 
-    fns = {"allreduce_grad": timed(ours), "allreduce_grad, weight 1": timed(lambda: ours(1.0)),
+    fns = {"allreduce_grad": timed(lambda: comm.allreduce_grad(model), after_backward),
+           "allreduce_grad, weight 1": timed(lambda: comm.allreduce_grad(model, 1.0),
+                                             after_backward),
            "raw Allreduce": timed(raw), "raw Allreduce, huge pages": timed(raw_huge),
            "raw Allreduce + scaling": timed(raw_mean),
            "raw Allreduce in a step": raw_in_step}

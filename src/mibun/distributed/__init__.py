@@ -18,8 +18,8 @@ does the same for the ``mibun train`` command (``run_command``, ``DataParallelTr
 * ``import mibun`` never needs MPI: this module is imported only when used, and says what to
   install when ``mpi4py`` is missing.
 * Gradients are summed with one MPI ``Allreduce`` per backend and dtype, in place, over a
-  *gradient arena* (one flat buffer with a slot per parameter) that backward writes the
-  ``Linear`` weights' gradients into directly (see ``Communicator.allreduce_grad``).
+  *gradient arena* (one flat buffer with a slot per parameter) that backward writes
+  ``Linear``'s gradients into directly (see ``Communicator.allreduce_grad``).
 * A rank that fails stops every rank (``MPI_Abort``) after printing which rank failed: an
   uncaught exception in a script (``create_communicator`` installs the hook) or any error
   in ``mibun train --distributed``. A rank killed outright is noticed by ``mpiexec``, which

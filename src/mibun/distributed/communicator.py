@@ -110,9 +110,9 @@ class Communicator:
         How: parameters are grouped by backend and dtype (the dtype is kept). Each group
         has a *gradient arena* (made on the first call, kept): one flat buffer, a slot
         (view) per parameter and a flag per parameter, reduced in one message, in place.
-        Backward writes ``Linear`` weights' gradients straight into their slots
-        (``autograd.arena_out``): the big gradients are never copied; others (a bias, the
-        first step's, a parameter used twice) are copied in here. After the call every
+        Backward writes ``Linear``'s gradients straight into their slots
+        (``autograd.arena_out``), never copied; others (a convolution's, the first
+        step's, a parameter used twice) are copied in here. After the call every
         ``grad`` is a view of the arena, written again by the next backward after
         ``cleargrads()`` (copy a gradient to keep it). A parameter without a gradient
         counts as zeros; if no rank has one it stays ``None``.

@@ -25,3 +25,22 @@ def timeit(fns, repeat, block=5):
                 fn()
                 times[name].append(time.perf_counter() - t0)
     return {name: (min(ts) * 1e3, float(np.median(ts)) * 1e3) for name, ts in times.items()}
+
+
+def optional_torch():
+    """PyTorch set to one thread, or None where it is not installed (the benchmark then
+    runs without its PyTorch row)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def same_losses(step_a, step_b, steps=3, rtol=1e-5):
+    """Take ``steps`` training steps of both (each returns its loss as a float) and assert
+    the losses agree step by step, so both sides train the same network the same way."""
+    for _ in range(steps):
+        a, b = step_a(), step_b()
+        assert abs(a - b) <= rtol * max(1.0, abs(b)), (a, b)

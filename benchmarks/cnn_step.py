@@ -16,7 +16,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
+from _timing import (  # benchmarks/_timing.py (this folder is on sys.path)
+    optional_torch,
+    same_losses,
+    timeit,
+)
 from mlp import mibun_step, torch_step  # the same training steps as benchmarks/mlp.py
 
 from mibun import optimizers
@@ -62,17 +66,12 @@ def main():
     x, t = make_batch()
     m = mibun_setup(x)
     fns = {"mibun": lambda: mibun_step(*m, x, t)}
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = optional_torch()
     if torch is not None:
-        torch.set_num_threads(1)
         tm = torch_setup(m[0])
         tx, tt = torch.from_numpy(x), torch.from_numpy(t)
-        for _ in range(3):  # the same losses and weights, step by step
-            lm, lt = float(mibun_step(*m, x, t).data), torch_step(*tm, tx, tt).item()
-            assert abs(lm - lt) <= 1e-5 * max(1.0, abs(lt)), (lm, lt)
+        same_losses(lambda: float(mibun_step(*m, x, t).data),  # and the same weights:
+                    lambda: torch_step(*tm, tx, tt).item())
         w_m, w_t = m[0].conv2.W.data, tm[0][3].weight.detach().numpy()
         assert np.allclose(w_m, w_t, atol=1e-5), np.abs(w_m - w_t).max()
         fns["pytorch"] = lambda: torch_step(*tm, tx, tt)

@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
+from _timing import optional_torch, timeit  # benchmarks/_timing.py (this folder is on sys.path)
 
 import mibun
 import mibun.functions as F
@@ -104,11 +104,7 @@ def step_torch(x0):
 
 
 def main():
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except ImportError:
-        torch = None
+    torch = optional_torch()
     for dtype in (np.float32, np.float64):
         x = np.random.default_rng(0).uniform(-2, 2, N).astype(dtype)
         ym, gm = step_mibun(x)

@@ -19,7 +19,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-from _timing import timeit  # benchmarks/_timing.py (this folder is on sys.path)
+from _timing import (  # benchmarks/_timing.py (this folder is on sys.path)
+    optional_torch,
+    same_losses,
+    timeit,
+)
 
 import mibun
 import mibun.functions as F
@@ -152,24 +156,18 @@ def main():
     args = parser.parse_args()
     batch = make_batch()
     m = mibun_setup()
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = optional_torch()
     if torch is not None:
-        torch.set_num_threads(1)
         t = torch_setup(m[0])
         tbatch = [torch.from_numpy(v) for v in batch]
-        for _ in range(3):  # the same losses and weights, step by step
-            lm, lt = float(mibun_step(*m, *batch).data), torch_step(*t, *tbatch).item()
-            assert abs(lm - lt) <= 1e-5 * max(1.0, abs(lt)), (lm, lt)
+        same_losses(lambda: float(mibun_step(*m, *batch).data),  # and the same weights:
+                    lambda: torch_step(*t, *tbatch).item())
         w_m, w_t = m[0].l0.W.data, t[0][0].weight.detach().numpy().T
         assert np.allclose(w_m, w_t, atol=1e-5), np.abs(w_m - w_t).max()
     m0 = mibun_setup()
     n = numpy_setup(m0[0])
-    for _ in range(3):  # the hand-written step computes the same losses and weights
-        lm, ln = float(mibun_step(*m0, *batch).data), float(numpy_step(*n, *batch))
-        assert abs(lm - ln) <= 1e-5 * max(1.0, abs(ln)), (lm, ln)
+    same_losses(lambda: float(mibun_step(*m0, *batch).data),  # the hand-written step: the
+                lambda: float(numpy_step(*n, *batch)))  # same losses and weights
     assert np.allclose(m0[0].l0.W.data, n[0][0][0], atol=1e-5)
     # the same step with Adam's old update, one parameter at a time (the path a DeZero-style
     # subclass with its own update_one takes), against the flat one (optimizer_base._Flat)

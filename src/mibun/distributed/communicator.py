@@ -91,9 +91,8 @@ class Communicator:
         for xp, dtype, arrays in _groups(_model_arrays(model, "bcast_data")):
             buf = xp.concatenate([a.ravel() for a in arrays]).astype(dtype, copy=False)
             self._collective(xp, "bcast", [buf])
-            ends = np.cumsum([a.size for a in arrays]).tolist()
-            for a, e in zip(arrays, ends):  # in place: whatever holds them sees the values
-                a[...] = buf[e - a.size:e].reshape(a.shape)
+            for a, v in zip(arrays, _views(buf, arrays)):  # in place: their holders see it
+                a[...] = v
 
     def allreduce_grad(self, model, weight: float | None = None) -> None:
         """Replace every gradient by the mean over the ranks (``weight``: a weighted sum).
@@ -152,9 +151,7 @@ class Communicator:
             plan = []
             for xp, dtype, group in _groups(params, key=lambda p: p.data):
                 arena = _zeros(xp, sum(p.data.size for p in group) + len(group), dtype)
-                ends = np.cumsum([p.data.size for p in group]).tolist()
-                plan.append((xp, group, arena, [arena[e - p.data.size:e].reshape(p.data.shape)
-                                                for p, e in zip(group, ends)]))
+                plan.append((xp, group, arena, _views(arena, [p.data for p in group])))
         self._arenas[key] = plan
         while len(self._arenas) > ARENAS_KEPT:
             del self._arenas[next(iter(self._arenas))]
@@ -263,6 +260,12 @@ def _zeros(xp, n, dtype):
     raw = np.frombuffer(m, np.uint8)  # the mapping lives as long as a view of it
     start = -raw.ctypes.data % HUGE_PAGE
     return raw[start:start + nbytes].view(dtype)
+
+
+def _views(buf, arrays):
+    """Consecutive views of the flat ``buf``, one shaped like each of ``arrays``."""
+    ends = np.cumsum([a.size for a in arrays]).tolist()
+    return [buf[e - a.size:e].reshape(a.shape) for a, e in zip(arrays, ends)]
 
 
 def _named_params(model):

@@ -1,8 +1,10 @@
 """What the ranks of tests/test_distributed.py run: ``mpiexec -n N python mpi_worker.py MODE``.
 
-MODE ``check``: the collectives, and the equivalence of N ranks with batch b to one process
-with batch N*b (rank 0 trains the one-process reference beside the ranks and compares every
-step). ``loop DIR``: reduce forever, each rank writing its pid to DIR (the kill -9 test).
+MODE ``check METHOD [MACHINES]``: the collectives, and the equivalence of N ranks with batch
+b to one process with batch N*b (rank 0 trains the one-process reference beside the ranks
+and compares every step), the gradients summed by METHOD (``Communicator.host_method``);
+MACHINES > 1 splits the ranks as if on that many machines. ``loop DIR``: reduce a model's
+gradients forever, each rank writing its pid to DIR (the kill -9 test).
 ``raise STEP``: rank 1 raises at that step (the exception test). Any failed check raises,
 and the hook of create_communicator ends every rank with a non-zero status.
 """
@@ -51,12 +53,14 @@ def max_rel(a, b):
     return float(np.max(np.abs(a - b) / (1e-3 + np.abs(b))))
 
 
-def check(comm):
+def check(comm, method):
     import mibun.functions as F
     from mibun import autograd
     from mibun import distributed as D
+    from mibun.distributed import communicator
 
     r, n = comm.rank, comm.size
+    assert comm.host_method == method, (comm.host_method, method)
     # --- collectives for metrics and objects
     assert comm.allreduce(float(r + 1)) == n * (n + 1) / 2
     v = comm.allreduce(np.array([r, 1], np.int64), op="max")
@@ -183,6 +187,23 @@ def check(comm):
     for n, p in big.named_params():
         np.testing.assert_allclose(p.grad.data, want[n], rtol=1e-6, err_msg=n)
     assert not np.shares_memory(big.A.grad.data, big.B.grad.data)
+    # --- more models than a communicator keeps arenas for: the oldest's is dropped (a
+    # shared one's window freed), its gradients copied out first, never left a view of it
+    def reduced(seed):
+        m_ = build(seed, np.float32)
+        m_.cleargrads()
+        F.sum(m_(np.ones((2, 20), np.float32))).backward()
+        comm.allreduce_grad(m_)
+        return m_
+    first = reduced(2)
+    g = first.l1.W.grad.data.copy()
+    for k in range(communicator.ARENAS_KEPT):
+        reduced(3 + k)
+    assert autograd.arena_slot(first.l1.W) is None
+    np.testing.assert_array_equal(first.l1.W.grad.data, g)
+    comm.allreduce_grad(first)  # a new arena
+    assert autograd.arena_slot(first.l1.W) is first.l1.W.grad.data
+    np.testing.assert_allclose(first.l1.W.grad.data, g, rtol=1e-6)
     if r == 0:
         print("\n".join(report), flush=True)
         print("check: ok", flush=True)
@@ -193,14 +214,21 @@ def main():
     comm = D.create_communicator()
     mode = sys.argv[1]
     if mode == "check":
-        check(comm)
+        machines = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+        if machines > 1:  # consecutive ranks on each "machine"
+            from mibun.distributed.shared import _NodeReducer
+            node = comm.mpi_comm.Split(comm.rank * machines // comm.size, comm.rank)
+            comm._host = _NodeReducer(comm, node)
+        check(comm, sys.argv[2])
     elif mode == "loop":
+        import mibun.functions as F
         with open(os.path.join(sys.argv[2], f"rank{comm.rank}.pid"), "w") as fh:
             fh.write(str(os.getpid()))
-        buf = np.ones(1000, np.float32)
+        model = build(0, np.float32)
         while True:
-            comm.mpi_comm.Allreduce(comm.MPI.IN_PLACE, buf, op=comm.MPI.SUM)
-            buf[:] = 1
+            model.cleargrads()
+            F.sum(model(np.ones((2, 20), np.float32))).backward()
+            comm.allreduce_grad(model)
             time.sleep(0.01)
     elif mode == "raise":
         for step in range(1000):

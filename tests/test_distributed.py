@@ -151,6 +151,47 @@ def test_scatter_dataset_of_a_dataset_uses_get_batch():
     np.testing.assert_array_equal(t, ds.label[shard.indices[:50]])
 
 
+@pytest.mark.parametrize("p, n, dtype", [(2, 40_000, np.float32), (3, 3, np.float64),
+                                         (4, (1 << 16) + 4099, np.float32)])
+def test_shared_sum_is_the_rank_ordered_sum_of_each_share(p, n, dtype):
+    from mibun.distributed.shared import CHUNK, _split_bounds, _sum
+    rng = np.random.default_rng(p)
+    arenas = [rng.standard_normal(n).astype(dtype) for _ in range(p)]
+    want = arenas[0].copy()
+    for a in arenas[1:]:
+        want += a  # the order of the sum: rank 0 + rank 1, then + rank 2 ...
+    before = [a.copy() for a in arenas]
+    scratch = {}
+    r = p - 1
+    lo, hi = _split_bounds(n, p)[r]  # the last rank's share (n > CHUNK: several chunks)
+    assert n < CHUNK or hi - lo > CHUNK
+    _sum(arenas, arenas, lo, hi, scratch)
+    for a, b in zip(arenas, before):
+        np.testing.assert_array_equal(a[lo:hi], want[lo:hi])  # bit for bit, in every arena
+        np.testing.assert_array_equal(a[:lo], b[:lo])  # the other shares untouched
+        np.testing.assert_array_equal(a[hi:], b[hi:])
+    out = np.zeros(n, dtype)
+    _sum([arenas[0]], [out], lo, hi, scratch)  # one source: a copy
+    np.testing.assert_array_equal(out[lo:hi], want[lo:hi])
+
+
+def test_quietly_drops_only_open_mpi_ucx_window_notices(capfd):
+    from mibun.distributed.shared import _quietly
+
+    def make():
+        os.write(2, b"[vm:1] /ompi/mca/osc/ucx/osc_ucx_component.c:375  Error: OSC UCX "
+                    b"component priority set inside component query failed \n \n")
+        os.write(2, b"a real warning\n")
+        return 42
+    assert _quietly(make) == 42
+    err = capfd.readouterr().err
+    assert "a real warning" in err and "osc_ucx" not in err and "Error" not in err
+    with pytest.raises(ZeroDivisionError):  # stderr is given back when make() raises
+        _quietly(lambda: 1 / 0)
+    os.write(2, b"after\n")
+    assert "after" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("n, dtype", [(10, np.float64), (1_796_016, np.float32),
                                       ((1 << 19) + 3, np.float64)])
 def test_arena_memory_is_zeros_in_whole_huge_pages(n, dtype):
@@ -232,7 +273,7 @@ def test_backward_writes_linear_weight_gradients_into_the_arena():
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     comm.allreduce_grad(model)  # no gradients yet: makes the arena, grads stay None
     assert all(p.grad is None for p in model.params())
-    ((_, _, arena, _),), = comm._arenas.values()
+    ((_, _, arena, _, _),), = comm._arenas.values()
     for step in range(3):
         for m in (model, ref):
             m.cleargrads()
@@ -305,10 +346,17 @@ def test_arena_keeps_the_gradient_semantics():
 # Two ranks
 # =============================================================================
 @needs_mpi
-def test_two_ranks_equal_one_process_with_twice_the_batch():
-    p = mpirun(2, sys.executable, os.path.join(HERE, "mpi_worker.py"), "check")
+@pytest.mark.parametrize("n, method, machines, env", [
+    (2, "shared-memory", 1, None),  # the default on one machine
+    (2, "allreduce", 1, {"MIBUN_SHARED_ARENA": "0"}),  # as with one rank per machine
+    (4, "hierarchical", 2, None),  # as if 2 machines of 2 ranks
+])
+def test_n_ranks_equal_one_process_with_n_times_the_batch(n, method, machines, env):
+    p = mpirun(n, sys.executable, os.path.join(HERE, "mpi_worker.py"), "check", method,
+               str(machines), env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "check: ok" in p.stdout
+    assert "Error" not in p.stderr, p.stderr  # (Open MPI's UCX notice on making a window)
 
 
 @needs_mpi

@@ -17,9 +17,10 @@ does the same for the ``mibun train`` command (``run_command``, ``DataParallelTr
 
 * ``import mibun`` never needs MPI: this module is imported only when used, and says what to
   install when ``mpi4py`` is missing.
-* Gradients are summed with one MPI ``Allreduce`` per backend and dtype, in place, over a
-  *gradient arena* (one flat buffer with a slot per parameter) that backward writes
-  ``Linear``'s gradients into directly (see ``Communicator.allreduce_grad``).
+* Gradients are summed per backend and dtype, in place, over a *gradient arena* (one flat
+  buffer with a slot per parameter) that backward writes ``Linear``'s gradients into
+  directly: on one machine in shared memory, each rank summing its share of all the
+  ranks' arenas (``shared``), else by one MPI ``Allreduce`` (``Communicator.allreduce_grad``).
 * A rank that fails stops every rank (``MPI_Abort``) after printing which rank failed: an
   uncaught exception in a script (``create_communicator`` installs the hook) or any error
   in ``mibun train --distributed``. A rank killed outright is noticed by ``mpiexec``, which
@@ -29,8 +30,9 @@ does the same for the ``mibun train`` command (``run_command``, ``DataParallelTr
   (``Communicator.gpu_method`` says which; ``MIBUN_GPU_REDUCE`` forces one). That code path
   has not been run on a GPU yet.
 
-One module per job: ``communicator`` (``Communicator``), ``gpu`` (its CuPy collectives),
-``multi_node`` (the optimizer and the shards), ``trainer`` (``mibun train --distributed``).
+One module per job: ``communicator`` (``Communicator``), ``shared`` (its shared-memory
+sum), ``gpu`` (its CuPy collectives), ``multi_node`` (the optimizer and the shards),
+``trainer`` (``mibun train --distributed``).
 """
 from mibun.distributed.communicator import INSTALL, Communicator, create_communicator  # noqa: F401
 from mibun.distributed.multi_node import create_multi_node_optimizer, scatter_dataset

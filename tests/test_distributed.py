@@ -151,8 +151,8 @@ def test_scatter_dataset_of_a_dataset_uses_get_batch():
     np.testing.assert_array_equal(t, ds.label[shard.indices[:50]])
 
 
-@pytest.mark.parametrize("p, n, dtype", [(2, 40_000, np.float32), (3, 3, np.float64),
-                                         (4, (1 << 16) + 4099, np.float32)])
+@pytest.mark.parametrize("p, n, dtype", [(2, 80_000, np.float32), (3, 3, np.float64),
+                                         (4, (1 << 17) + 4099, np.float32)])
 def test_shared_sum_is_the_rank_ordered_sum_of_each_share(p, n, dtype):
     from mibun.distributed.shared import CHUNK, _split_bounds, _sum
     rng = np.random.default_rng(p)
@@ -161,17 +161,16 @@ def test_shared_sum_is_the_rank_ordered_sum_of_each_share(p, n, dtype):
     for a in arenas[1:]:
         want += a  # the order of the sum: rank 0 + rank 1, then + rank 2 ...
     before = [a.copy() for a in arenas]
-    scratch = {}
     r = p - 1
     lo, hi = _split_bounds(n, p)[r]  # the last rank's share (n > CHUNK: several chunks)
     assert n < CHUNK or hi - lo > CHUNK
-    _sum(arenas, arenas, lo, hi, scratch)
+    _sum(arenas, arenas, lo, hi)
     for a, b in zip(arenas, before):
         np.testing.assert_array_equal(a[lo:hi], want[lo:hi])  # bit for bit, in every arena
         np.testing.assert_array_equal(a[:lo], b[:lo])  # the other shares untouched
         np.testing.assert_array_equal(a[hi:], b[hi:])
     out = np.zeros(n, dtype)
-    _sum([arenas[0]], [out], lo, hi, scratch)  # one source: a copy
+    _sum([arenas[0]], [out], lo, hi)  # one source: a copy
     np.testing.assert_array_equal(out[lo:hi], want[lo:hi])
 
 

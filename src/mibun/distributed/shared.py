@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-CHUNK = 1 << 14  # entries summed at a time, so that the sum is copied out from the cache
+CHUNK = 1 << 15  # entries summed at a time: the sum is copied out while in the cache
 
 
 class _NodeReducer:
@@ -31,7 +31,7 @@ class _NodeReducer:
         # every rank must agree: all use it, or none (equal machines, more than one rank)
         on = world.allreduce(int(wanted and len(set(sizes)) == 1 and sizes[0] > 1),
                              op=MPI.MIN) == 1
-        self.MPI, self.node, self.cross, self.scratch = MPI, node, None, {}
+        self.MPI, self.node, self.cross = MPI, node, None
         if on and sizes[0] < world.Get_size():  # several machines: a share's ranks on each
             self.cross = world.Split(node.Get_rank(), comm.rank)
         self.method = "hierarchical" if self.cross else "shared-memory" if on else "allreduce"
@@ -59,11 +59,11 @@ class _NodeReducer:
         lo, hi = _split_bounds(arena.size, len(arenas))[self.node.Get_rank()]
         self._sync(win)  # every rank's gradients are written
         if self.cross is None:
-            _sum(arenas, arenas, lo, hi, self.scratch)
+            _sum(arenas, arenas, lo, hi)
         else:
-            _sum(arenas, [arena], lo, hi, self.scratch)
+            _sum(arenas, [arena], lo, hi)
             self.cross.Allreduce(self.MPI.IN_PLACE, arena[lo:hi], op=self.MPI.SUM)
-            _sum([arena], [a for a in arenas if a is not arena], lo, hi, self.scratch)
+            _sum([arena], [a for a in arenas if a is not arena], lo, hi)
         self._sync(win)  # every share is written before a rank reads its arena
 
     def _sync(self, win):
@@ -90,20 +90,18 @@ def _split_bounds(n, size):
     return out
 
 
-def _sum(sources, targets, lo, hi, scratch):
-    """``targets[k][lo:hi] = ((sources[0] + sources[1]) + ...)[lo:hi]``, a chunk at a time
-    (one source: a copy). ``scratch``: a dict keeping a chunk's buffer per dtype."""
-    tmp = scratch.get(sources[0].dtype) if len(sources) > 1 else None
-    if len(sources) > 1 and tmp is None:
-        tmp = scratch[sources[0].dtype] = np.empty(CHUNK, sources[0].dtype)
+def _sum(sources, targets, lo, hi):
+    """``targets[k][lo:hi] = ((sources[0] + sources[1]) + ...)[lo:hi]``, a chunk at a time,
+    summed in place into ``sources[0]`` (one source: a copy of it)."""
+    s0 = sources[0]
     for c in range(lo, hi, CHUNK):
         e = min(c + CHUNK, hi)
-        t = sources[0][c:e] if tmp is None else np.add(sources[0][c:e], sources[1][c:e],
-                                                       out=tmp[:e - c])
-        for s in sources[2:]:
+        t = s0[c:e]
+        for s in sources[1:]:
             t += s[c:e]
         for s in targets:
-            s[c:e] = t
+            if s is not s0:
+                s[c:e] = t
 
 
 def _quietly(make):

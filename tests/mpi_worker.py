@@ -187,6 +187,13 @@ def check(comm, method):
     for n, p in big.named_params():
         np.testing.assert_allclose(p.grad.data, want[n], rtol=1e-6, err_msg=n)
     assert not np.shares_memory(big.A.grad.data, big.B.grad.data)
+    if comm.host_method != "allreduce":  # (one Allreduce of unequal sizes: MPI's behaviour)
+        odd = L.Linear(3 + r, in_size=2)  # a model of another size on each rank
+        try:
+            comm.allreduce_grad(odd)
+            raise AssertionError("models of different sizes accepted")
+        except ValueError as e:
+            assert "the ranks' models differ" in str(e), e
     # --- more models than a communicator keeps arenas for: the oldest's is dropped (a
     # shared one's window freed), its gradients copied out first, never left a view of it
     def reduced(seed):

@@ -22,8 +22,7 @@ CHUNK = 1 << 15  # entries summed at a time: the sum is copied out while in the 
 
 
 class _NodeReducer:
-    """Shared arenas and their sum for the ranks of ``comm``, ``node`` those of this machine
-    (collective to make)."""
+    """Shared arenas over ``node``, this machine's ranks of ``comm``, and their sum."""
 
     def __init__(self, comm, node):
         MPI, world = comm.MPI, comm.mpi_comm
@@ -40,7 +39,10 @@ class _NodeReducer:
     def zeros(self, n, dtype):
         """A zero arena of ``n`` entries in shared memory (collective), and the handle for
         :meth:`allreduce`: the window and every arena of this machine, in rank order."""
-        dtype, MPI = np.dtype(dtype), self.MPI
+        dtype, MPI, sizes = np.dtype(dtype), self.MPI, self.node.allgather(n)
+        if len(set(sizes)) > 1:  # else a rank would sum the wrong entries, or past the end
+            raise ValueError("Communicator.allreduce_grad: the ranks' models differ: gradient "
+                             f"arenas of {sizes} entries (by rank); give every rank the same model")
         info = MPI.Info.Create()
         info.Set("alloc_shared_noncontig", "true")  # each rank's arena on its own pages
         win = _quietly(lambda: MPI.Win.Allocate_shared(n * dtype.itemsize, dtype.itemsize,

@@ -129,9 +129,12 @@ ARENA_SLOTS: dict = {}
 
 
 def set_arena(p, slot) -> None:
-    """Give ``p`` its ``slot`` (a view of a gradient arena) for :func:`arena_out`; the entry
-    goes when ``p`` does."""
+    """Give ``p`` its ``slot`` (a view of a gradient arena) for :func:`arena_out` (None:
+    take it away); the entry goes when ``p`` does."""
     key = id(p)
+    if slot is None:
+        ARENA_SLOTS.pop(key, None)
+        return
 
     def gone(ref):
         if ARENA_SLOTS.get(key, (None,))[0] is ref:

@@ -179,8 +179,7 @@ class Communicator:
         gradient that is a view of an arena is copied, a shared arena's window is freed."""
         for xp, group, arena, _, shared in plan:
             for p in group:
-                slot = autograd.arena_slot(p)
-                if slot is not None and xp.may_share_memory(slot, arena):
+                if (slot := autograd.arena_slot(p)) is not None and xp.may_share_memory(slot, arena):
                     autograd.set_arena(p, None)
                 if p.grad is not None and xp.may_share_memory(p.grad.data, arena):
                     p.grad = Variable(p.grad.data.copy())

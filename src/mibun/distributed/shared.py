@@ -25,15 +25,12 @@ class _NodeReducer:
     """Shared arenas over ``node``, this machine's ranks of ``comm``, and their sum."""
 
     def __init__(self, comm, node):
-        MPI, world = comm.MPI, comm.mpi_comm
-        sizes = world.allgather(node.Get_size())
-        wanted = os.environ.get("MIBUN_SHARED_ARENA", "1") != "0"
-        # every rank must agree: all use it, or none (equal machines, more than one rank)
-        on = world.allreduce(int(wanted and len(set(sizes)) == 1 and sizes[0] > 1),
-                             op=MPI.MIN) == 1
-        self.MPI, self.node, self.cross = MPI, node, None
-        if on and sizes[0] < world.Get_size():  # several machines: a share's ranks on each
-            self.cross = world.Split(node.Get_rank(), comm.rank)
+        world, self.MPI, self.node = comm.mpi_comm, comm.MPI, node
+        seen = world.allgather((node.Get_size(), os.environ.get("MIBUN_SHARED_ARENA") != "0"))
+        # all ranks use it or none: wanted by every rank, on equal machines of several ranks
+        on = all(w for _, w in seen) and len(set(seen)) == 1 and seen[0][0] > 1
+        several = on and seen[0][0] < len(seen)  # several machines: a share's ranks, one each
+        self.cross = world.Split(node.Get_rank(), comm.rank) if several else None
         self.method = "hierarchical" if self.cross else "shared-memory" if on else "allreduce"
 
     def zeros(self, n, dtype):

@@ -92,8 +92,8 @@ def check(comm, method):
     # --- N ranks x batch b == one process x batch N*b, step by step
     b, steps = 8, 12
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((n * b * steps, 20))
-    T = rng.integers(0, 10, n * b * steps)
+    X = rng.standard_normal((n * b * (steps + 1), 20))
+    T = rng.integers(0, 10, n * b * (steps + 1))
     report = []
     # Adam in float32 is left out: its first steps are lr * g / (|g| + eps), so an entry
     # whose gradient is near 1e-8 moves by up to lr on a change of summation order alone
@@ -137,6 +137,36 @@ def check(comm, method):
                     hi = comm.allreduce(p.data, op="max")
                     lo = comm.allreduce(p.data, op="min")
                     assert np.array_equal(hi, lo), (kind, k, name)
+            # every rank's optimizer state is the whole of it (on one machine the ranks
+            # share one copy, each updating its share), as one process's
+            mine, ref_state = opt.state_dict(), ref_opt.state_dict()
+            assert mine.keys() == ref_state.keys()
+            for key, v in ref_state.items():
+                e = float(np.max(np.abs(mine[key] - v)) / (1e-30 + np.max(np.abs(v))))
+                assert e <= tol[kind], (kind, key, e)
+            if comm.host_method != "allreduce":
+                assert not model.l1.W.data.flags.writeable  # the machine's one copy
+                assert not opt.state["l1/W"]["v" if kind == "momentum" else "m"].flags.writeable
+            # resuming from another checkpoint (new arrays for the parameters and the state,
+            # adopted by the next update), and bcast_data of the shared copy: the next step
+            # is one process's again
+            weights = build(5, dtype).state_dict()
+            state = {k: v * 0.5 if v.ndim else v for k, v in ref_state.items()}
+            for m_, o_ in ((model, opt), (single, ref_opt)):
+                m_.load_state_dict(weights)
+                o_.load_state_dict(state)
+            comm.bcast_data(model)
+            rows = np.arange(steps * n * b, (steps + 1) * n * b)  # one step more
+            for m_, o_, x_rows in ((model, opt, rows[r * b:(r + 1) * b]), (single, ref_opt, rows)):
+                loss = F.softmax_cross_entropy(m_(X[x_rows].astype(dtype)), T[x_rows])
+                m_.cleargrads()
+                loss.backward()
+                o_.update()
+            for (name, p), (_, q) in zip(model.named_params(), single.named_params()):
+                e = max_rel(p.data, q.data)
+                assert e <= tol[kind], ("resumed", dtype.__name__, kind, name, e)
+                assert np.array_equal(comm.allreduce(p.data, op="max"),
+                                      comm.allreduce(p.data, op="min")), name
             report.append(f"{np.dtype(dtype).name} {kind}: gradients {worst_g:.2g} "
                           f"(tolerance {gtol:g}), parameters {worst:.2g} ({tol[kind]:g})")
 
@@ -208,9 +238,47 @@ def check(comm, method):
         reduced(3 + k)
     assert autograd.arena_slot(first.l1.W) is None
     np.testing.assert_array_equal(first.l1.W.grad.data, g)
+    assert first.l1.W.grad.data.flags.writeable  # its own copy now
     comm.allreduce_grad(first)  # a new arena
-    assert autograd.arena_slot(first.l1.W) is first.l1.W.grad.data
-    np.testing.assert_allclose(first.l1.W.grad.data, g, rtol=1e-6)
+    W = first.l1.W
+    if comm.host_method == "allreduce":  # reduced in place: the gradient is the slot
+        assert autograd.arena_slot(W) is W.grad.data
+    else:  # a read-only view of the machine's sum, not of this rank's arena
+        assert autograd.arena_slot(W) is not None and not W.grad.data.flags.writeable
+        assert not np.shares_memory(autograd.arena_slot(W), W.grad.data)
+        try:
+            W.grad.data *= 2
+            raise AssertionError("the shared sum was written in place")
+        except ValueError as e:
+            assert "read-only" in str(e), e
+    np.testing.assert_allclose(W.grad.data, g, rtol=1e-6)
+    # --- a model of a multi-node optimizer dropped so: on one machine its parameters and
+    # state were the ranks' shared copy; they get arrays of their own, and training goes on
+    # as for its twin, never dropped
+    pair = []
+    for _ in range(2):
+        m_ = build(2, np.float32)
+        pair.append((m_, D.create_multi_node_optimizer(make_optimizer(m_, "momentum"), comm)))
+
+    def train(m_, o_):
+        m_.cleargrads()
+        F.sum(m_(np.ones((2, 20), np.float32))).backward()
+        o_.update()
+    for _ in range(2):
+        for m_, o_ in pair:
+            train(m_, o_)
+    (m_, o_), (twin, _) = pair
+    before = m_.l1.W.data.copy(), o_.state["l1/W"]["v"].copy()
+    for k in range(communicator.ARENAS_KEPT):
+        reduced(20 + k)
+    after = m_.l1.W.data, o_.state["l1/W"]["v"]
+    assert all(a.flags.writeable for a in after)
+    for a, b_ in zip(after, before):
+        np.testing.assert_array_equal(a, b_)
+    for m2, o2 in pair:
+        train(m2, o2)  # a new arena (and shared copy) for the dropped one
+    for (name, p), (_, q) in zip(m_.named_params(), twin.named_params()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     if r == 0:
         print("\n".join(report), flush=True)
         print("check: ok", flush=True)

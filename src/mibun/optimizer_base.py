@@ -235,6 +235,11 @@ class Optimizer:
             named = [(n, p) for n, p in named if p.grad is not None]
         self._names = {id(p): n for n, p in named}
         self.t += 1
+        self._step(named)
+
+    def _step(self, named) -> None:
+        """The rule on each ``(name, parameter)`` of ``named`` (after the hooks); the
+        multi-node optimizer's shards of one machine replace this (mibun.distributed)."""
         if type(self).update_one is Optimizer.update_one:  # a rule on arrays: see _Flat
             named = _Flat.update(self, named)
         for n, p in named:

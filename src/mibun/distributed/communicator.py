@@ -89,11 +89,16 @@ class Communicator:
             ValueError: a parameter is not initialised yet (a lazy layer): run one forward
                 pass (on every rank) first.
         """
-        for xp, dtype, arrays in _groups(_model_arrays(model, "bcast_data")):
+        for xp, dtype, holders in _groups(_model_holders(model, "bcast_data"),
+                                          key=lambda v: v.data):
+            arrays = [v.data for v in holders]
             buf = xp.concatenate([a.ravel() for a in arrays]).astype(dtype, copy=False)
             self._collective(xp, "bcast", [buf])
-            for a, v in zip(arrays, _views(buf, arrays)):  # in place: their holders see it
-                a[...] = v
+            for h, a, v in zip(holders, arrays, _views(buf, arrays)):
+                if getattr(a.flags, "writeable", True):
+                    a[...] = v  # in place: their holders see it
+                else:  # the machine's shared copy (distributed.sharded): adopted next update
+                    h.data = v.copy()
 
     def allreduce_grad(self, model, weight: float | None = None) -> None:
         """Replace every gradient by the mean over the ranks (``weight``: a weighted sum).
@@ -115,8 +120,12 @@ class Communicator:
         (``autograd.arena_out``), never copied; others (a convolution's, the first
         step's, a parameter used twice) are copied in here. After the call every
         ``grad`` is a view of the arena, written again by the next backward after
-        ``cleargrads()`` (copy a gradient to keep it). A parameter without a gradient
-        counts as zeros; if no rank has one it stays ``None``.
+        ``cleargrads()`` (copy a gradient to keep it); on one machine of several ranks
+        (``host_method`` ``'shared-memory'`` or ``'hierarchical'``) a *read-only* view of
+        the sum the machine's ranks share, written again by the next ``allreduce_grad``:
+        replace a gradient (``p.grad = p.grad * c``, as the optimizer hooks do) rather
+        than change it in place. A parameter without a gradient counts as zeros; if no
+        rank has one it stays ``None``.
 
         The layout depends only on the model's parameters, never on which have gradients,
         so the ranks always agree on the messages.
@@ -136,8 +145,9 @@ class Communicator:
                 arena[:n] *= w
             if shared is None:
                 self._collective(xp, "allreduce", [arena])
-            else:
-                self._host.allreduce(arena, shared)
+            else:  # the sum is in the machine's one buffer: the gradients view it
+                self._host.allreduce(shared)
+                views, flags = shared.grads, shared.total[n:]
             present = backend.as_numpy(flags) > 0  # one copy from the GPU, not one per flag
             for p, v, f in zip(group, views, present):
                 if not f:
@@ -149,7 +159,8 @@ class Communicator:
         """``[(xp, group, arena, slots, shared)]`` for ``params``: one arena per backend and
         dtype, made on first use and kept while the parameters keep their shapes, dtypes and
         backends; each parameter given its slot (``autograd.set_arena``). ``shared``: the
-        shared-memory handle of a NumPy arena on a machine of several ranks, else None."""
+        ``_Arenas`` (shared memory, and the sum) of a NumPy arena on a machine of several
+        ranks, else None."""
         key = tuple(map(id, params))
         plan = self._arenas.pop(key, None)  # (put back last: the newest)
         if plan is not None and any((v.shape, v.dtype, type(v)) != (p.data.shape, p.data.dtype,
@@ -160,11 +171,15 @@ class Communicator:
             plan = []
             for xp, dtype, group in _groups(params, key=lambda p: p.data):
                 n, shared = sum(p.data.size for p in group) + len(group), None
+                datas = [p.data for p in group]
                 if xp is np and self.host_method != "allreduce":
                     arena, shared = self._host.zeros(n, dtype)
+                    shared.grads = _views(shared.total, datas)
+                    for v in shared.grads:
+                        v.flags.writeable = False  # the ranks' one copy: no rank writes it
                 else:
                     arena = _zeros(xp, n, dtype)
-                plan.append((xp, group, arena, _views(arena, [p.data for p in group]), shared))
+                plan.append((xp, group, arena, _views(arena, datas), shared))
         self._arenas[key] = plan
         while len(self._arenas) > ARENAS_KEPT:
             self._release(self._arenas.pop(next(iter(self._arenas))))
@@ -174,17 +189,27 @@ class Communicator:
                     autograd.set_arena(p, v)
         return plan
 
+    def _plan(self, model):
+        """The plan ``_arena`` made for ``model``'s parameters (None if none)."""
+        return self._arenas.get(tuple(id(p) for _, p in _named_params(model)
+                                      if p.data is not None))
+
     def _release(self, plan):
         """Drop a plan (every rank at the same call): its parameters lose their slots, a
         gradient that is a view of an arena is copied, a shared arena's window is freed."""
         for xp, group, arena, _, shared in plan:
+            sums = () if shared is None else (shared.total,)
             for p in group:
                 if (slot := autograd.arena_slot(p)) is not None and xp.may_share_memory(slot, arena):
                     autograd.set_arena(p, None)
-                if p.grad is not None and xp.may_share_memory(p.grad.data, arena):
+                if p.grad is not None and any(xp.may_share_memory(p.grad.data, a)
+                                              for a in (arena, *sums)):
                     p.grad = Variable(p.grad.data.copy())
             if shared is not None:
-                self._host.free(shared)
+                if shared.storage is not None:  # the parameters and state, shared
+                    shared.storage.release(group)
+                    self._host.free_window(shared.storage.win)
+                self._host.free_window(shared.win)
 
     # --- values and objects (metrics) ---------------------------------------------------
     def allreduce(self, x, op: str = "sum"):
@@ -309,7 +334,8 @@ def _named_params(model):
     return [(f"p{i}", p) for i, p in enumerate(model.params())]
 
 
-def _model_arrays(model, what):
+def _model_holders(model, what):
+    """The parameters and buffers of ``model`` that hold an array."""
     params = _named_params(model)
     buffers = list(model.named_buffers()) if hasattr(model, "named_buffers") else []
     arrays = []
@@ -320,7 +346,7 @@ def _model_arrays(model, what):
                                  "yet (a lazy layer); run one forward pass on every rank "
                                  "first")
             continue  # an unused buffer (a lazy BatchNorm's statistics): nothing to send
-        arrays.append(v.data)
+        arrays.append(v)
     return arrays
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mibun.distributed import sharded
+
 _MULTI_NODE: dict = {}  # optimizer class -> its multi-node subclass
 
 
@@ -32,8 +34,13 @@ def create_multi_node_optimizer(optimizer, comm):
                 self.communicator.allreduce_grad(self.target, self.grad_weight)
             return cls.update(self, *args, **kwargs)
 
+        def _step(self, named):
+            rest = sharded.step(self, named)  # the shares of a machine's ranks
+            if rest:
+                cls._step(self, rest)
+
         sub = _MULTI_NODE[cls] = type(cls.__name__, (cls,), {
-            "update": update, "_multi_node": True, "__module__": cls.__module__,
+            "update": update, "_step": _step, "_multi_node": True, "__module__": cls.__module__,
             "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
     optimizer.__class__ = sub  # one object: its state and settings stay where they are
     optimizer.communicator = comm

@@ -1,13 +1,15 @@
 """Gradient arenas in memory the ranks of one machine share (MPI-3 shared-memory windows,
 ``MPI_Win_allocate_shared``), and their sum: each rank adds up its share of every rank's
-arena and writes the sum into all of them. Across machines the shares are then summed by
+arena into the machine's one *sum* buffer, which every rank then reads (its gradients are
+read-only views of it). Across machines the shares of the sum are then summed by
 ``Allreduce`` among the ranks of equal ``intra_rank`` (a hierarchical allreduce).
 
 Why a second path beside one ``Allreduce``: on one machine it sums the MLP's 1.8 M float32
-gradients in 0.4x the time of a raw ``Allreduce``, and of one ``Allreduce`` of the arena
-(0.8-1.0x), in a loop; 0.6-0.95 against 1.9-2.1 ms inside a training step
-(benchmarks/distributed.py). MPI's shared-memory transport copies each byte through its
-own buffers; this reads the other ranks' arenas in place.
+gradients in 0.25-0.4x the time of a raw ``Allreduce``, in a loop, and 0.4-0.6x inside a
+training step (benchmarks/distributed.py). MPI's shared-memory transport copies each byte
+through its own buffers; this reads the other ranks' arenas in place and writes each sum
+once, into memory the ranks share (one copy in the cache for both, where a copy per rank
+cost 2 ranks 1.75-1.77x one rank's throughput instead of 1.84-1.92x in a spike).
 """
 from __future__ import annotations
 
@@ -18,7 +20,18 @@ import tempfile
 
 import numpy as np
 
-CHUNK = 1 << 15  # entries summed at a time: the sum is copied out while in the cache
+CHUNK = 1 << 15  # entries summed at a time: with 3 ranks and more, the partial sum stays in cache
+PAGE = 4096
+
+
+class _Arenas:
+    """One gradient arena's shared memory: the window, every rank's arena of this machine
+    (in rank order), the machine's sum (``total``, in node rank 0's part of the window)
+    and ``grads``, the read-only views of ``total`` the gradients become."""
+
+    def __init__(self, win, arenas, total):
+        self.win, self.arenas, self.total, self.grads = win, arenas, total, []
+        self.storage = None  # the parameters and optimizer state, shared (distributed.sharded)
 
 
 class _NodeReducer:
@@ -34,48 +47,69 @@ class _NodeReducer:
         self.method = "hierarchical" if self.cross else "shared-memory" if on else "allreduce"
 
     def zeros(self, n, dtype):
-        """A zero arena of ``n`` entries in shared memory (collective), and the handle for
-        :meth:`allreduce`: the window and every arena of this machine, in rank order."""
-        dtype, MPI, sizes = np.dtype(dtype), self.MPI, self.node.allgather(n)
+        """A zero arena of ``n`` entries in shared memory (collective), and its
+        :class:`_Arenas` for :meth:`allreduce`."""
+        dtype, sizes = np.dtype(dtype), self.node.allgather(n)
         if len(set(sizes)) > 1:  # else a rank would sum the wrong entries, or past the end
             raise ValueError("Communicator.allreduce_grad: the ranks' models differ: gradient "
                              f"arenas of {sizes} entries (by rank); give every rank the same model")
+        me = self.node.Get_rank()
+        start = -(-n * dtype.itemsize // PAGE) * PAGE  # node rank 0's part: arena, then sum
+        win, parts = self._window(start + n * dtype.itemsize if me == 0 else n * dtype.itemsize,
+                                  dtype.itemsize, noncontig=True)  # each arena its own pages
+        arenas = [np.frombuffer(b, dtype, n) for b in parts]
+        arenas[me].fill(0)
+        return arenas[me], _Arenas(win, arenas, np.frombuffer(parts[0], dtype, n, start))
+
+    def block(self, n, dtype):
+        """``n`` zero entries in node rank 0's part of a new window (collective), and the
+        window: memory the machine's ranks share, each writing its own share of it."""
+        dtype = np.dtype(dtype)
+        win, parts = self._window(n * dtype.itemsize if self.node.Get_rank() == 0 else 0,
+                                  dtype.itemsize)
+        return np.frombuffer(parts[0], dtype, n), win
+
+    def _window(self, nbytes, itemsize, noncontig=False):
+        """A shared-memory window of ``nbytes`` here (collective), in a passive epoch for
+        ``Win.Sync``, and every rank's part of it, in node rank order."""
+        MPI = self.MPI
         info = MPI.Info.Create()
-        info.Set("alloc_shared_noncontig", "true")  # each rank's arena on its own pages
-        win = _quietly(lambda: MPI.Win.Allocate_shared(n * dtype.itemsize, dtype.itemsize,
-                                                     info, self.node))
+        if noncontig:
+            info.Set("alloc_shared_noncontig", "true")
+        win = _quietly(lambda: MPI.Win.Allocate_shared(nbytes, itemsize, info, self.node))
         info.Free()
-        win.Lock_all(MPI.MODE_NOCHECK)  # one passive epoch, for Win.Sync
-        arenas = [np.frombuffer(win.Shared_query(q)[0], dtype, n)
-                  for q in range(self.node.Get_size())]
-        arenas[self.node.Get_rank()].fill(0)
-        return arenas[self.node.Get_rank()], (win, arenas)
+        win.Lock_all(MPI.MODE_NOCHECK)
+        return win, [win.Shared_query(q)[0] for q in range(self.node.Get_size())]
 
-    def allreduce(self, arena, handle):
-        """Sum the machine's arenas (then, by ``Allreduce``, the machines') into each, in
-        place. Each entry's sum is computed once, by the rank whose share it is, in rank
-        order: every rank gets the same bits."""
-        win, arenas = handle
-        lo, hi = _split_bounds(arena.size, len(arenas))[self.node.Get_rank()]
-        self._sync(win)  # every rank's gradients are written
-        if self.cross is None:
-            _sum(arenas, arenas, lo, hi)
-        else:
-            _sum(arenas, [arena], lo, hi)
-            self.cross.Allreduce(self.MPI.IN_PLACE, arena[lo:hi], op=self.MPI.SUM)
-            _sum([arena], [a for a in arenas if a is not arena], lo, hi)
-        self._sync(win)  # every share is written before a rank reads its arena
+    def allreduce(self, shared):
+        """Sum the machine's arenas (then, by ``Allreduce``, the machines') into
+        ``shared.total``. Each entry's sum is computed once, by the rank whose share it
+        is, in rank order: every rank reads the same bits."""
+        total = shared.total
+        lo, hi = self.share(total.size)
+        self._sync(shared.win)  # every rank's gradients are written
+        _sum(shared.arenas, total, lo, hi)
+        if self.cross is not None:
+            self.cross.Allreduce(self.MPI.IN_PLACE, total[lo:hi], op=self.MPI.SUM)
+        self._sync(shared.win)  # every share of the sum is written before a rank reads it
 
-    def _sync(self, win):
-        win.Sync()
+    def _sync(self, *wins):
+        """What any rank of the machine wrote to ``wins`` before is seen by every rank after."""
+        for w in wins:
+            w.Sync()
         self.node.Barrier()
-        win.Sync()
+        for w in wins:
+            w.Sync()
+
+    def share(self, n):
+        """``(lo, hi)``: this rank's share of ``n`` entries."""
+        return _split_bounds(n, self.node.Get_size())[self.node.Get_rank()]
 
     @staticmethod
-    def free(handle):
-        """Give the window back (collective); no array may view it after."""
-        handle[0].Unlock_all()
-        handle[0].Free()
+    def free_window(win):
+        """Give a window back (collective); no array may view it after."""
+        win.Unlock_all()
+        win.Free()
 
 
 def _split_bounds(n, size):
@@ -90,18 +124,18 @@ def _split_bounds(n, size):
     return out
 
 
-def _sum(sources, targets, lo, hi):
-    """``targets[k][lo:hi] = ((sources[0] + sources[1]) + ...)[lo:hi]``, a chunk at a time,
-    summed in place into ``sources[0]`` (one source: a copy of it)."""
-    s0 = sources[0]
+def _sum(sources, out, lo, hi):
+    """``out[lo:hi] = ((sources[0] + sources[1]) + ...)[lo:hi]``, a chunk at a time (one
+    source: a copy of it)."""
     for c in range(lo, hi, CHUNK):
         e = min(c + CHUNK, hi)
-        t = s0[c:e]
-        for s in sources[1:]:
+        t = out[c:e]
+        if len(sources) == 1:
+            t[...] = sources[0][c:e]
+        else:
+            np.add(sources[0][c:e], sources[1][c:e], out=t)
+        for s in sources[2:]:
             t += s[c:e]
-        for s in targets:
-            if s is not s0:
-                s[c:e] = t
 
 
 def _quietly(make):

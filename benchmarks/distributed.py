@@ -6,7 +6,9 @@
   examples per step), one BLAS thread per rank; examples per second, and 2 ranks / 1 rank.
   The SmallCNN of ``mibun train --model cnn`` on 28x28 images, batch 32 per rank, likewise.
   Each rank's loss is weighted by 1 / size before backward and the gradients summed, as
-  ``mibun train --distributed`` does (no pass over the gradients to scale them).
+  ``mibun train --distributed`` does (no pass over the gradients to scale them); the
+  multi-node optimizer's step on 2 ranks updates each rank's share of the one copy of the
+  parameters the ranks share (mibun.distributed.sharded), on 1 rank the whole of its own.
   One job of 2 ranks measures both, in turns: a block of steps on rank 0 alone (a
   communicator of one rank; rank 1 sleeps meanwhile), then a block on both ranks, and so
   on (``--blocks``), so that the machine's drift (this 2-core guest's speed moves by tens

@@ -269,16 +269,53 @@ def check(comm, method):
             train(m_, o_)
     (m_, o_), (twin, _) = pair
     before = m_.l1.W.data.copy(), o_.state["l1/W"]["v"].copy()
+    kept = m_.l1.W.data, o_.state["l1/W"]["v"]  # references held elsewhere (a checkpoint's)
     for k in range(communicator.ARENAS_KEPT):
         reduced(20 + k)
     after = m_.l1.W.data, o_.state["l1/W"]["v"]
     assert all(a.flags.writeable for a in after)
-    for a, b_ in zip(after, before):
+    for a, b_, c in zip(after, before, kept):
         np.testing.assert_array_equal(a, b_)
+        np.testing.assert_array_equal(c, b_)  # its shared memory is never given back
     for m2, o2 in pair:
         train(m2, o2)  # a new arena (and shared copy) for the dropped one
     for (name, p), (_, q) in zip(m_.named_params(), twin.named_params()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    from mibun import optimizers as O
+    if comm.host_method != "allreduce":  # a plain optimizer on the shared copy: a clear error
+        try:
+            train(twin, O.SGD(0.1).setup(twin))
+            raise AssertionError("a read-only shared parameter was updated")
+        except ValueError as e:
+            assert "is read-only" in str(e) and "p.data = p.data.copy()" in str(e), e
+    # --- one process's results whatever the model: two parameters on one array (tied, so
+    # never put in shares), and a hook on rank 0 only (a logger)
+    class Tied(L.Layer):
+        def __init__(self, seed):
+            super().__init__()
+            self.W = mibun.Parameter(np.random.default_rng(seed).standard_normal((6, 6)))
+            self.T = mibun.Parameter(self.W.data.T)
+
+        def forward(self, x):
+            return F.tanh(F.matmul(F.tanh(F.matmul(x, self.W)), self.T))
+    seen = []
+    for model_of, width in ((lambda: Tied(9), 6), (lambda: build(9, np.float64), 20)):
+        model, single = model_of(), model_of()
+        opt = D.create_multi_node_optimizer(O.Adam(0.01).setup(model), comm)
+        ref_opt = O.Adam(0.01).setup(single)
+        if r == 0:
+            opt.add_hook(lambda ps: seen.append(len(ps)))
+        xin = np.random.default_rng(4).standard_normal((2 * comm.size, width))
+        for _ in range(3):
+            for m2, o2, rows in ((model, opt, xin[2 * r:2 * r + 2]), (single, ref_opt, xin)):
+                m2.cleargrads()
+                (F.sum(m2(rows) ** 2) * (1 / len(rows))).backward()
+                o2.update()
+        for (name, p), (_, q) in zip(model.named_params(), single.named_params()):
+            np.testing.assert_allclose(p.data, q.data, rtol=1e-12, atol=1e-12, err_msg=name)
+        if width == 6:
+            assert np.shares_memory(model.W.data, model.T.data)  # still tied
+    assert len(seen) == (6 if r == 0 else 0)
     if r == 0:
         print("\n".join(report), flush=True)
         print("check: ok", flush=True)

@@ -164,11 +164,12 @@ def _copy_into(out, a):
 _byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds
 
 
-def _apart(items) -> bool:
-    """Whether the parameters' data are writeable and share no memory (two Parameters on
-    one array must stay on one array, which update_one updates twice, as before)."""
+def _apart(items, writeable: bool = True) -> bool:
+    """Whether the parameters' data are writeable (unless ``writeable=False``) and share no
+    memory (two Parameters on one array must stay on one array, which update_one updates
+    twice, as before)."""
     arrays = [p.data for _, p in items]
-    if not all(a.flags.writeable for a in arrays):
+    if writeable and not all(a.flags.writeable for a in arrays):
         return False  # update_one raises NumPy's error, as before
     bounds = sorted(_byte_bounds(a) for a in arrays if a.size)
     return all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(bounds))
@@ -245,6 +246,13 @@ class Optimizer:
         for n, p in named:
             try:
                 self.update_one(p)
+            except ValueError as e:  # a read-only parameter: say which, and why it may be
+                if getattr(p.data.flags, "writeable", True):
+                    raise
+                raise ValueError(f"{type(self).__name__}.update: parameter {n!r} is read-only"
+                                 " (on one machine the ranks of mibun.distributed share one "
+                                 "copy of a multi-node optimizer's parameters); give it an "
+                                 "array of its own first: p.data = p.data.copy()") from e
             except TypeError as e:  # NumPy's casting error (a complex gradient ...): name it
                 if p.grad.data.dtype.kind in "biuf":
                     raise

@@ -9,7 +9,9 @@ Each update runs in place on ``param.data`` with array ops of the parameter's ow
 and dtype (hyper-parameters are Python floats, so float32 stays float32), and skips
 parameters whose ``grad`` is None. The small NumPy parameters of a dtype are updated
 together, on flat buffers per dtype (``optimizer_base._Flat``); each keeps its own
-``param.data`` array, updated in place.
+``param.data`` array, updated in place (a multi-node optimizer on a machine of several
+ranks is the exception: ``mibun.distributed.sharded`` puts the parameters and the state
+in one shared copy, each rank updating its share).
 
 The update formulas are PyTorch's (``torch.optim``), so the same hyper-parameters give the
 same numbers. Where DeZero differs:

@@ -20,7 +20,10 @@ does the same for the ``mibun train`` command (``run_command``, ``DataParallelTr
 * Gradients are summed per backend and dtype, in place, over a *gradient arena* (one flat
   buffer with a slot per parameter) that backward writes ``Linear``'s gradients into
   directly: on one machine in shared memory, each rank summing its share of all the
-  ranks' arenas (``shared``), else by one MPI ``Allreduce`` (``Communicator.allreduce_grad``).
+  ranks' arenas into one shared sum (``shared``), else by one MPI ``Allreduce``
+  (``Communicator.allreduce_grad``). On such a machine the multi-node optimizer keeps one
+  copy of the parameters and its state there too, each rank updating its share
+  (``sharded``); those arrays are read-only: replace them rather than write in place.
 * A rank that fails stops every rank (``MPI_Abort``) after printing which rank failed: an
   uncaught exception in a script (``create_communicator`` installs the hook) or any error
   in ``mibun train --distributed``. A rank killed outright is noticed by ``mpiexec``, which
@@ -31,7 +34,8 @@ does the same for the ``mibun train`` command (``run_command``, ``DataParallelTr
   has not been run on a GPU yet.
 
 One module per job: ``communicator`` (``Communicator``), ``shared`` (its shared-memory
-sum), ``gpu`` (its CuPy collectives), ``multi_node`` (the optimizer and the shards),
+sum), ``gpu`` (its CuPy collectives), ``multi_node`` (the optimizer and the dataset's
+shards), ``sharded`` (the optimizer's step in shares of one shared copy),
 ``trainer`` (``mibun train --distributed``).
 """
 from mibun.distributed.communicator import INSTALL, Communicator, create_communicator  # noqa: F401

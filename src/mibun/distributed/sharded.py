@@ -5,150 +5,143 @@ ZeRO-1 shards the optimizer, inside one machine.
 
 Why beside every rank updating a copy of its own: each rank does ``1 / size`` of the
 update's memory traffic, and the machine's cache holds one copy of the weights. 2 ranks
-train the MLP of benchmarks/distributed.py at 1.89-1.94x one rank's throughput this way
-in a spike, against 1.73-1.85x with a copy each (the same job, blocks in turns).
+train the MLP of benchmarks/distributed.py at 1.80-1.97x one rank's throughput so, against
+1.78-1.85x with a copy each (paired runs).
 
 The update rules are NumPy ufuncs on arrays, element by element (``update_arrays``), so a
 share's slice gets the bits the whole parameter would. Hooks run before, on every rank,
-on all the gradients (the full sum), as on one process.
+on all the gradients (the full sum), as on one process. Shared memory is never given back
+while the job runs (an array kept elsewhere may still view it): a dropped copy is left as
+it was.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mibun.distributed.communicator import _views
-from mibun.optimizer_base import Optimizer
+from mibun.distributed.shared import _views
+from mibun.optimizer_base import Optimizer, _apart
 
 
-class _Storage:
-    """The parameters of one gradient arena's parameters (``group``) and ``opt``'s state
-    slots for them, flat in the arena's layout, in node rank 0's part of one window."""
+class _Shared:
+    """Flat arrays in the arena's layout, ``k`` of them, in node rank 0's part of one
+    window, and their read-only views shaped as ``group``'s parameters."""
 
-    def __init__(self, host, shared, group, opt):
+    def __init__(self, host, shared, group, k):
         n = sum(p.data.size for p in group)
-        self.opt, self.slots = opt, tuple(opt.slots)
-        flat, self.win = host.block(n * (1 + len(self.slots)), shared.total.dtype)
-        self.flat = [flat[k * n:(k + 1) * n] for k in range(1 + len(self.slots))]  # data, slots
-        shapes = [p.data for p in group]
-        self.views = [_readonly(_views(f, shapes)) for f in self.flat]  # [data / slot][param]
-        self.lo, self.hi = host.share(shared.total.size)  # this rank's share (less the flags)
-        self.hi = min(self.hi, n)
-        self.spans = []  # per parameter: (offset, size)
-        o = 0
+        flat, self.win = host.block(n * k, shared.total.dtype)
+        host.copies.append(self)  # never freed: an array kept elsewhere may view it
+        self.flat = [flat[j * n:(j + 1) * n] for j in range(k)]
+        self.views = [_views(f, [p.data for p in group]) for f in self.flat]
+        for views in self.views:
+            for v in views:
+                v.flags.writeable = False  # the machine's one copy: written by the update only
+        lo, hi = host.share(shared.total.size)  # this rank's share (the flags left out)
+        self.spans, o = [], 0  # per parameter: its part of the share, (a, b), or None
         for p in group:
-            self.spans.append((o, p.data.size))
+            a, b = max(o, lo), min(o + p.data.size, hi, n)
+            self.spans.append((o, (a, b) if a < b else None))
             o += p.data.size
 
-    def mine(self, i):
-        """The part of parameter ``i`` in this rank's share: ``(a, b)`` in the flat
-        buffers, or None."""
-        o, size = self.spans[i]
-        a, b = max(o, self.lo), min(o + size, self.hi)
-        return (a, b) if a < b else None
-
-    def adopt(self, group, named):
-        """Point every parameter's ``data`` and its state at the shared copies. An array
-        that replaced one (``load_weights``, ``load_state_dict``, ``bcast_data``) is copied
-        in first, this rank its share (every rank holds the same values)."""
-        opt, state = self.opt, self.opt.state
-        for i, p in enumerate(group):
-            if p.data is not self.views[0][i]:
-                self._copy_in(0, i, p.data)
-                p.data = self.views[0][i]
-            name = named.get(id(p))
-            s = state.get(name) if name is not None else None
-            if name is not None and s is None:  # first update of it: zero state
-                s = state[name] = {k: self.views[1 + j][i] for j, k in enumerate(self.slots)}
-                for j in range(len(self.slots)):
-                    self._copy_in(1 + j, i, 0)
-                if opt.counts_steps:
-                    s["step"] = 0
-            elif s is not None:
-                for j, k in enumerate(self.slots):
-                    if s.get(k) is not self.views[1 + j][i]:
-                        self._copy_in(1 + j, i, 0 if s.get(k) is None else s[k])
-                        s[k] = self.views[1 + j][i]
-
-    def _copy_in(self, k, i, values):
-        part = self.mine(i)
+    def copy_in(self, j, i, values):
+        """This rank's part of parameter ``i``'s entries of flat array ``j`` from ``values``."""
+        o, part = self.spans[i]
         if part is not None:
-            o = self.spans[i][0]
             src = np.asarray(values)
-            self.flat[k][part[0]:part[1]] = src.reshape(-1)[part[0] - o:part[1] - o] \
+            self.flat[j][part[0]:part[1]] = src.reshape(-1)[part[0] - o:part[1] - o] \
                 if src.ndim else src
 
-    def step(self, group, shared, named):
-        """Update this rank's share: one ``update_arrays`` call per run of consecutive
-        parameters whose gradients are the shared sum and whose update counts agree."""
-        opt, state, runs = self.opt, self.opt.state, []
-        for i, p in enumerate(group):
-            name = named.get(id(p))
-            if name is None:  # no gradient (after the hooks): not updated, as on one process
-                continue
-            k = opt._count(state[name])  # every rank counts every parameter's updates
-            part = self.mine(i)
-            if part is None:
-                continue
-            a, b = part
-            if p.grad.data is shared.grads[i]:
-                g = None  # the shared sum itself: contiguous with its neighbours'
-            else:  # a hook's gradient
-                o = self.spans[i][0]
-                g = np.asarray(p.grad.data, self.flat[0].dtype).reshape(-1)[a - o:b - o]
-            if runs and g is None and runs[-1][2] is None and runs[-1][1] == a \
-                    and runs[-1][3] == k:
-                runs[-1][1] = b
-            else:
-                runs.append([a, b, g, k])
-        for a, b, g, k in runs:
-            opt.update_arrays(self.flat[0][a:b], shared.total[a:b] if g is None else g,
-                              [f[a:b] for f in self.flat[1:]], k)
-
-    def release(self, group):
-        """Give the parameters and the state arrays copies of their own (before the window
-        goes)."""
-        for i, p in enumerate(group):
-            if p.data is self.views[0][i]:
-                p.data = p.data.copy()
-        for s in self.opt.state.values():
-            for k, v in list(s.items()):
-                if isinstance(v, np.ndarray) and any(np.may_share_memory(v, f)
-                                                     for f in self.flat[1:]):
-                    s[k] = v.copy()
+    def owns(self, a):
+        return isinstance(a, np.ndarray) and any(np.may_share_memory(a, f) for f in self.flat)
 
 
-def _readonly(views):
-    for v in views:
-        v.flags.writeable = False  # the machine's one copy: written by the update only
-    return views
+def _adopt(opt, group, named, params, slots):
+    """Point the parameters' ``data`` and their state at the shared copies, an array that
+    replaced one (``load_weights``, ``load_state_dict``, ``bcast_data``) copied in first,
+    each rank its share. False (nothing changed) if a state array is not shaped and typed
+    as its parameter (an optimizer's own ``state_for``): the usual step then."""
+    states = [None] * len(group)
+    for i, p in enumerate(group):
+        name = named.get(id(p))
+        if name is not None:
+            s = states[i] = opt.state_for(p)  # the optimizer's own first state, as ever
+            if any(not isinstance(s[k], np.ndarray) or (s[k].shape, s[k].dtype) !=
+                   (p.data.shape, p.data.dtype) for k in opt.slots):
+                return False
+    for i, p in enumerate(group):
+        if p.data is not params.views[0][i]:
+            params.copy_in(0, i, p.data)
+            p.data = params.views[0][i]
+        for j, k in enumerate(opt.slots):
+            s = states[i]
+            if s is not None and s[k] is not slots.views[j][i]:
+                slots.copy_in(j, i, s[k])
+                s[k] = slots.views[j][i]
+    return True
+
+
+def _release(opt, group, params, slots):
+    """Give the parameters and ``opt``'s state arrays of their own again."""
+    for p in group:
+        if params.owns(p.data):
+            p.data = p.data.copy()
+    for s in opt.state.values() if opt is not None else ():
+        for k, v in list(s.items()):
+            if slots is not None and slots.owns(v):
+                s[k] = v.copy()
+
+
+def _step(opt, group, shared, named, params, slots):
+    """Update this rank's share: one ``update_arrays`` call per run of consecutive
+    parameters whose gradients are the shared sum and whose update counts agree."""
+    runs = []
+    for i, p in enumerate(group):
+        name = named.get(id(p))
+        if name is None:  # no gradient (after the hooks): not updated, as on one process
+            continue
+        k = opt._count(opt.state[name])  # every rank counts every parameter's updates
+        o, part = params.spans[i]
+        if part is None:
+            continue
+        a, b = part
+        g = None  # the shared sum itself, contiguous with its neighbours'
+        if p.grad.data is not shared.grads[i]:  # a hook's gradient, in its own dtype
+            g = p.grad.data.reshape(-1)[a - o:b - o]
+        if runs and g is None and runs[-1][2] is None and runs[-1][1] == a and runs[-1][3] == k:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b, g, k])
+    for a, b, g, k in runs:
+        opt.update_arrays(params.flat[0][a:b], shared.total[a:b] if g is None else g,
+                          [f[a:b] for f in slots.flat], k)
 
 
 def step(opt, named) -> list:
     """Update the parameters of ``named`` whose gradients were summed in shared memory,
     this rank's share of them; return the others (``(name, parameter)``) for the usual
-    step. Collective on the machine's ranks."""
+    step. Collective on the machine's ranks (every rank decides alike: the same model and
+    optimizer)."""
     comm = opt.communicator
-    if type(opt).update_one is not Optimizer.update_one or comm.host_method == "allreduce":
-        return named  # a rule written per parameter (DeZero's update_one), or one Allreduce
-    host, by_id, todo = comm._host, {id(p): n for n, p in named}, []
+    by_id, todo = {id(p): n for n, p in named}, []
+    rule = type(opt).update_one is Optimizer.update_one  # else DeZero's per parameter
     for _, group, _, _, shared in comm._plan(opt.target) or ():
         if shared is None:
             continue
-        st = shared.storage
-        if st is None or st.opt is not opt or st.slots != tuple(opt.slots):
-            if st is not None:
-                st.release(group)
-                host.free_window(st.win)
-            st = shared.storage = _Storage(host, shared, group, opt)
-        st.adopt(group, by_id)
-        todo.append((st, group, shared))
-    if not todo:
-        return named
-    wins = [st.win for st, _, _ in todo]
-    if opt.hooks:  # they may have read any parameter (WeightDecay): done on every rank
-        host._sync(*wins)
-    for st, group, shared in todo:
-        st.step(group, shared, by_id)
-    host._sync(*wins)  # every share is updated before any rank's next forward
-    done = {id(p) for _, group, _ in todo for p in group}
+        if rule and shared.params is None:  # first step: one copy, unless two share data
+            shared.params = _apart([(None, p) for p in group], writeable=False) and _Shared(
+                comm._host, shared, group, 1)
+        slots = shared.slots.get(opt) if rule else None
+        if rule and shared.params and slots is None:
+            slots = shared.slots[opt] = _Shared(comm._host, shared, group, len(opt.slots))
+        if slots is None or not _adopt(opt, group, by_id, shared.params, slots):
+            for copy in comm._host.copies:  # the usual step needs arrays of their own
+                _release(opt, group, copy, copy)
+            continue
+        todo.append((group, shared, slots))
+    if todo:
+        wins = [w for _, sh, sl in todo for w in (sh.params.win, sl.win)]
+        comm._host._sync(*wins)  # the hooks (WeightDecay) have read the parameters
+        for group, shared, slots in todo:
+            _step(opt, group, shared, by_id, shared.params, slots)
+        comm._host._sync(*wins)  # every share is updated before any rank's next forward
+    done = {id(p) for group, _, _ in todo for p in group}
     return [(n, p) for n, p in named if id(p) not in done]

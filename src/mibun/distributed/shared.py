@@ -31,7 +31,8 @@ class _Arenas:
 
     def __init__(self, win, arenas, total):
         self.win, self.arenas, self.total, self.grads = win, arenas, total, []
-        self.storage = None  # the parameters and optimizer state, shared (distributed.sharded)
+        self.params = None  # the parameters' shared copy (distributed.sharded), or False
+        self.slots: dict = {}  # optimizer -> its state's shared copy
 
 
 class _NodeReducer:
@@ -39,6 +40,7 @@ class _NodeReducer:
 
     def __init__(self, comm, node):
         world, self.MPI, self.node = comm.mpi_comm, comm.MPI, node
+        self.copies: list = []  # shared copies (distributed.sharded): never freed, arrays may view them
         seen = world.allgather((node.Get_size(), os.environ.get("MIBUN_SHARED_ARENA") != "0"))
         # all ranks use it or none: wanted by every rank, on equal machines of several ranks
         on = all(w for _, w in seen) and len(set(seen)) == 1 and seen[0][0] > 1
@@ -110,6 +112,12 @@ class _NodeReducer:
         """Give a window back (collective); no array may view it after."""
         win.Unlock_all()
         win.Free()
+
+
+def _views(buf, arrays):
+    """Consecutive views of the flat ``buf``, one shaped like each of ``arrays``."""
+    ends = np.cumsum([a.size for a in arrays]).tolist()
+    return [buf[e - a.size:e].reshape(a.shape) for a, e in zip(arrays, ends)]
 
 
 def _split_bounds(n, size):

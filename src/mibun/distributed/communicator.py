@@ -212,9 +212,8 @@ class Communicator:
                     p.grad = Variable(p.grad.data.copy())
             if shared is not None:
                 if shared.params:  # the shared parameters and state: arrays of their own
-                    for opt, slots in shared.slots.items():
-                        sharded._release(opt, group, shared.params, slots)
-                    sharded._release(None, group, shared.params, None)
+                    for copy in (shared.params, *shared.slots.values()):
+                        sharded._release(copy, group, shared.slots)
                 self._host.free_window(shared.win)
 
     # --- values and objects (metrics) ---------------------------------------------------

@@ -79,15 +79,17 @@ def _adopt(opt, group, named, params, slots):
     return True
 
 
-def _release(opt, group, params, slots):
-    """Give the parameters and ``opt``'s state arrays of their own again."""
+def _release(copy, group, opts):
+    """Give ``group``'s parameters and the state of ``opts`` arrays of their own again,
+    where they view the shared ``copy``."""
     for p in group:
-        if params.owns(p.data):
+        if copy.owns(p.data):
             p.data = p.data.copy()
-    for s in opt.state.values() if opt is not None else ():
-        for k, v in list(s.items()):
-            if slots is not None and slots.owns(v):
-                s[k] = v.copy()
+    for opt in opts:
+        for s in opt.state.values():
+            for k, v in list(s.items()):
+                if copy.owns(v):
+                    s[k] = v.copy()
 
 
 def _step(opt, group, shared, named, params, slots):
@@ -134,7 +136,7 @@ def step(opt, named) -> list:
             slots = shared.slots[opt] = _Shared(comm._host, shared, group, len(opt.slots))
         if slots is None or not _adopt(opt, group, by_id, shared.params, slots):
             for copy in comm._host.copies:  # the usual step needs arrays of their own
-                _release(opt, group, copy, copy)
+                _release(copy, group, [opt])
             continue
         todo.append((group, shared, slots))
     if todo:

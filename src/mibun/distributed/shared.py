@@ -8,8 +8,9 @@ Why a second path beside one ``Allreduce``: on one machine it sums the MLP's 1.8
 gradients in 0.25-0.4x the time of a raw ``Allreduce``, in a loop, and 0.4-0.6x inside a
 training step (benchmarks/distributed.py). MPI's shared-memory transport copies each byte
 through its own buffers; this reads the other ranks' arenas in place and writes each sum
-once, into memory the ranks share (one copy in the cache for both, where a copy per rank
-cost 2 ranks 1.75-1.77x one rank's throughput instead of 1.84-1.92x in a spike).
+once, into memory the ranks share. (One sum buffer, not the sum copied into every arena,
+is no faster by itself: the same job running both in turns gave 1.73-1.83x either way; the
+multi-node optimizer's step in shares reads it, distributed.sharded.)
 """
 from __future__ import annotations
 
